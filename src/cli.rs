@@ -1,0 +1,161 @@
+//! Command-line interface. Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, ConfigError};
+
+pub const EXIT_RUNTIME: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+
+const DEFAULT_CONFIG: &str = "/etc/sonae/sonae.toml";
+
+#[derive(Debug, Parser)]
+#[command(name = "sonae", version, about = "備え — disaster alerts and city services on a LINE Official Account", long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon.
+    Run {
+        /// Configuration file.
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Validate a configuration file and its secrets, then exit (0 when valid, 2 when not).
+    Check {
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Configuration helpers.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Run a self-contained demonstration on embedded defaults (temporary data directory, in-process
+    /// LINE stand-in, recorded JMA feeds) and print where to look.
+    Demo(crate::demo::DemoArgs),
+    /// Database maintenance.
+    Db {
+        #[command(subcommand)]
+        command: DbCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the complete, commented default configuration.
+    Default,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Copy the database to DEST with SQLite's online backup API (safe while the daemon runs).
+    Backup {
+        /// The backup file to create (must not exist).
+        dest: PathBuf,
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Back up this database file instead of the one named in the configuration.
+        #[arg(long)]
+        db: Option<PathBuf>,
+    },
+}
+
+fn config_error(e: ConfigError) -> ExitCode {
+    for p in &e.problems {
+        eprintln!("error: {p}");
+    }
+    ExitCode::from(EXIT_USAGE)
+}
+
+fn runtime_error(e: anyhow::Error) -> ExitCode {
+    tracing::error!(error = %format!("{e:#}"), "sonae failed");
+    eprintln!("error: {e:#}");
+    ExitCode::from(EXIT_RUNTIME)
+}
+
+/// Parses the command line and runs the command.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Config {
+            command: ConfigCommand::Default,
+        } => {
+            print!("{}", crate::config::DEFAULT_TOML);
+            ExitCode::SUCCESS
+        }
+        Command::Check { config } => {
+            let cfg = match Config::from_file(&config) {
+                Ok(c) => c,
+                Err(e) => return config_error(e),
+            };
+            if let Err(e) = cfg.load_secrets() {
+                return config_error(e);
+            }
+            println!("{}: ok", config.display());
+            ExitCode::SUCCESS
+        }
+        Command::Run { config } => {
+            let cfg = match Config::from_file(&config) {
+                Ok(c) => c,
+                Err(e) => return config_error(e),
+            };
+            let secrets = match cfg.load_secrets() {
+                Ok(s) => s,
+                Err(e) => return config_error(e),
+            };
+            if let Err(e) = crate::telemetry::init(&cfg.log, std::io::stderr) {
+                eprintln!("error: log.filter: {e}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+            runtime(async move {
+                let app = crate::app::Application::build(cfg, secrets).await?;
+                app.run_until_stopped(crate::app::stop_signal()).await
+            })
+        }
+        Command::Demo(args) => {
+            let _ = crate::telemetry::init(&crate::config::LogConfig::default(), std::io::stderr);
+            runtime(crate::demo::run(args))
+        }
+        Command::Db {
+            command: DbCommand::Backup { dest, config, db },
+        } => {
+            let src = match db {
+                Some(p) => p,
+                None => match Config::from_file(&config) {
+                    Ok(c) => c.store.path,
+                    Err(e) => return config_error(e),
+                },
+            };
+            match crate::store::backup(&src, &dest, |done, total| {
+                eprintln!("copied {done}/{total} pages")
+            }) {
+                Ok(()) => {
+                    println!("backup written to {} (integrity_check ok)", dest.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => runtime_error(e),
+            }
+        }
+    }
+}
+
+fn runtime(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return runtime_error(e.into()),
+    };
+    match rt.block_on(fut) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => runtime_error(e),
+    }
+}

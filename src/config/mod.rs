@@ -1,0 +1,366 @@
+//! One TOML file, typed and validated at start.
+//!
+//! * Unknown keys are errors (`deny_unknown_fields` everywhere), reported with their dotted path.
+//! * Every error names the key, the bad value and the fix.
+//! * Secrets are never written in the file: each is a [`SecretSource`] (`file` or `env`).
+//! * `sonae config default` prints [`DEFAULT_TOML`], the fully commented default; a test checks that it
+//!   parses to exactly [`Config::default`] and that `deploy/sonae.example.toml` is identical to it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::secret::{Secret, SecretSource};
+
+/// The commented default configuration, as printed by `sonae config default`.
+pub const DEFAULT_TOML: &str = include_str!("default.toml");
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub store: StoreConfig,
+    pub log: LogConfig,
+    pub console: ConsoleConfig,
+    pub line: crate::line::LineConfig,
+    pub jma: crate::jma::JmaConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerConfig::default(),
+            store: StoreConfig::default(),
+            log: LogConfig::default(),
+            console: ConsoleConfig::default(),
+            line: crate::line::LineConfig::default(),
+            jma: crate::jma::JmaConfig::default(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address the HTTP server (webhook, console, resident pages, health, metrics) listens on.
+    pub listen: SocketAddr,
+    /// Public base URL residents' links point to (behind the reverse proxy).
+    pub public_url: String,
+    /// Seconds allowed for draining on SIGTERM before remaining work is abandoned.
+    /// Must stay below the systemd unit's `TimeoutStopSec` (30 s).
+    pub shutdown_deadline_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:8080".parse().expect("valid default address"),
+            public_url: "http://127.0.0.1:8080".into(),
+            shutdown_deadline_secs: 20,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// SQLite database file. Must be on a local disk (WAL does not work over NFS/SMB).
+    pub path: PathBuf,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            path: "/var/lib/sonae/sonae.db".into(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// `tracing` env-filter directives; the `RUST_LOG` environment variable overrides it.
+    pub filter: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Human,
+            filter: "info".into(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    /// Key that signs console session cookies (at least 32 bytes).
+    pub session_key: SecretSource,
+    /// Bearer token for `GET /api/status` (monitoring). Unset: the endpoint answers 404.
+    pub api_token: Option<SecretSource>,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig {
+            session_key: SecretSource::from_env("SONAE_SESSION_KEY"),
+            api_token: None,
+        }
+    }
+}
+
+/// A configuration error: what is wrong and how to fix it, one message per problem.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .problems.join("\n"))]
+pub struct ConfigError {
+    pub problems: Vec<String>,
+}
+
+impl ConfigError {
+    fn one(msg: impl Into<String>) -> Self {
+        ConfigError {
+            problems: vec![msg.into()],
+        }
+    }
+}
+
+/// Secrets loaded from their sources.
+#[derive(Clone, Debug)]
+pub struct Secrets {
+    pub line_channel_secret: Secret,
+    pub line_channel_access_token: Secret,
+    pub session_key: Secret,
+    pub api_token: Option<Secret>,
+}
+
+impl Config {
+    /// Reads and validates a config file (types, ranges, unknown keys). Does not read secrets.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::one(format!("config file \"{}\": {e}", path.display())))?;
+        Config::parse(&text)
+    }
+
+    /// Parses and validates config text.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let de = toml::Deserializer::new(text);
+        let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let msg = inner.message().trim().to_string();
+            let location = inner
+                .span()
+                .map(|s| {
+                    let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
+                    format!(" (line {line})")
+                })
+                .unwrap_or_default();
+            if path == "." || path.is_empty() {
+                ConfigError::one(format!("config{location}: {msg}"))
+            } else {
+                ConfigError::one(format!("{path}{location}: {msg}"))
+            }
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        let d = self.server.shutdown_deadline_secs;
+        if d == 0 || d >= 30 {
+            problems.push(format!(
+                "server.shutdown_deadline_secs: {d} is out of range; use 1..=29 (it must stay below systemd's TimeoutStopSec=30)"
+            ));
+        }
+        if url::Url::parse(&self.server.public_url).is_err() {
+            problems.push(format!(
+                "server.public_url: \"{}\" is not a URL; write it like \"https://bousai.example.lg.jp\"",
+                self.server.public_url
+            ));
+        }
+        if self.store.path.as_os_str().is_empty() {
+            problems.push(
+                "store.path: is empty; give the SQLite file, e.g. \"/var/lib/sonae/sonae.db\""
+                    .into(),
+            );
+        }
+        problems.extend(self.line.validate());
+        problems.extend(self.jma.validate());
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError { problems })
+        }
+    }
+
+    /// Loads every secret; errors name the key and the file or variable.
+    pub fn load_secrets(&self) -> Result<Secrets, ConfigError> {
+        let mut problems = Vec::new();
+        let mut get = |src: &SecretSource, key: &str| match src.load(key) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                problems.push(e);
+                None
+            }
+        };
+        let line_channel_secret = get(&self.line.channel_secret, "line.channel_secret");
+        let line_channel_access_token =
+            get(&self.line.channel_access_token, "line.channel_access_token");
+        let session_key = get(&self.console.session_key, "console.session_key");
+        let api_token = self
+            .console
+            .api_token
+            .as_ref()
+            .and_then(|s| get(s, "console.api_token"));
+        if let Some(k) = &session_key {
+            if k.expose().len() < 32 {
+                problems.push("console.session_key: the key is shorter than 32 bytes; generate one with `head -c 48 /dev/urandom | base64`".into());
+            }
+        }
+        if !problems.is_empty() {
+            return Err(ConfigError { problems });
+        }
+        Ok(Secrets {
+            line_channel_secret: line_channel_secret.expect("checked above"),
+            line_channel_access_token: line_channel_access_token.expect("checked above"),
+            session_key: session_key.expect("checked above"),
+            api_token,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_printed_default_parses_to_the_built_in_default() {
+        let parsed = Config::parse(DEFAULT_TOML).expect("default config parses");
+        assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
+    fn deploy_example_is_exactly_the_printed_default() {
+        let example = include_str!("../../deploy/sonae.example.toml");
+        assert_eq!(
+            example, DEFAULT_TOML,
+            "run `sonae config default > deploy/sonae.example.toml`"
+        );
+    }
+
+    fn err(text: &str) -> String {
+        Config::parse(text)
+            .expect_err("config should be rejected")
+            .to_string()
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_path() {
+        let e = err("[server]\nlisten = \"127.0.0.1:1\"\nlistn = 3\n");
+        assert!(
+            e.starts_with("server.listn (line 3): unknown field `listn`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unknown_section_is_an_error() {
+        let e = err("[sever]\nlisten = \"127.0.0.1:1\"\n");
+        assert!(e.contains("unknown field `sever`"), "{e}");
+    }
+
+    #[test]
+    fn bad_listen_address_names_key_and_value() {
+        let e = err("[server]\nlisten = \"localhost\"\n");
+        assert!(
+            e.starts_with("server.listen (line 2): invalid socket address syntax"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn wrong_type_names_the_key() {
+        let e = err("[server]\nshutdown_deadline_secs = \"ten\"\n");
+        assert!(
+            e.starts_with("server.shutdown_deadline_secs (line 2): invalid type: string \"ten\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn shutdown_deadline_must_fit_inside_systemd_timeout() {
+        let e = err("[server]\nshutdown_deadline_secs = 45\n");
+        assert_eq!(
+            e,
+            "server.shutdown_deadline_secs: 45 is out of range; use 1..=29 (it must stay below systemd's TimeoutStopSec=30)"
+        );
+    }
+
+    #[test]
+    fn bad_log_format_lists_the_choices() {
+        let e = err("[log]\nformat = \"xml\"\n");
+        assert!(
+            e.starts_with("log.format (line 2): unknown variant `xml`, expected `human` or `json`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn bad_public_url_says_how_to_write_it() {
+        let e = err("[server]\npublic_url = \"bousai\"\n");
+        assert!(
+            e.contains("server.public_url: \"bousai\" is not a URL"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn missing_secret_file_is_reported_with_key_and_path() {
+        let c = Config::parse(
+            "[line]\nchannel_secret = { file = \"/etc/sonae/secret\" }\nchannel_access_token = { env = \"SONAE_TEST_UNSET_TOKEN\" }\n",
+        )
+        .unwrap();
+        let e = c.load_secrets().unwrap_err().to_string();
+        assert!(
+            e.contains("line.channel_secret.file: file \"/etc/sonae/secret\" not found"),
+            "{e}"
+        );
+        assert!(e.contains("line.channel_access_token.env: environment variable SONAE_TEST_UNSET_TOKEN is not set"), "{e}");
+    }
+
+    #[test]
+    fn loaded_secrets_do_not_appear_in_debug_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, v: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, v).unwrap();
+            p.display().to_string()
+        };
+        let text = format!(
+            "[line]\nchannel_secret = {{ file = \"{}\" }}\nchannel_access_token = {{ file = \"{}\" }}\n[console]\nsession_key = {{ file = \"{}\" }}\n",
+            write("a", "channel-secret-value-0001"),
+            write("b", "access-token-value-0002"),
+            write("c", "session-key-value-0003-0123456789abcdef"),
+        );
+        let secrets = Config::parse(&text).unwrap().load_secrets().unwrap();
+        let printed = format!("{secrets:?}");
+        for needle in [
+            "channel-secret-value",
+            "access-token-value",
+            "session-key-value",
+        ] {
+            assert!(!printed.contains(needle), "{printed}");
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! Secrets that must never reach a log line, a panic message or `Debug` output.
+//!
+//! A [`Secret`] only gives its value through [`Secret::expose`]; `Debug` prints `Secret([redacted])` and
+//! there is deliberately no `Display`. Secrets are loaded from a file (preferred for systemd
+//! `LoadCredential=`) or from an environment variable, never written inline in the config file.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// A string that must not be printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret value. Call only where the value is sent on (HTTP header, HMAC key).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+/// Where a secret comes from: `{ file = "/etc/sonae/line-secret" }` or `{ env = "SONAE_LINE_SECRET" }`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SecretSource {
+    pub file: Option<PathBuf>,
+    pub env: Option<String>,
+}
+
+impl SecretSource {
+    pub fn from_env(var: &str) -> Self {
+        SecretSource {
+            file: None,
+            env: Some(var.to_string()),
+        }
+    }
+
+    /// Reads the secret. `key` is the config key, used in the error message.
+    ///
+    /// Errors say which key, which file or variable, and what to do about it.
+    pub fn load(&self, key: &str) -> Result<Secret, String> {
+        match (&self.file, &self.env) {
+            (Some(_), Some(_)) => Err(format!("{key}: set either `file` or `env`, not both")),
+            (None, None) => Err(format!("{key}: set `file = \"/path\"` or `env = \"VARIABLE\"`")),
+            (Some(path), None) => match std::fs::read_to_string(path) {
+                Ok(s) if s.trim().is_empty() => Err(format!("{key}.file: file \"{}\" is empty", path.display())),
+                Ok(s) => Ok(Secret(s.trim().to_string())),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    Err(format!("{key}.file: file \"{}\" not found", path.display()))
+                }
+                Err(e) => Err(format!("{key}.file: cannot read \"{}\": {e}", path.display())),
+            },
+            (None, Some(var)) => match std::env::var(var) {
+                Ok(s) if !s.trim().is_empty() => Ok(Secret(s.trim().to_string())),
+                _ => Err(format!(
+                    "{key}.env: environment variable {var} is not set (export it, or point `{key}.file` at a file)"
+                )),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_contains_the_secret() {
+        let s = Secret::new("super-secret-token-123");
+        let printed = format!("{s:?} {:?}", Some(&s));
+        assert!(!printed.contains("super-secret"), "{printed}");
+        assert!(printed.contains("redacted"));
+    }
+
+    #[test]
+    fn missing_file_names_the_key_and_the_file() {
+        let src = SecretSource {
+            file: Some("/nonexistent/sonae-secret".into()),
+            env: None,
+        };
+        let err = src.load("line.channel_secret").unwrap_err();
+        assert_eq!(
+            err,
+            "line.channel_secret.file: file \"/nonexistent/sonae-secret\" not found"
+        );
+    }
+
+    #[test]
+    fn secret_is_read_from_a_file_and_trimmed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        std::fs::write(&path, "abc\n").unwrap();
+        let src = SecretSource {
+            file: Some(path),
+            env: None,
+        };
+        assert_eq!(src.load("k").unwrap().expose(), "abc");
+    }
+}

@@ -1,0 +1,194 @@
+//! The foundation: CLI, config, graceful shutdown of the real binary, backup, systemd unit hardening.
+
+use std::net::SocketAddr;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::helpers::*;
+
+#[test]
+fn config_default_prints_exactly_the_deploy_example() {
+    let out = Command::new(SONAE)
+        .args(["config", "default"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let example = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/sonae.example.toml"
+    ))
+    .unwrap();
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), example);
+}
+
+#[test]
+fn every_command_has_help() {
+    for args in [
+        vec!["--help"],
+        vec!["run", "--help"],
+        vec!["check", "--help"],
+        vec!["config", "default", "--help"],
+        vec!["demo", "--help"],
+        vec!["db", "backup", "--help"],
+    ] {
+        let out = Command::new(SONAE).args(&args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Usage:"),
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn usage_errors_exit_with_2() {
+    let out = Command::new(SONAE)
+        .args(["no-such-command"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn check_reports_a_bad_config_with_exit_code_2_and_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "[server]\nlisten = \"127.0.0.1:8080\"\nshutdown_deadline_secs = 99\n",
+    )
+    .unwrap();
+    let out = Command::new(SONAE)
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("server.shutdown_deadline_secs: 99 is out of range"),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_accepts_a_complete_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "127.0.0.1:1".parse().unwrap(), "");
+    let out = Command::new(SONAE)
+        .args(["check", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn daemon_serves_health_and_metrics_and_stops_on_sigterm_within_the_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let cfg = write_config(dir.path(), addr, "");
+    let mut d = Daemon::start(&cfg, addr);
+
+    let (code, body) = reqwest::get_full(&d.url("/healthz")).unwrap();
+    assert_eq!(code, 200);
+    assert!(body.contains("\"components\""), "{body}");
+    assert!(body.contains("\"store\""), "{body}");
+    let (code, body) = reqwest::get_full(&d.url("/metrics")).unwrap();
+    assert_eq!(code, 200);
+    assert!(body.contains("# TYPE sonae_uptime_seconds gauge"), "{body}");
+
+    let sent = Instant::now();
+    d.signal("TERM");
+    let deadline = Duration::from_secs(5); // server.shutdown_deadline_secs in write_config
+    loop {
+        if let Some(status) = d.child.try_wait().unwrap() {
+            assert_eq!(status.code(), Some(0), "clean exit after SIGTERM");
+            break;
+        }
+        assert!(
+            sent.elapsed() < deadline + Duration::from_secs(2),
+            "sonae did not exit within its deadline"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn daemon_refuses_to_start_on_a_database_from_a_newer_sonae() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let cfg = write_config(dir.path(), addr, "");
+    {
+        let store = sonae::store::Store::open(&dir.path().join("sonae.db")).unwrap();
+        store
+            .write_blocking(|tx| {
+                tx.execute(
+                    "INSERT INTO schema_version VALUES (100000, 'future', 'x')",
+                    [],
+                )?;
+                Ok(())
+            })
+            .unwrap();
+    }
+    let out = Command::new(SONAE)
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("newer than this sonae knows"));
+}
+
+#[test]
+fn db_backup_copies_a_live_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let cfg = write_config(dir.path(), addr, "");
+    let _d = Daemon::start(&cfg, addr);
+    let dest = dir.path().join("backup.db");
+    let out = Command::new(SONAE)
+        .args(["db", "backup"])
+        .arg(&dest)
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let copy = sonae::store::Store::open(&dest).unwrap();
+    copy.integrity_check().unwrap();
+    assert_eq!(
+        copy.schema_version().unwrap(),
+        sonae::store::MIGRATIONS.last().unwrap().0
+    );
+}
+
+#[test]
+fn systemd_unit_exposure_is_at_most_2() {
+    let unit = concat!(env!("CARGO_MANIFEST_DIR"), "/systemd/sonae.service");
+    let out = Command::new("systemd-analyze")
+        .args(["security", "--offline=true", "--no-pager", unit])
+        .output()
+        .expect("systemd-analyze is installed by scripts/install-test-deps");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let line = text
+        .lines()
+        .find(|l| l.contains("Overall exposure level"))
+        .unwrap_or_else(|| panic!("no exposure line in:\n{text}"));
+    let value: f64 = line
+        .split(':')
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("cannot read exposure from {line:?}"));
+    assert!(value <= 2.0, "exposure {value} > 2.0:\n{text}");
+}
