@@ -179,7 +179,10 @@ mod tests {
         let m = lookup("1410011").unwrap();
         assert_eq!(m.name, "横浜市北部");
         assert!(m.in_warnings);
-        assert!(!lookup("1410000").unwrap().in_warnings, "since 2026 横浜市 is split for warnings");
+        assert!(
+            !lookup("1410000").unwrap().in_warnings,
+            "since 2026 横浜市 is split for warnings"
+        );
         assert_eq!(parent("1410011").unwrap().code, "1410000");
         assert_eq!(jis_from_jma("1410011").as_deref(), Some("141003"));
     }
@@ -188,7 +191,11 @@ mod tests {
     fn check_digit_matches_known_jis_codes() {
         // 北海道札幌市 011002, 東京都千代田区 131016, 沖縄県那覇市 472018, 山形県鶴岡市 062031
         for jis in ["011002", "131016", "472018", "062031"] {
-            assert_eq!(jis_check_digit(&jis[..5]), Some(jis.as_bytes()[5] - b'0'), "{jis}");
+            assert_eq!(
+                jis_check_digit(&jis[..5]),
+                Some(jis.as_bytes()[5] - b'0'),
+                "{jis}"
+            );
         }
     }
 
@@ -205,7 +212,14 @@ mod tests {
 
     #[test]
     fn garbage_codes_give_none() {
-        for c in ["", "123", "abcdefg", "06201００", "99999999", "９９９９９９９"] {
+        for c in [
+            "",
+            "123",
+            "abcdefg",
+            "06201００",
+            "99999999",
+            "９９９９９９９",
+        ] {
             assert!(lookup(c).is_none());
             assert!(jis_from_jma(c).is_none());
             assert!(parent(c).is_none() || c.len() == 7);

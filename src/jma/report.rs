@@ -299,7 +299,9 @@ pub fn data_type_from_title(title: &str) -> &'static str {
         "気象特別警報・警報・注意報" => "VPWW53",
         "気象警報・注意報（Ｈ２７）" => "VPWW54",
         "気象警報・注意報（Ｒ０６）（大雨）" => "VPWW55",
-        "気象警報・注意報（Ｒ０６）（土砂）" | "気象警報・注意報（Ｒ０６）（土砂災害）" => "VPWW56",
+        "気象警報・注意報（Ｒ０６）（土砂）" | "気象警報・注意報（Ｒ０６）（土砂災害）" => {
+            "VPWW56"
+        }
         "気象警報・注意報（Ｒ０６）（高潮）" => "VPWW57",
         "気象警報・注意報（Ｒ０６）（暴風）" => "VPWW58",
         "気象警報・注意報（Ｒ０６）（波浪）" => "VPWW59",
@@ -338,7 +340,9 @@ pub fn data_type_from_url(url: &str) -> Option<&str> {
     let stem = file.strip_suffix(".xml").unwrap_or(file);
     stem.split('_').find(|part| {
         let b = part.as_bytes();
-        b.len() == 6 && b[..4].iter().all(u8::is_ascii_uppercase) && b[4..].iter().all(u8::is_ascii_digit)
+        b.len() == 6
+            && b[..4].iter().all(u8::is_ascii_uppercase)
+            && b[4..].iter().all(u8::is_ascii_digit)
     })
 }
 
@@ -370,10 +374,10 @@ pub fn is_handled_type(data_type: &str) -> bool {
 
 /// Parses one JMA XML document. Pure: no I/O, no clock.
 ///
-/// One forward pass over quick-xml's borrowed `NsReader` events: namespaces are resolved per element (the
-/// default namespace changes at `<Head>` and `<Body>`), only the fields Sonae uses are copied into owned
-/// strings, and subtrees it does not use (e.g. the 量的予想時系列 that makes up ~70 % of a VPWW54) are
-/// skipped without namespace bookkeeping. Text is trimmed (a real sample has `> 200<`).
+/// One forward pass over quick-xml's borrowed reader events: namespaces are resolved for every element the
+/// parser looks at (the default namespace changes at `<Head>` and `<Body>`; `jmx_eb:` values are matched by
+/// URI, not prefix), only the fields Sonae uses are copied into owned strings, and subtrees it does not use
+/// (e.g. the 量的予想時系列 that makes up ~70 % of a VPWW54) are skipped without namespace bookkeeping. Text is trimmed (a real sample has `> 200<`).
 pub fn parse(xml: &[u8]) -> Result<Report, ParseError> {
     parser::parse(xml)
 }
@@ -381,8 +385,8 @@ pub fn parse(xml: &[u8]) -> Result<Report, ParseError> {
 mod parser {
     use super::*;
     use quick_xml::events::{BytesStart, Event};
-    use quick_xml::name::{Namespace, ResolveResult};
-    use quick_xml::NsReader;
+    use quick_xml::name::QName;
+    use quick_xml::Reader;
 
     const NS_JMX: &[u8] = b"http://xml.kishou.go.jp/jmaxml1/";
     const NS_IB: &[u8] = b"http://xml.kishou.go.jp/jmaxml1/informationBasis1/";
@@ -408,13 +412,26 @@ mod parser {
         End,
     }
 
+    /// A namespace declaration in scope: (prefix, URI, depth of the declaring element).
+    struct Binding {
+        prefix: Vec<u8>,
+        uri: Vec<u8>,
+        depth: u32,
+    }
+
+    /// Recursive descent over quick-xml's borrowed `Reader`, with namespace scopes kept here rather than
+    /// in `NsReader`: subtrees that are skipped with `read_to_end` then cost no namespace bookkeeping
+    /// (and `NsReader::read_to_end` would leave its scope stack one level off). Every element opened by
+    /// [`P::next`] is closed exactly once: by its `End` event or by [`P::skip`].
     struct P<'i> {
-        r: NsReader<&'i [u8]>,
+        r: Reader<&'i [u8]>,
+        scopes: Vec<Binding>,
+        depth: u32,
         /// Namespace URI of `<Body>` (children of Body are matched against it).
         body_ns: &'static [u8],
     }
 
-    fn xml_err(r: &NsReader<&[u8]>, e: impl std::fmt::Display) -> ParseError {
+    fn xml_err(r: &Reader<&[u8]>, e: impl std::fmt::Display) -> ParseError {
         ParseError::Xml {
             position: r.error_position(),
             message: e.to_string(),
@@ -426,29 +443,77 @@ mod parser {
     }
 
     impl<'i> P<'i> {
-        fn ns(&self, e: &BytesStart) -> Ns {
-            match self.r.resolve_element(e.name()).0 {
-                ResolveResult::Bound(Namespace(ns)) => {
-                    if ns == NS_JMX {
-                        Ns::Jmx
-                    } else if ns == NS_IB {
-                        Ns::Ib
-                    } else if ns == NS_EB {
-                        Ns::Eb
-                    } else if !self.body_ns.is_empty() && ns == self.body_ns {
-                        Ns::Body
-                    } else {
-                        Ns::Other
-                    }
+        /// Reads the next event, keeping the namespace scopes and depth in step with Start/End.
+        fn next(&mut self) -> Result<Event<'i>, ParseError> {
+            let ev = self.r.read_event().map_err(|e| xml_err(&self.r, e))?;
+            match &ev {
+                Event::Start(e) => self.open(e),
+                Event::End(_) => self.close(),
+                _ => {}
+            }
+            Ok(ev)
+        }
+
+        fn open(&mut self, e: &BytesStart) {
+            self.depth += 1;
+            let raw = e.attributes_raw();
+            if raw.len() < 5 || !raw.windows(5).any(|w| w == b"xmlns") {
+                return;
+            }
+            for a in e.attributes().with_checks(false).flatten() {
+                let key = a.key.as_ref();
+                let prefix = if key == b"xmlns" {
+                    Some(&b""[..])
+                } else {
+                    key.strip_prefix(b"xmlns:")
+                };
+                if let Some(prefix) = prefix {
+                    self.scopes.push(Binding {
+                        prefix: prefix.to_vec(),
+                        uri: a.value.to_vec(),
+                        depth: self.depth,
+                    });
                 }
-                _ => Ns::Other,
+            }
+        }
+
+        fn close(&mut self) {
+            while self.scopes.last().is_some_and(|b| b.depth >= self.depth) {
+                self.scopes.pop();
+            }
+            self.depth = self.depth.saturating_sub(1);
+        }
+
+        /// Namespace URI of an element name in the current scope (`b""` when unbound).
+        fn uri(&self, name: QName) -> &[u8] {
+            let prefix: &[u8] = name.prefix().map(|p| p.into_inner()).unwrap_or(b"");
+            self.scopes
+                .iter()
+                .rev()
+                .find(|b| b.prefix == prefix)
+                .map(|b| b.uri.as_slice())
+                .unwrap_or(b"")
+        }
+
+        fn ns(&self, e: &BytesStart) -> Ns {
+            let ns = self.uri(e.name());
+            if ns == NS_JMX {
+                Ns::Jmx
+            } else if ns == NS_IB {
+                Ns::Ib
+            } else if ns == NS_EB {
+                Ns::Eb
+            } else if !self.body_ns.is_empty() && ns == self.body_ns {
+                Ns::Body
+            } else {
+                Ns::Other
             }
         }
 
         /// Next child start of the current element, or its end. Text between children is ignored.
         fn step(&mut self, parent: &BytesStart) -> Result<Step<'i>, ParseError> {
             loop {
-                match self.r.read_event().map_err(|e| xml_err(&self.r, e))? {
+                match self.next()? {
                     Event::Start(e) => return Ok(Step::Start(e)),
                     Event::End(_) => return Ok(Step::End),
                     Event::Eof => {
@@ -463,7 +528,10 @@ mod parser {
         }
 
         fn skip(&mut self, e: &BytesStart) -> Result<(), ParseError> {
-            match self.r.read_to_end(e.name()) {
+            // `read_to_end` consumes the matching End without going through `next`.
+            let res = self.r.read_to_end(e.name());
+            self.close();
+            match res {
                 Ok(_) => Ok(()),
                 Err(quick_xml::Error::Syntax(_)) | Err(quick_xml::Error::IllFormed(_))
                     if self.r.buffer_position() as usize >= self.r.get_ref().len() =>
@@ -480,7 +548,7 @@ mod parser {
         fn text(&mut self, parent: &BytesStart) -> Result<String, ParseError> {
             let mut out = String::new();
             loop {
-                match self.r.read_event().map_err(|e| xml_err(&self.r, e))? {
+                match self.next()? {
                     Event::Text(t) => {
                         let s = t.unescape().map_err(|e| xml_err(&self.r, e))?;
                         out.push_str(&s);
@@ -522,7 +590,7 @@ mod parser {
         fn document(&mut self) -> Result<Report, ParseError> {
             // Find the root element.
             let root = loop {
-                match self.r.read_event().map_err(|e| xml_err(&self.r, e))? {
+                match self.next()? {
                     Event::Start(e) => break e,
                     Event::Eof => return Err(ParseError::NotJma("no root element".into())),
                     Event::Text(t) if !t.iter().all(u8::is_ascii_whitespace) => {
@@ -531,11 +599,8 @@ mod parser {
                     _ => {}
                 }
             };
-            let (ns, local) = self.r.resolve_element(root.name());
-            let ns_bytes: &[u8] = match ns {
-                ResolveResult::Bound(Namespace(n)) => n,
-                _ => b"",
-            };
+            let local = root.local_name();
+            let ns_bytes = self.uri(root.name());
             if local.as_ref() != b"Report" || ns_bytes != NS_JMX {
                 let what = if ns_bytes == NS_ATOM && local.as_ref() == b"feed" {
                     "this is an Atom feed (root <feed>), not a telegram".to_owned()
@@ -556,25 +621,25 @@ mod parser {
             let mut warnings = Vec::new();
             let mut saw_body = false;
             while let Step::Start(e) = self.step(&root)? {
-                let (ns, local) = self.r.resolve_element(e.name());
-                let ns: &[u8] = match ns {
-                    ResolveResult::Bound(Namespace(n)) => n,
-                    _ => b"",
+                let ns = self.uri(e.name());
+                let body: Option<(Domain, &'static [u8])> = if !ns.starts_with(NS_BODY_PREFIX) {
+                    None
+                } else if ns == NS_METE {
+                    Some((Domain::Meteorology, NS_METE))
+                } else if ns == NS_SEIS {
+                    Some((Domain::Seismology, NS_SEIS))
+                } else if ns == NS_VOLC {
+                    Some((Domain::Volcanology, NS_VOLC))
+                } else {
+                    Some((Domain::Other, b""))
                 };
-                match local.as_ref() {
-                    b"Control" if ns == NS_JMX => control = Some(self.control(&e)?),
-                    b"Head" if ns == NS_IB => head = Some(self.head(&e, &mut details)?),
-                    b"Body" if ns.starts_with(NS_BODY_PREFIX) => {
+                let which = self.ns(&e);
+                match e.local_name().as_ref() {
+                    b"Control" if which == Ns::Jmx => control = Some(self.control(&e)?),
+                    b"Head" if which == Ns::Ib => head = Some(self.head(&e, &mut details)?),
+                    b"Body" if body.is_some() => {
                         saw_body = true;
-                        let (domain, body_ns): (Domain, &'static [u8]) = if ns == NS_METE {
-                            (Domain::Meteorology, NS_METE)
-                        } else if ns == NS_SEIS {
-                            (Domain::Seismology, NS_SEIS)
-                        } else if ns == NS_VOLC {
-                            (Domain::Volcanology, NS_VOLC)
-                        } else {
-                            (Domain::Other, b"")
-                        };
+                        let (domain, body_ns) = body.unwrap_or((Domain::Other, b""));
                         details.domain = domain;
                         self.body_ns = body_ns;
                         if body_ns.is_empty() {
@@ -588,7 +653,7 @@ mod parser {
             }
             // Anything after </Report> other than whitespace/comments is malformed.
             loop {
-                match self.r.read_event().map_err(|e| xml_err(&self.r, e))? {
+                match self.next()? {
                     Event::Eof => break,
                     Event::Start(_) | Event::End(_) | Event::Empty(_) => {
                         return Err(ParseError::Xml {
@@ -912,7 +977,8 @@ mod parser {
                                         .flood_areas
                                         .push(flood);
                                 } else if river {
-                                    let rf = details.river_flood.get_or_insert_with(RiverFlood::default);
+                                    let rf =
+                                        details.river_flood.get_or_insert_with(RiverFlood::default);
                                     if !rf.rivers.iter().any(|r| r.code == area.code) {
                                         rf.rivers.push(area.clone());
                                     }
@@ -964,7 +1030,11 @@ mod parser {
             })
         }
 
-        fn tsunami(&mut self, parent: &BytesStart, details: &mut Details) -> Result<(), ParseError> {
+        fn tsunami(
+            &mut self,
+            parent: &BytesStart,
+            details: &mut Details,
+        ) -> Result<(), ParseError> {
             while let Step::Start(e) = self.step(parent)? {
                 if self.ns(&e) != Ns::Body || e.local_name().as_ref() != b"Forecast" {
                     self.skip(&e)?;
@@ -1002,7 +1072,9 @@ mod parser {
                             b"FirstHeight" | b"MaxHeight" => {
                                 while let Step::Start(h) = self.step(&c)? {
                                     match (self.ns(&h), h.local_name().as_ref()) {
-                                        (Ns::Body, b"ArrivalTime") => item.arrival_time = self.text(&h)?,
+                                        (Ns::Body, b"ArrivalTime") => {
+                                            item.arrival_time = self.text(&h)?
+                                        }
                                         (Ns::Body, b"Condition") if item.condition.is_empty() => {
                                             item.condition = self.text(&h)?
                                         }
@@ -1050,7 +1122,11 @@ mod parser {
             Ok(q)
         }
 
-        fn intensity(&mut self, parent: &BytesStart, details: &mut Details) -> Result<(), ParseError> {
+        fn intensity(
+            &mut self,
+            parent: &BytesStart,
+            details: &mut Details,
+        ) -> Result<(), ParseError> {
             let mut out = Intensity::default();
             let mut seen = false;
             while let Step::Start(e) = self.step(parent)? {
@@ -1069,7 +1145,9 @@ mod parser {
                                     (Ns::Body, b"Name") => pref.name = self.text(&p)?,
                                     (Ns::Body, b"Code") => pref.code = self.text(&p)?,
                                     (Ns::Body, b"MaxInt") => pref.max_int = self.text(&p)?,
-                                    (Ns::Body, b"Area") => pref.areas.push(self.intensity_area(&p)?),
+                                    (Ns::Body, b"Area") => {
+                                        pref.areas.push(self.intensity_area(&p)?)
+                                    }
                                     _ => self.skip(&p)?,
                                 }
                             }
@@ -1161,12 +1239,21 @@ mod parser {
         }
         // A UTF-8 byte-order mark is legal; quick-xml's borrowed reader does not strip it.
         let xml = xml.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(xml);
-        let mut r = NsReader::from_reader(xml);
+        let mut r = Reader::from_reader(xml);
         let cfg = r.config_mut();
         cfg.expand_empty_elements = true;
         cfg.trim_text(true);
         cfg.check_end_names = true;
-        let mut p = P { r, body_ns: b"" };
+        let mut p = P {
+            r,
+            scopes: Vec::new(),
+            depth: 0,
+            body_ns: b"",
+        };
         p.document()
     }
 }
+
+#[cfg(test)]
+#[path = "report_tests.rs"]
+mod tests;
