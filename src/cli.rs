@@ -40,6 +40,11 @@ pub enum Command {
     /// Run a self-contained demonstration on embedded defaults (temporary data directory, in-process
     /// LINE stand-in, recorded JMA feeds) and print where to look.
     Demo(crate::demo::DemoArgs),
+    /// JMA disaster-prevention XML tools.
+    Jma {
+        #[command(subcommand)]
+        command: JmaCommand,
+    },
     /// Database maintenance.
     Db {
         #[command(subcommand)]
@@ -51,6 +56,17 @@ pub enum Command {
 pub enum ConfigCommand {
     /// Print the complete, commented default configuration.
     Default,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JmaCommand {
+    /// Parse JMA XML telegrams and print one JSON object per file (one per line). Files that are not JMA
+    /// reports or are malformed print {"file", "error"}; the command goes on and exits 1 at the end.
+    Inspect {
+        /// Telegram files (XML).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -122,6 +138,17 @@ pub fn main() -> ExitCode {
         Command::Demo(args) => {
             let _ = crate::telemetry::init(&crate::config::LogConfig::default(), std::io::stderr);
             runtime(crate::demo::run(args))
+        }
+        Command::Jma {
+            command: JmaCommand::Inspect { files },
+        } => {
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            match crate::jma::inspect::run(&files, &mut out) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::from(EXIT_RUNTIME),
+                Err(e) => runtime_error(anyhow::Error::new(e).context("writing to stdout")),
+            }
         }
         Command::Db {
             command: DbCommand::Backup { dest, config, db },

@@ -1,5 +1,8 @@
 //! JMA disaster-prevention XML (気象庁防災情報XML): feed polling, parsing, warning codes and state.
 
+pub mod area;
+pub mod codes;
+pub mod inspect;
 pub mod report;
 
 use serde::Deserialize;
