@@ -1,6 +1,7 @@
 //! JMA disaster-prevention XML (気象庁防災情報XML): feed polling, parsing, warning codes and state.
 
 pub mod report;
+pub mod atom;
 pub mod state;
 
 use serde::Deserialize;
