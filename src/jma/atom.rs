@@ -240,23 +240,20 @@ mod tests {
         );
         assert_eq!(e.id, e.link);
         assert_eq!(e.author, "下関地方気象台");
-        assert_eq!(
-            e.updated.unwrap().to_rfc3339(),
-            "2015-06-22T09:00:00+00:00"
-        );
+        assert_eq!(e.updated.unwrap().to_rfc3339(), "2015-06-22T09:00:00+00:00");
         // The feed-level <link rel="self"> etc. never leak into entries.
         assert_eq!(feed.entries.len(), 10);
-        assert!(feed.entries.iter().all(|e| e.link.contains("mican3.github.io/jmaxml_test/")));
+        assert!(feed
+            .entries
+            .iter()
+            .all(|e| e.link.contains("mican3.github.io/jmaxml_test/")));
     }
 
     #[test]
     fn every_prefix_of_the_example_feed_is_an_error_not_a_shorter_feed() {
         let bytes = std::fs::read(SAMPLE).unwrap();
         let full = parse(&bytes).unwrap();
-        let end = bytes
-            .windows(7)
-            .rposition(|w| w == b"</feed>")
-            .unwrap();
+        let end = bytes.windows(7).rposition(|w| w == b"</feed>").unwrap();
         for cut in (0..end).step_by(97) {
             match parse(&bytes[..cut]) {
                 Err(_) => {}

@@ -58,7 +58,8 @@ pub fn backoff_delay(failures: u32, base: Duration, max: Duration, unit: f64) ->
     let exp = failures.saturating_sub(1).min(30);
     let ceiling = base.saturating_mul(1u32 << exp).min(max);
     let d = ceiling.mul_f64(unit.clamp(0.0, 1.0));
-    d.max(Duration::from_secs(1)).min(max.max(Duration::from_secs(1)))
+    d.max(Duration::from_secs(1))
+        .min(max.max(Duration::from_secs(1)))
 }
 
 /// Why a feed poll failed.
@@ -720,7 +721,10 @@ mod tests {
     fn backoff_grows_exponentially_is_capped_and_never_below_a_second() {
         let b = Duration::from_secs(5);
         let m = Duration::from_secs(600);
-        assert_eq!(backoff_delay(1, b, m, 0.999_999), Duration::from_secs(5).mul_f64(0.999_999));
+        assert_eq!(
+            backoff_delay(1, b, m, 0.999_999),
+            Duration::from_secs(5).mul_f64(0.999_999)
+        );
         assert!(backoff_delay(2, b, m, 0.999_999) > Duration::from_secs(9));
         assert!(backoff_delay(4, b, m, 0.999_999) > Duration::from_secs(39));
         assert!(backoff_delay(20, b, m, 0.999_999) <= m);
@@ -733,7 +737,9 @@ mod tests {
     fn full_jitter_spreads_delays_over_the_whole_range() {
         let b = Duration::from_secs(5);
         let m = Duration::from_secs(600);
-        let ds: Vec<Duration> = (0..10).map(|i| backoff_delay(5, b, m, i as f64 / 10.0)).collect();
+        let ds: Vec<Duration> = (0..10)
+            .map(|i| backoff_delay(5, b, m, i as f64 / 10.0))
+            .collect();
         assert_eq!(ds[5], Duration::from_secs(40));
         assert!(ds.windows(2).all(|w| w[0] <= w[1]));
     }

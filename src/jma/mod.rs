@@ -1,13 +1,62 @@
 //! JMA disaster-prevention XML (気象庁防災情報XML): feed polling, parsing, warning codes and state.
 
-pub mod report;
 pub mod archive;
 pub mod atom;
 pub mod feed;
 pub mod pipeline;
+pub mod report;
 pub mod state;
 
+use std::sync::Arc;
+
 use serde::Deserialize;
+
+use crate::app::Context;
+use pipeline::{ParseFn, Pipeline};
+use state::CodeTable;
+
+/// The parser the daemon uses. **Wiring point**: once `jma::report::parse` lands this becomes
+/// `Some(Arc::new(|b| report::parse(b).map_err(|e| e.to_string())))`. Until then telegrams are archived as
+/// `unparsed` and processed at the first start with a parser (nothing is lost).
+pub fn daemon_parser() -> Option<ParseFn> {
+    None
+}
+
+/// The code table the daemon uses. **Wiring point**: an adapter from `jma::codes` to [`CodeTable`]. Until then
+/// no code is known (each unknown code is reported once as a problem).
+pub fn daemon_code_table() -> Arc<dyn CodeTable> {
+    Arc::new(|_: &str, _: &str| None)
+}
+
+/// Starts the feed poller on `ctx.tasks` when `[jma] feeds` is non-empty. Returns the pipeline (state, event
+/// subscription) for the disaster engine.
+pub async fn spawn(ctx: &Context) -> anyhow::Result<Option<Arc<Pipeline>>> {
+    let cfg = ctx.config.jma.clone();
+    if cfg.feeds.is_empty() {
+        tracing::info!("jma.feeds is empty; not polling JMA");
+        return Ok(None);
+    }
+    let pipeline = Arc::new(
+        Pipeline::open(
+            ctx.store.clone(),
+            daemon_parser(),
+            daemon_code_table(),
+            Some(ctx.metrics.clone()),
+        )
+        .await?,
+    );
+    let poller = Arc::new(feed::Poller::new(
+        cfg,
+        ctx.store.clone(),
+        pipeline.clone(),
+        ctx.metrics.clone(),
+        ctx.health.clone(),
+        Arc::new(feed::SystemClock),
+    )?);
+    let token = ctx.shutdown.clone();
+    ctx.tasks.spawn(poller.run(token));
+    Ok(Some(pipeline))
+}
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -40,9 +89,9 @@ pub struct JmaConfig {
 
 /// The types the parser understands and the disaster engine acts on (issue 3, item 3), plus VPNO50.
 pub const DEFAULT_FETCH_TYPES: &[&str] = &[
-    "VPWW50", "VPWW53", "VPWW54", "VPWW55", "VPWW56", "VPWW57", "VPWW58", "VPWW59", "VPWW60", "VPWW61",
-    "VXWW50", "VXKO", "VPOA50", "VPHW50", "VPHW51", "VTSE41", "VXSE51", "VXSE52", "VXSE53", "VFVO50",
-    "VPNO50",
+    "VPWW50", "VPWW53", "VPWW54", "VPWW55", "VPWW56", "VPWW57", "VPWW58", "VPWW59", "VPWW60",
+    "VPWW61", "VXWW50", "VXKO", "VPOA50", "VPHW50", "VPHW51", "VTSE41", "VXSE51", "VXSE52",
+    "VXSE53", "VFVO50", "VPNO50",
 ];
 
 impl Default for JmaConfig {

@@ -38,7 +38,10 @@ pub const APPLIED_RETENTION_DAYS: i64 = 14;
 /// What happened to one archived telegram.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Processed {
-    Applied { scope: Scope, events: usize },
+    Applied {
+        scope: Scope,
+        events: usize,
+    },
     Duplicate,
     Ignored(String),
     ParseFailed(String),
@@ -345,9 +348,11 @@ fn persist(
 }
 
 fn last_event_id(c: &Connection) -> anyhow::Result<i64> {
-    Ok(c.query_row("SELECT coalesce(max(id), 0) FROM jma_events", [], |r| {
-        r.get(0)
-    })?)
+    Ok(
+        c.query_row("SELECT coalesce(max(id), 0) FROM jma_events", [], |r| {
+            r.get(0)
+        })?,
+    )
 }
 
 /// Reads the persisted state, dropping apply-once keys older than [`APPLIED_RETENTION_DAYS`].
@@ -369,11 +374,10 @@ pub fn load_states(c: &Connection) -> anyhow::Result<States> {
     }
     // Relative to the newest applied report, not the wall clock: the cut-off is a function of the data, so a
     // restart gives the same state whatever the date.
-    let newest: Option<String> = c.query_row(
-        "SELECT max(report_datetime) FROM jma_applied",
-        [],
-        |r| r.get(0),
-    )?;
+    let newest: Option<String> =
+        c.query_row("SELECT max(report_datetime) FROM jma_applied", [], |r| {
+            r.get(0)
+        })?;
     let cutoff = newest
         .and_then(|n| DateTime::parse_from_rfc3339(&n).ok())
         .map(|n| n.with_timezone(&Utc) - chrono::Duration::days(APPLIED_RETENTION_DAYS));
@@ -424,4 +428,212 @@ pub fn replay(c: &Connection, parse: &ParseFn, table: &dyn CodeTable) -> anyhow:
         states.apply(&report, table);
     }
     Ok(states)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::jma::report::{DocStatus, InfoType};
+    use crate::jma::state::tests::{report, table};
+
+    /// A parser over a fixed set of documents: the body is the document's name.
+    fn parser(docs: Vec<(&str, Report)>) -> ParseFn {
+        let map: HashMap<Vec<u8>, Report> = docs
+            .into_iter()
+            .map(|(n, r)| (n.as_bytes().to_vec(), r))
+            .collect();
+        Arc::new(move |b: &[u8]| {
+            map.get(b)
+                .cloned()
+                .ok_or_else(|| "not a JMA document: root element <html>".to_string())
+        })
+    }
+
+    fn docs() -> Vec<(&'static str, Report)> {
+        let r = |dt: &str, at: &str, kinds: &'static [(&'static str, &'static str)]| {
+            report(
+                dt,
+                DocStatus::Normal,
+                InfoType::Issue,
+                at,
+                &[("0620100", "山形市", kinds)],
+            )
+        };
+        vec![
+            ("a", r("VPWW55", "10:00", &[("03", "発表")])),
+            ("b", r("VPWW54", "10:03", &[("03", "発表")])),
+            ("c", r("VPWW55", "11:00", &[("43", "発表")])),
+            ("d", r("VPWW55", "12:00", &[("43", "解除")])),
+            (
+                "drill",
+                report(
+                    "VPWW54",
+                    DocStatus::Drill,
+                    InfoType::Issue,
+                    "10:00",
+                    &[("0620100", "山形市", &[("33", "発表")])],
+                ),
+            ),
+        ]
+    }
+
+    async fn archive_doc(store: &Store, url: &str, body: &str) -> i64 {
+        let (u, b) = (url.to_string(), body.as_bytes().to_vec());
+        store
+            .write(move |tx| archive::insert(tx, &u, Utc::now(), &b, None))
+            .await
+            .unwrap()
+    }
+
+    fn events(store: &Store) -> Vec<(String, String, String, i64)> {
+        store
+            .read_blocking(|c| {
+                let mut s = c.prepare(
+                    "SELECT scope, phenomenon, change, archive_id FROM jma_events ORDER BY id",
+                )?;
+                let rows = s
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(rows)
+            })
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_restart_resumes_the_persisted_state_and_a_replay_of_the_archive_gives_the_same_state(
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).unwrap();
+        let parse = parser(docs());
+        let p = Pipeline::open(store.clone(), Some(parse.clone()), Arc::new(table), None)
+            .await
+            .unwrap();
+        let mut rx = p.subscribe();
+        for (i, name) in ["a", "b", "drill"].iter().enumerate() {
+            archive_doc(&store, &format!("http://x/{i}.xml"), name).await;
+        }
+        p.drain().await.unwrap();
+        assert!(rx.has_changed().unwrap());
+        assert_eq!(*rx.borrow_and_update(), 2);
+        let live = p.states().await;
+        drop(p);
+
+        // Restart: the state is loaded, not rebuilt; the next report continues from it.
+        let p = Pipeline::open(store.clone(), Some(parse.clone()), Arc::new(table), None)
+            .await
+            .unwrap();
+        assert_eq!(p.states().await, live);
+        archive_doc(&store, "http://x/c.xml", "c").await;
+        // The same document under another URL (e.g. a mirror) is a duplicate.
+        archive_doc(&store, "http://mirror/c.xml", "c").await;
+        let out = p.drain().await.unwrap();
+        assert_eq!(
+            out[0].1,
+            Processed::Applied {
+                scope: Scope::Real,
+                events: 1
+            }
+        );
+        assert_eq!(out[1].1, Processed::Duplicate);
+        let ev = events(&store);
+        assert_eq!(
+            ev.iter()
+                .map(|e| (e.0.as_str(), e.2.as_str()))
+                .collect::<Vec<_>>(),
+            vec![
+                ("real", "issued"),
+                ("drill", "issued"),
+                ("real", "escalated")
+            ]
+        );
+        assert_eq!(ev[2].3, 4, "events carry the archive id of their telegram");
+        let active: Vec<(String, String)> = store
+            .read_blocking(|c| {
+                let mut s = c.prepare("SELECT scope, code FROM jma_active ORDER BY scope")?;
+                let rows = s
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(rows)
+            })
+            .unwrap();
+        assert_eq!(
+            active,
+            vec![("drill".into(), "33".into()), ("real".into(), "43".into())]
+        );
+
+        let replayed = store.read_blocking(|c| replay(c, &parse, &table)).unwrap();
+        assert_eq!(replayed, p.states().await);
+        assert_eq!(
+            replayed.real.get("0620100", "大雨").unwrap().active_since,
+            crate::jma::state::tests::t("10:00")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_parse_failure_is_kept_in_the_archive_and_recorded_as_a_problem_with_its_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).unwrap();
+        let p = Pipeline::open(store.clone(), Some(parser(docs())), Arc::new(table), None)
+            .await
+            .unwrap();
+        let id = archive_doc(&store, "http://x/bad.xml", "<html>").await;
+        let out = p.drain().await.unwrap();
+        assert!(matches!(&out[0].1, Processed::ParseFailed(r) if r.contains("not a JMA document")));
+        let (status, body): (String, Vec<u8>) = store
+            .read_blocking(move |c| {
+                Ok(c.query_row(
+                    "SELECT status, body FROM jma_archive WHERE id = ?1",
+                    [id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?)
+            })
+            .unwrap();
+        assert_eq!(
+            (status.as_str(), body.as_slice()),
+            ("parse_failed", b"<html>".as_slice())
+        );
+        let msg: String = store
+            .read_blocking(|c| {
+                Ok(c.query_row(
+                    "SELECT message FROM problems WHERE source = 'jma.parse'",
+                    [],
+                    |r| r.get(0),
+                )?)
+            })
+            .unwrap();
+        assert!(msg.contains(&format!("保管番号 {id}")), "{msg}");
+        // Draining again does not retry or re-report it.
+        assert!(p.drain().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn telegrams_archived_before_the_parser_was_wired_or_before_a_crash_are_processed_at_the_next_start(
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).unwrap();
+        let p = Pipeline::open(store.clone(), None, Arc::new(table), None)
+            .await
+            .unwrap();
+        archive_doc(&store, "http://x/a.xml", "a").await;
+        assert_eq!(p.drain().await.unwrap()[0].1, Processed::Unparsed);
+        drop(p);
+        // "Crash": archived, never processed.
+        archive_doc(&store, "http://x/c.xml", "c").await;
+        let p = Pipeline::open(store.clone(), Some(parser(docs())), Arc::new(table), None)
+            .await
+            .unwrap();
+        let out = p.drain().await.unwrap();
+        assert_eq!(out.len(), 2);
+        let ev = events(&store);
+        assert_eq!(
+            ev.iter().map(|e| e.2.as_str()).collect::<Vec<_>>(),
+            vec!["issued", "escalated"]
+        );
+        assert_eq!(
+            p.states().await.real.get("0620100", "大雨").unwrap().code,
+            "43"
+        );
+    }
 }

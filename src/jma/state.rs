@@ -697,4 +697,4 @@ fn same_warning_other_source(b: &ActiveWarning, a: &ActiveWarning) -> bool {
 
 #[cfg(test)]
 #[path = "state_tests.rs"]
-mod tests;
+pub(crate) mod tests;
