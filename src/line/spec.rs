@@ -427,19 +427,19 @@ impl<'a> Walker<'a> {
         }
     }
 
-    fn dispatch(
-        &mut self,
-        d: &'a Value,
-        v: &Value,
-        path: &str,
-        depth: usize,
-    ) {
+    fn dispatch(&mut self, d: &'a Value, v: &Value, path: &str, depth: usize) {
         let Some(prop) = d.get("propertyName").and_then(Value::as_str) else {
-            self.push(path, "discriminator without propertyName in the spec".into());
+            self.push(
+                path,
+                "discriminator without propertyName in the spec".into(),
+            );
             return;
         };
         if !v.is_object() {
-            self.push(path, format!("must be of type object, not {}", type_name(v)));
+            self.push(
+                path,
+                format!("must be of type object, not {}", type_name(v)),
+            );
             return;
         }
         let Some(tag) = v.get(prop) else {
@@ -458,9 +458,7 @@ impl<'a> Walker<'a> {
             .or_else(|| {
                 // Without an explicit mapping entry OpenAPI maps the value to the schema of that name.
                 let implicit = format!("#/components/schemas/{tag}");
-                self.root
-                    .pointer(&implicit[1..])
-                    .map(|_| implicit)
+                self.root.pointer(&implicit[1..]).map(|_| implicit)
             });
         match target {
             Some(reference) => {
@@ -476,7 +474,10 @@ impl<'a> Walker<'a> {
                     .unwrap_or_default();
                 self.push(
                     &join(path, prop),
-                    format!("unknown {prop} {tag:?}; the spec knows [{}]", known.join(", ")),
+                    format!(
+                        "unknown {prop} {tag:?}; the spec knows [{}]",
+                        known.join(", ")
+                    ),
                 );
             }
         }
@@ -561,7 +562,10 @@ mod tests {
     #[test]
     fn a_plain_text_push_is_valid() {
         let body = json!({"to": "U0123456789abcdef0123456789abcdef", "messages": [{"type": "text", "text": "こんにちは"}]});
-        assert_eq!(validate_request("POST", "/v2/bot/message/push", &body), Ok(()));
+        assert_eq!(
+            validate_request("POST", "/v2/bot/message/push", &body),
+            Ok(())
+        );
     }
 
     #[test]
@@ -569,14 +573,22 @@ mod tests {
         let body = json!({"messages": [{"type": "text"}]});
         let e = errs(validate_request("POST", "/v2/bot/message/push", &body));
         assert!(e.iter().any(|m| m.starts_with("to: is required")), "{e:?}");
-        assert!(e.iter().any(|m| m.starts_with("messages[0].text: is required")), "{e:?}");
+        assert!(
+            e.iter()
+                .any(|m| m.starts_with("messages[0].text: is required")),
+            "{e:?}"
+        );
     }
 
     #[test]
     fn an_unknown_message_type_is_rejected_through_the_discriminator() {
         let body = json!({"to": "U0", "messages": [{"type": "hologram"}]});
         let e = errs(validate_request("POST", "/v2/bot/message/push", &body));
-        assert!(e.iter().any(|m| m.contains("messages[0].type") && m.contains("hologram")), "{e:?}");
+        assert!(
+            e.iter()
+                .any(|m| m.contains("messages[0].type") && m.contains("hologram")),
+            "{e:?}"
+        );
     }
 
     #[test]
@@ -584,11 +596,19 @@ mod tests {
         let msg = json!({"type": "text", "text": "x"});
         let body = json!({"to": ["U0"], "messages": vec![msg.clone(); 6]});
         let e = errs(validate_request("POST", "/v2/bot/message/push", &body));
-        assert!(e.iter().any(|m| m.contains("messages: must have at most 5 items")), "{e:?}");
+        assert!(
+            e.iter()
+                .any(|m| m.contains("messages: must have at most 5 items")),
+            "{e:?}"
+        );
         let to: Vec<String> = (0..501).map(|i| format!("U{i:032x}")).collect();
         let body = json!({"to": to, "messages": [msg]});
         let e = errs(validate_request("POST", "/v2/bot/message/multicast", &body));
-        assert!(e.iter().any(|m| m.contains("to: must have at most 500 items")), "{e:?}");
+        assert!(
+            e.iter()
+                .any(|m| m.contains("to: must have at most 500 items")),
+            "{e:?}"
+        );
     }
 
     #[test]
@@ -604,16 +624,25 @@ mod tests {
 
         let mut bad = good.clone();
         bad["contents"]["body"]["layout"] = json!("diagonal");
-        bad["contents"]["body"]["contents"][1]["action"] = json!({"type": "uri", "label": "地図", "uri": "地図"});
+        bad["contents"]["body"]["contents"][1]["action"] =
+            json!({"type": "uri", "label": "地図", "uri": "地図"});
         bad["contents"]["body"]["contents"][0]["weight"] = json!("heavy");
         let e = errs(validate_schema("Message", &bad));
-        assert!(e.iter().any(|m| m.starts_with("contents.body.layout:")), "{e:?}");
         assert!(
-            e.iter().any(|m| m.starts_with("contents.body.contents[1].action.uri:")
-                && m.contains("not an absolute URI")),
+            e.iter().any(|m| m.starts_with("contents.body.layout:")),
             "{e:?}"
         );
-        assert!(e.iter().any(|m| m.starts_with("contents.body.contents[0].weight:")), "{e:?}");
+        assert!(
+            e.iter()
+                .any(|m| m.starts_with("contents.body.contents[1].action.uri:")
+                    && m.contains("not an absolute URI")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter()
+                .any(|m| m.starts_with("contents.body.contents[0].weight:")),
+            "{e:?}"
+        );
     }
 
     #[test]
@@ -623,7 +652,11 @@ mod tests {
         assert_eq!(validate_schema("Message", &msg), Ok(()));
         msg["quickReply"]["items"] = json!(vec![item; 14]);
         let e = errs(validate_schema("Message", &msg));
-        assert!(e.iter().any(|m| m.contains("quickReply.items: must have at most 13")), "{e:?}");
+        assert!(
+            e.iter()
+                .any(|m| m.contains("quickReply.items: must have at most 13")),
+            "{e:?}"
+        );
     }
 
     #[test]
@@ -632,7 +665,10 @@ mod tests {
             "CreateRichMenuAliasRequest",
             &json!({"richMenuAliasId": "Bad Alias!", "richMenuId": "richmenu-1"}),
         ));
-        assert!(e.iter().any(|m| m.contains("does not match the pattern")), "{e:?}");
+        assert!(
+            e.iter().any(|m| m.contains("does not match the pattern")),
+            "{e:?}"
+        );
         let ok = json!({"richMenuAliasId": "tab-disaster_1", "richMenuId": "richmenu-1"});
         assert_eq!(validate_schema("CreateRichMenuAliasRequest", &ok), Ok(()));
         let e = errs(validate_schema(
@@ -645,11 +681,21 @@ mod tests {
     #[test]
     fn rich_menu_batch_operations_dispatch_on_their_type() {
         let ok = json!({"operations": [{"type": "link", "from": "richmenu-a", "to": "richmenu-b"}, {"type": "unlinkAll"}], "resumeRequestKey": "switch-1"});
-        assert_eq!(validate_request("POST", "/v2/bot/richmenu/batch", &ok), Ok(()));
+        assert_eq!(
+            validate_request("POST", "/v2/bot/richmenu/batch", &ok),
+            Ok(())
+        );
         let bad = json!({"operations": [{"type": "link", "from": "richmenu-a"}], "resumeRequestKey": "with space"});
         let e = errs(validate_request("POST", "/v2/bot/richmenu/batch", &bad));
-        assert!(e.iter().any(|m| m.starts_with("operations[0].to: is required")), "{e:?}");
-        assert!(e.iter().any(|m| m.starts_with("resumeRequestKey:")), "{e:?}");
+        assert!(
+            e.iter()
+                .any(|m| m.starts_with("operations[0].to: is required")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter().any(|m| m.starts_with("resumeRequestKey:")),
+            "{e:?}"
+        );
     }
 
     #[test]
@@ -668,21 +714,42 @@ mod tests {
         assert_eq!(validate_schema("webhook:CallbackRequest", &ev), Ok(()));
         let mut bad = ev.clone();
         bad["destination"] = json!("not-a-user");
-        bad["events"][0]["message"].as_object_mut().map(|m| m.remove("latitude"));
+        bad["events"][0]["message"]
+            .as_object_mut()
+            .map(|m| m.remove("latitude"));
         let e = errs(validate_schema("webhook:CallbackRequest", &bad));
         assert!(e.iter().any(|m| m.starts_with("destination:")), "{e:?}");
-        assert!(e.iter().any(|m| m.starts_with("events[0].message.latitude: is required")), "{e:?}");
+        assert!(
+            e.iter()
+                .any(|m| m.starts_with("events[0].message.latitude: is required")),
+            "{e:?}"
+        );
     }
 
     #[test]
     fn responses_are_checked_per_status_with_documented_gaps() {
         let ok = json!({"sentMessages": [{"id": "1", "quoteToken": "q"}]});
-        assert_eq!(validate_response("POST", "/v2/bot/message/push", 200, &ok), Ok(()));
-        assert!(validate_response("POST", "/v2/bot/message/push", 200, &json!({"sentMessages": "x"})).is_err());
+        assert_eq!(
+            validate_response("POST", "/v2/bot/message/push", 200, &ok),
+            Ok(())
+        );
+        assert!(validate_response(
+            "POST",
+            "/v2/bot/message/push",
+            200,
+            &json!({"sentMessages": "x"})
+        )
+        .is_err());
         let rate = json!({"message": "The API rate limit has been exceeded. Try again later."});
-        assert_eq!(validate_response("POST", "/v2/bot/richmenu", 429, &rate), Ok(()));
+        assert_eq!(
+            validate_response("POST", "/v2/bot/richmenu", 429, &rate),
+            Ok(())
+        );
         assert!(validate_response("POST", "/v2/bot/richmenu", 429, &json!({"error": 1})).is_err());
-        assert_eq!(validate_response("POST", "/v2/bot/richmenu/batch", 200, &json!({})), Ok(()));
+        assert_eq!(
+            validate_response("POST", "/v2/bot/richmenu/batch", 200, &json!({})),
+            Ok(())
+        );
         assert!(validate_response("POST", "/v2/bot/richmenu", 201, &json!({})).is_err());
     }
 
@@ -692,14 +759,21 @@ mod tests {
         assert_eq!(t, "/v2/bot/richmenu/list");
         let (t, _) = find_operation("GET", "/v2/bot/richmenu/richmenu-abc").expect("get");
         assert_eq!(t, "/v2/bot/richmenu/{richMenuId}");
-        let (t, _) = find_operation("get", "/v2/bot/richmenu/progress/batch?requestId=x").expect("progress");
+        let (t, _) =
+            find_operation("get", "/v2/bot/richmenu/progress/batch?requestId=x").expect("progress");
         assert_eq!(t, "/v2/bot/richmenu/progress/batch");
         assert!(find_operation("GET", "/v2/bot/nothing").is_none());
     }
 
     #[test]
     fn nullable_fields_accept_null_and_others_do_not() {
-        let e = errs(validate_schema("Message", &json!({"type": "text", "text": null})));
-        assert!(e.iter().any(|m| m.starts_with("text: must not be null")), "{e:?}");
+        let e = errs(validate_schema(
+            "Message",
+            &json!({"type": "text", "text": null}),
+        ));
+        assert!(
+            e.iter().any(|m| m.starts_with("text: must not be null")),
+            "{e:?}"
+        );
     }
 }
