@@ -45,6 +45,9 @@ pub enum Command {
         #[command(subcommand)]
         command: JmaCommand,
     },
+    /// Run the local LINE stand-in (a fake api.line.me / api-data.line.me with LINE's limits and
+    /// semantics, which records deliveries and acts as residents). For tests, demos and benchmarks.
+    LineSandbox(crate::line::sandbox::cli::LineSandboxArgs),
     /// Database maintenance.
     Db {
         #[command(subcommand)]
@@ -149,6 +152,17 @@ pub fn main() -> ExitCode {
                 Ok(false) => ExitCode::from(EXIT_RUNTIME),
                 Err(e) => runtime_error(anyhow::Error::new(e).context("writing to stdout")),
             }
+        }
+        Command::LineSandbox(args) => {
+            let config = match args.into_config() {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(EXIT_USAGE);
+                }
+            };
+            let _ = crate::telemetry::init(&crate::config::LogConfig::default(), std::io::stderr);
+            runtime(crate::line::sandbox::run_cli(config))
         }
         Command::Db {
             command: DbCommand::Backup { dest, config, db },
