@@ -38,6 +38,8 @@ CREATE TABLE line_richmenus (
     template_key     TEXT NOT NULL,
     content_hash     TEXT NOT NULL,
     mode             TEXT NOT NULL,          -- 'normal' | 'emergency'
+    entry            INTEGER NOT NULL DEFAULT 0,   -- 1: the menu a mode starts on (default, follow, switch target)
+    alias_id         TEXT,                   -- the alias the template asks for
     rich_menu_id     TEXT NOT NULL UNIQUE,   -- LINE's id
     image_uploaded   INTEGER NOT NULL DEFAULT 0,
     created_at       TEXT NOT NULL,
