@@ -10,6 +10,8 @@
 //! | [`events`] | webhook event parsing (forward-compatible) and the dispatch [`events::EventRouter`] | mixed |
 //! | [`webhook`] | `POST /webhook`: verify, store durably, 200; the worker that processes stored events | I/O |
 //! | [`richmenu`] | rich menus as desired state: templates, `sonae richmenu sync`, account switch | I/O |
+//! | [`sandbox`] | the local LINE stand-in (`sonae line-sandbox`) | I/O |
+//! | [`spec`] | request/response checks against LINE's OpenAPI files | yes |
 //!
 //! Nothing outside this module talks to LINE except through [`client::LineClient`].
 
@@ -18,7 +20,9 @@ pub mod events;
 pub mod limits;
 pub mod message;
 pub mod richmenu;
+pub mod sandbox;
 pub mod signature;
+pub mod spec;
 pub mod webhook;
 
 use std::path::PathBuf;
