@@ -38,6 +38,8 @@ pub struct Context {
     pub tasks: TaskTracker,
     /// Monotonic start, for uptime.
     pub started: std::time::Instant,
+    /// LINE client, webhook event router and worker wake-up.
+    pub line: crate::line::LineRuntime,
 }
 
 pub struct Application {
@@ -55,15 +57,18 @@ impl Application {
             .with_context(|| format!("listening on {} (server.listen)", config.server.listen))?;
         let health = Arc::new(Health::new());
         health.set("store", Status::Ok, "");
+        let metrics = Arc::new(Metrics::new());
+        let line = crate::line::LineRuntime::build(&config, &secrets, &health, &metrics, &store)?;
         let ctx = Context {
             config: Arc::new(config),
             secrets: Arc::new(secrets),
             store,
-            metrics: Arc::new(Metrics::new()),
+            metrics,
             health,
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             started: std::time::Instant::now(),
+            line,
         };
         Ok(Application { listener, ctx })
     }
@@ -131,6 +136,8 @@ impl Application {
 /// Spawns the daemon's long-running parts on `ctx.tasks`. Each feature adds its own line here.
 async fn spawn_components(ctx: &Context) -> anyhow::Result<()> {
     crate::jma::spawn(ctx).await?;
+    ctx.tasks
+        .spawn(crate::line::webhook::run_worker(ctx.clone()));
     Ok(())
 }
 

@@ -53,6 +53,11 @@ pub enum Command {
         #[command(subcommand)]
         command: DbCommand,
     },
+    /// LINE rich menus: create what the templates describe, switch the account, generate images.
+    Richmenu {
+        #[command(subcommand)]
+        command: crate::line::richmenu::cli::RichmenuCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -86,14 +91,14 @@ pub enum DbCommand {
     },
 }
 
-fn config_error(e: ConfigError) -> ExitCode {
+pub(crate) fn config_error(e: ConfigError) -> ExitCode {
     for p in &e.problems {
         eprintln!("error: {p}");
     }
     ExitCode::from(EXIT_USAGE)
 }
 
-fn runtime_error(e: anyhow::Error) -> ExitCode {
+pub(crate) fn runtime_error(e: anyhow::Error) -> ExitCode {
     tracing::error!(error = %format!("{e:#}"), "sonae failed");
     eprintln!("error: {e:#}");
     ExitCode::from(EXIT_RUNTIME)
@@ -153,6 +158,7 @@ pub fn main() -> ExitCode {
                 Err(e) => runtime_error(anyhow::Error::new(e).context("writing to stdout")),
             }
         }
+        Command::Richmenu { command } => crate::line::richmenu::cli::run(command),
         Command::LineSandbox(args) => {
             let config = match args.into_config() {
                 Ok(c) => c,
@@ -187,7 +193,7 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn runtime(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
+pub(crate) fn runtime(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -1,4 +1,32 @@
 //! LINE Messaging API: client, sending rules, webhook intake, rich menus, and the local stand-in.
+//!
+//! # Layout
+//! | module | owns | pure? |
+//! | --- | --- | --- |
+//! | [`message`] | typed requests/responses (messages, Flex, actions, rich menus) | yes |
+//! | [`limits`] | token buckets at LINE's rate limits; message size/count checks | yes |
+//! | [`client`] | [`client::LineClient`]: the only code that talks to LINE; retry keys, retries, outcomes | I/O |
+//! | [`signature`] | `X-Line-Signature` (HMAC-SHA256 over the raw body) | yes |
+//! | [`events`] | webhook event parsing (forward-compatible) and the dispatch [`events::EventRouter`] | mixed |
+//! | [`webhook`] | `POST /webhook`: verify, store durably, 200; the worker that processes stored events | I/O |
+//! | [`richmenu`] | rich menus as desired state: templates, `sonae richmenu sync`, account switch | I/O |
+//! | [`sandbox`] | the local LINE stand-in (`sonae line-sandbox`) | I/O |
+//! | [`spec`] | request/response checks against LINE's OpenAPI files | yes |
+//!
+//! Nothing outside this module talks to LINE except through [`client::LineClient`].
+
+pub mod client;
+pub mod events;
+pub mod limits;
+pub mod message;
+pub mod richmenu;
+pub mod sandbox;
+pub mod signature;
+pub mod spec;
+pub mod webhook;
+
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde::Deserialize;
 
@@ -15,6 +43,14 @@ pub struct LineConfig {
     pub channel_secret: SecretSource,
     /// Long-lived channel access token.
     pub channel_access_token: SecretSource,
+    /// Per-attempt timeout of a LINE API request, seconds.
+    pub request_timeout_secs: u64,
+    /// Attempts per LINE API call on network errors, timeouts, 5xx and rate-limit 429s (first included).
+    pub max_attempts: u32,
+    /// Largest webhook body accepted; larger requests get 413 before the body is read further.
+    pub webhook_body_limit_bytes: usize,
+    /// Directory with the rich-menu templates (JSON + PNG per menu). Empty: the templates built into the binary.
+    pub richmenu_dir: PathBuf,
 }
 
 impl Default for LineConfig {
@@ -24,6 +60,10 @@ impl Default for LineConfig {
             api_data_base: "https://api-data.line.me".into(),
             channel_secret: SecretSource::from_env("SONAE_LINE_CHANNEL_SECRET"),
             channel_access_token: SecretSource::from_env("SONAE_LINE_CHANNEL_ACCESS_TOKEN"),
+            request_timeout_secs: 10,
+            max_attempts: 5,
+            webhook_body_limit_bytes: 1_048_576,
+            richmenu_dir: PathBuf::new(),
         }
     }
 }
@@ -41,9 +81,79 @@ impl LineConfig {
                 ));
             }
         }
+        if !(1..=120).contains(&self.request_timeout_secs) {
+            problems.push(format!(
+                "line.request_timeout_secs: {} is out of range; use 1..=120 (10 is a good value)",
+                self.request_timeout_secs
+            ));
+        }
+        if !(1..=20).contains(&self.max_attempts) {
+            problems.push(format!(
+                "line.max_attempts: {} is out of range; use 1..=20 (5 is a good value)",
+                self.max_attempts
+            ));
+        }
+        if !(1024..=16 * 1_048_576).contains(&self.webhook_body_limit_bytes) {
+            problems.push(format!(
+                "line.webhook_body_limit_bytes: {} is out of range; use 1024..=16777216 (LINE's webhooks are small; 1048576 is a good value)",
+                self.webhook_body_limit_bytes
+            ));
+        }
+        if !self.richmenu_dir.as_os_str().is_empty() && !self.richmenu_dir.is_dir() {
+            problems.push(format!(
+                "line.richmenu_dir: \"{}\" is not a directory; point it at the rich-menu templates or leave it empty for the built-in ones",
+                self.richmenu_dir.display()
+            ));
+        }
         problems
     }
 }
 
-pub mod sandbox;
-pub mod spec;
+/// The LINE parts the daemon shares: the client, the event router features register into, and the
+/// webhook worker's wake-up. Built once in `Application::build`.
+#[derive(Clone)]
+pub struct LineRuntime {
+    pub client: client::LineClient,
+    pub events: Arc<events::EventRouter>,
+    pub wake: Arc<tokio::sync::Notify>,
+    pub intake: Arc<webhook::IntakeState>,
+}
+
+impl LineRuntime {
+    /// The client from `[line]` and the secrets, alarms going to health, metrics and the problems table;
+    /// the event router with the LINE module's own handlers registered.
+    pub fn build(
+        config: &crate::config::Config,
+        secrets: &crate::config::Secrets,
+        health: &Arc<crate::health::Health>,
+        metrics: &Arc<crate::metrics::Metrics>,
+        store: &crate::store::Store,
+    ) -> anyhow::Result<LineRuntime> {
+        let cfg = &config.line;
+        let client = client::LineClient::with_alarm(
+            client::ClientConfig {
+                api_base: cfg.api_base.clone(),
+                api_data_base: cfg.api_data_base.clone(),
+                access_token: secrets.line_channel_access_token.clone(),
+                retry: client::RetryPolicy {
+                    request_timeout: std::time::Duration::from_secs(cfg.request_timeout_secs),
+                    max_attempts: cfg.max_attempts,
+                    ..client::RetryPolicy::default()
+                },
+            },
+            client::Alarm {
+                health: health.clone(),
+                metrics: metrics.clone(),
+                store: Some(store.clone()),
+            },
+        )?;
+        let events = Arc::new(events::EventRouter::new());
+        richmenu::register_handlers(&events);
+        Ok(LineRuntime {
+            client,
+            events,
+            wake: Arc::new(tokio::sync::Notify::new()),
+            intake: Arc::new(webhook::IntakeState::default()),
+        })
+    }
+}

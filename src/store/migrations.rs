@@ -9,4 +9,5 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "jma_feed",
         include_str!("migrations/0100_jma_feed.sql"),
     ),
+    (200, "line", include_str!("migrations/0200_line.sql")),
 ];
