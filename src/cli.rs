@@ -10,7 +10,7 @@ use crate::config::{Config, ConfigError};
 pub const EXIT_RUNTIME: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 
-const DEFAULT_CONFIG: &str = "/etc/sonae/sonae.toml";
+pub const DEFAULT_CONFIG: &str = "/etc/sonae/sonae.toml";
 
 #[derive(Debug, Parser)]
 #[command(name = "sonae", version, about = "備え — disaster alerts and city services on a LINE Official Account", long_about = None)]
@@ -40,6 +40,11 @@ pub enum Command {
     /// Run a self-contained demonstration on embedded defaults (temporary data directory, in-process
     /// LINE stand-in, recorded JMA feeds) and print where to look.
     Demo(crate::demo::DemoArgs),
+    /// Operator-console accounts.
+    User {
+        #[command(subcommand)]
+        command: crate::console::users::UserCommand,
+    },
     /// Database maintenance.
     Db {
         #[command(subcommand)]
@@ -123,6 +128,7 @@ pub fn main() -> ExitCode {
             let _ = crate::telemetry::init(&crate::config::LogConfig::default(), std::io::stderr);
             runtime(crate::demo::run(args))
         }
+        Command::User { command } => crate::console::users::run(command),
         Command::Db {
             command: DbCommand::Backup { dest, config, db },
         } => {

@@ -15,7 +15,8 @@ pub fn router(ctx: Context) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .with_state(ctx)
+        .with_state(ctx.clone())
+        .merge(crate::console::router(ctx))
 }
 
 /// 200 with every component's state while nothing is down; 503 when a component is down.
