@@ -124,7 +124,8 @@ impl ConsoleState {
         if clear {
             c.push_str("; Max-Age=0");
         }
-        HeaderValue::from_str(&c).unwrap_or_else(|_| HeaderValue::from_static("invalid=; Max-Age=0"))
+        HeaderValue::from_str(&c)
+            .unwrap_or_else(|_| HeaderValue::from_static("invalid=; Max-Age=0"))
     }
 }
 
@@ -176,7 +177,10 @@ async fn security_headers(mut res: Response) -> Response {
         ),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -272,7 +276,12 @@ async fn authenticate(st: &ConsoleState, headers: &HeaderMap) -> Result<Authed, 
     }
 }
 
-fn check_csrf(st: &ConsoleState, a: &Authed, headers: &HeaderMap, form: &HashMap<String, String>) -> Result<(), Response> {
+fn check_csrf(
+    st: &ConsoleState,
+    a: &Authed,
+    headers: &HeaderMap,
+    form: &HashMap<String, String>,
+) -> Result<(), Response> {
     let token = form.get("csrf").map(String::as_str).unwrap_or("");
     if !same_origin(st, headers) || !session::tokens_equal(token, &a.session.csrf_token) {
         st.ctx.metrics.inc(
@@ -323,11 +332,7 @@ fn render_error(st: &ConsoleState, status: StatusCode, message: &str) -> Respons
 }
 
 fn render(st: &ConsoleState, status: StatusCode, name: &str, ctx: minijinja::Value) -> Response {
-    match st
-        .templates
-        .get_template(name)
-        .and_then(|t| t.render(ctx))
-    {
+    match st.templates.get_template(name).and_then(|t| t.render(ctx)) {
         Ok(html) => (
             status,
             [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
@@ -379,12 +384,16 @@ fn mode_view(m: &ModeState) -> minijinja::Value {
 fn flash_text(code: &str) -> Option<&'static str> {
     Some(match code {
         "held" => "災害モードを手動で保持しました。",
-        "released" => "災害モードの手動保持を解除しました。警報等が残っていなければ、平常時に戻ります。",
+        "released" => {
+            "災害モードの手動保持を解除しました。警報等が残っていなければ、平常時に戻ります。"
+        }
         "unchanged" => "すでにその状態です。変更はありません。",
         "shelter" => "避難所の状態を変更しました。",
         "resolved" => "問題を対応済みにしました。",
         "logout" => "ログアウトしました。",
-        "expired" => "一定時間操作がなかったため、ログアウトしました。もう一度ログインしてください。",
+        "expired" => {
+            "一定時間操作がなかったため、ログアウトしました。もう一度ログインしてください。"
+        }
         _ => return None,
     })
 }
@@ -409,7 +418,13 @@ async fn login_page(
             return Redirect::to("/console/").into_response();
         }
     }
-    login_form(&st, StatusCode::OK, q.msg.as_deref().and_then(flash_text), None, "")
+    login_form(
+        &st,
+        StatusCode::OK,
+        q.msg.as_deref().and_then(flash_text),
+        None,
+        "",
+    )
 }
 
 fn login_form(
@@ -834,7 +849,9 @@ async fn mode_submit(State(st): State<ConsoleState>, headers: HeaderMap, body: B
         return render_error(
             &st,
             StatusCode::BAD_REQUEST,
-            &format!("理由を{MAX_REASON_CHARS}文字以内で入力してください。理由は監査ログに残ります。"),
+            &format!(
+                "理由を{MAX_REASON_CHARS}文字以内で入力してください。理由は監査ログに残ります。"
+            ),
         );
     }
     let (actor, reason, now) = (a.user.name.clone(), reason.to_string(), st.now());
@@ -955,7 +972,12 @@ async fn audit_page(
         Err(r) => return r,
     };
     let page = q.page.unwrap_or(1);
-    let rows = match st.ctx.store.read(move |c| records::audit_page(c, page)).await {
+    let rows = match st
+        .ctx
+        .store
+        .read(move |c| records::audit_page(c, page))
+        .await
+    {
         Ok(r) => r,
         Err(e) => return internal(&st, e),
     };
@@ -1010,7 +1032,11 @@ async fn problem_resolve(
         return r;
     }
     let Some(id) = form.get("id").and_then(|s| s.parse::<i64>().ok()) else {
-        return render_error(&st, StatusCode::BAD_REQUEST, "問題の番号が正しくありません。");
+        return render_error(
+            &st,
+            StatusCode::BAD_REQUEST,
+            "問題の番号が正しくありません。",
+        );
     };
     let (actor, now) = (a.user.name.clone(), st.now());
     match st
@@ -1071,7 +1097,10 @@ mod tests {
     #[test]
     fn cookies_are_found_among_several() {
         let mut h = HeaderMap::new();
-        h.insert(header::COOKIE, HeaderValue::from_static("a=1; sonae_session=xyz; b=2"));
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; sonae_session=xyz; b=2"),
+        );
         assert_eq!(cookie(&h, "sonae_session"), Some("xyz"));
         assert_eq!(cookie(&h, "c"), None);
     }

@@ -192,7 +192,12 @@ mod tests {
         };
         assert_eq!(d.pending(), 250);
         assert_eq!(d.percent_done(), 75);
-        let empty = DeliveryRow { planned: 0, sent: 0, failed: 0, ..d };
+        let empty = DeliveryRow {
+            planned: 0,
+            sent: 0,
+            failed: 0,
+            ..d
+        };
         assert_eq!(empty.percent_done(), 100);
     }
 

@@ -139,7 +139,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(&dir.path().join("t.db")).unwrap();
         for i in 0..(PAGE_SIZE + 3) {
-            s.record_problem("jma.feed", format!("問題 {i}"), None).await;
+            s.record_problem("jma.feed", format!("問題 {i}"), None)
+                .await;
         }
         let p1 = s.read_blocking(|c| problem_page(c, 1, false)).unwrap();
         assert_eq!(p1.total, PAGE_SIZE + 3);
@@ -152,8 +153,12 @@ mod tests {
 
         let id = p1.rows[0].id;
         let now = chrono::Utc::now();
-        assert!(s.write_blocking(|tx| resolve_problem(tx, id, "sato", now)).unwrap());
-        assert!(!s.write_blocking(|tx| resolve_problem(tx, id, "sato", now)).unwrap());
+        assert!(s
+            .write_blocking(|tx| resolve_problem(tx, id, "sato", now))
+            .unwrap());
+        assert!(!s
+            .write_blocking(|tx| resolve_problem(tx, id, "sato", now))
+            .unwrap());
         assert_eq!(s.read_blocking(open_problem_count).unwrap(), PAGE_SIZE + 2);
         let all = s.read_blocking(|c| problem_page(c, 1, true)).unwrap();
         assert_eq!(all.total, PAGE_SIZE + 3);

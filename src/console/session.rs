@@ -157,7 +157,10 @@ pub fn touch(
         policy.check(parse(&created)?, parse(&last_seen)?, now)
     };
     if check != SessionCheck::Valid {
-        tx.execute("DELETE FROM console_sessions WHERE id_hash = ?1", [&id_hash])?;
+        tx.execute(
+            "DELETE FROM console_sessions WHERE id_hash = ?1",
+            [&id_hash],
+        )?;
         return Ok(Err(check));
     }
     tx.execute(
@@ -177,7 +180,11 @@ pub fn delete(tx: &Transaction<'_>, id_hash: &str) -> anyhow::Result<()> {
 }
 
 /// Removes sessions past the absolute timeout (housekeeping at login).
-pub fn prune(tx: &Transaction<'_>, policy: SessionPolicy, now: DateTime<Utc>) -> anyhow::Result<()> {
+pub fn prune(
+    tx: &Transaction<'_>,
+    policy: SessionPolicy,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
     let cutoff = (now - policy.absolute).to_rfc3339();
     tx.execute(
         "DELETE FROM console_sessions WHERE created_at < ?1",

@@ -14,8 +14,14 @@ use minijinja::Environment;
 
 /// The built-in copies: (file name, contents).
 pub const BUILT_IN: &[(&str, &str)] = &[
-    ("base.html", include_str!("../../templates/console/base.html")),
-    ("login.html", include_str!("../../templates/console/login.html")),
+    (
+        "base.html",
+        include_str!("../../templates/console/base.html"),
+    ),
+    (
+        "login.html",
+        include_str!("../../templates/console/login.html"),
+    ),
     (
         "dashboard.html",
         include_str!("../../templates/console/dashboard.html"),
@@ -24,17 +30,26 @@ pub const BUILT_IN: &[(&str, &str)] = &[
         "shelters.html",
         include_str!("../../templates/console/shelters.html"),
     ),
-    ("audit.html", include_str!("../../templates/console/audit.html")),
+    (
+        "audit.html",
+        include_str!("../../templates/console/audit.html"),
+    ),
     (
         "problems.html",
         include_str!("../../templates/console/problems.html"),
     ),
-    ("error.html", include_str!("../../templates/console/error.html")),
+    (
+        "error.html",
+        include_str!("../../templates/console/error.html"),
+    ),
     (
         "console.css",
         include_str!("../../templates/console/console.css"),
     ),
-    ("console.js", include_str!("../../templates/console/console.js")),
+    (
+        "console.js",
+        include_str!("../../templates/console/console.js"),
+    ),
 ];
 
 /// Reads `name` from `dir`, falling back to the built-in copy. Names with path separators are refused.

@@ -365,9 +365,8 @@ pub fn run(cmd: UserCommand) -> ExitCode {
                 Err(e) => return runtime(e),
             };
             let actor = cli_actor();
-            let res = store.write_blocking(|tx| {
-                Ok(add_user(tx, &name, role, &hash, &actor, Utc::now()))
-            });
+            let res =
+                store.write_blocking(|tx| Ok(add_user(tx, &name, role, &hash, &actor, Utc::now())));
             match res {
                 Ok(Ok(_)) => {
                     println!("user {} added ({})", name.as_str(), role.as_str());
@@ -412,9 +411,7 @@ pub fn run(cmd: UserCommand) -> ExitCode {
                     println!("user {name} disabled; their sessions were ended");
                     ExitCode::SUCCESS
                 }
-                Ok(false) => usage(format!(
-                    "no user named {name:?}; see `sonae user list`"
-                )),
+                Ok(false) => usage(format!("no user named {name:?}; see `sonae user list`")),
                 Err(e) => runtime(e),
             }
         }
@@ -431,7 +428,10 @@ mod tests {
         assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
         assert!(verify_password("correct horse battery", &h));
         assert!(!verify_password("correct horse batterY", &h));
-        assert!(!verify_password("correct horse battery", "not a phc string"));
+        assert!(!verify_password(
+            "correct horse battery",
+            "not a phc string"
+        ));
     }
 
     #[test]
@@ -452,13 +452,18 @@ mod tests {
         let name = UserName::parse("sato").unwrap();
         store
             .write_blocking(|tx| {
-                Ok(add_user(tx, &name, Role::Approver, &hash, "test", Utc::now())?)
+                Ok(add_user(
+                    tx,
+                    &name,
+                    Role::Approver,
+                    &hash,
+                    "test",
+                    Utc::now(),
+                )?)
             })
             .unwrap();
         let dup = store
-            .write_blocking(|tx| {
-                Ok(add_user(tx, &name, Role::Admin, &hash, "test", Utc::now()))
-            })
+            .write_blocking(|tx| Ok(add_user(tx, &name, Role::Admin, &hash, "test", Utc::now())))
             .unwrap();
         assert!(matches!(dup, Err(AddUserError::Exists(_))));
 

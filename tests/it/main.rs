@@ -1,4 +1,5 @@
 //! Integration tests: the real binary and the app on random ports, with real SQLite files and local peers.
 
+mod console;
 mod foundation;
 mod helpers;
