@@ -276,12 +276,15 @@ async fn authenticate(st: &ConsoleState, headers: &HeaderMap) -> Result<Authed, 
     }
 }
 
+/// A response that ends the request early (login redirect, refusal page). Boxed: `Response` is large.
+type Refusal = Box<Response>;
+
 fn check_csrf(
     st: &ConsoleState,
     a: &Authed,
     headers: &HeaderMap,
     form: &HashMap<String, String>,
-) -> Result<(), Response> {
+) -> Result<(), Refusal> {
     let token = form.get("csrf").map(String::as_str).unwrap_or("");
     if !same_origin(st, headers) || !session::tokens_equal(token, &a.session.csrf_token) {
         st.ctx.metrics.inc(
@@ -289,27 +292,27 @@ fn check_csrf(
             "Console POSTs refused for a missing or wrong CSRF token or a cross-site origin.",
             &[],
         );
-        return Err(render_error(
+        return Err(Box::new(render_error(
             st,
             StatusCode::FORBIDDEN,
             "画面の有効期限が切れたか、不正な送信です。画面を開き直してから、もう一度操作してください。",
-        ));
+        )));
     }
     Ok(())
 }
 
-fn require_role(st: &ConsoleState, a: &Authed, role: Role) -> Result<(), Response> {
+fn require_role(st: &ConsoleState, a: &Authed, role: Role) -> Result<(), Refusal> {
     if a.user.role >= role {
         Ok(())
     } else {
-        Err(render_error(
+        Err(Box::new(render_error(
             st,
             StatusCode::FORBIDDEN,
             &format!(
                 "この操作には「{}」以上の権限が必要です。権限のある職員に依頼してください。",
                 role.label_ja()
             ),
-        ))
+        )))
     }
 }
 
@@ -598,7 +601,7 @@ async fn logout(State(st): State<ConsoleState>, headers: HeaderMap, body: Bytes)
     };
     let form = parse_form(&body);
     if let Err(r) = check_csrf(&st, &a, &headers, &form) {
-        return r;
+        return *r;
     }
     let (h, name) = (a.session.id_hash.clone(), a.user.name.clone());
     let res = st
@@ -785,7 +788,7 @@ async fn api_status(State(st): State<ConsoleState>, headers: HeaderMap) -> Respo
             .into_response();
     }
     let result = async {
-        let mode = st.ctx.store.read(|c| mode::current_mode(c)).await?;
+        let mode = st.ctx.store.read(mode::current_mode).await?;
         gather(&st, &mode).await
     }
     .await;
@@ -828,10 +831,10 @@ async fn mode_submit(State(st): State<ConsoleState>, headers: HeaderMap, body: B
     };
     let form = parse_form(&body);
     if let Err(r) = check_csrf(&st, &a, &headers, &form) {
-        return r;
+        return *r;
     }
     if let Err(r) = require_role(&st, &a, Role::Approver) {
-        return r;
+        return *r;
     }
     let hold = match form.get("action").map(String::as_str) {
         Some("hold") => true,
@@ -914,10 +917,10 @@ async fn shelter_submit(
     };
     let form = parse_form(&body);
     if let Err(r) = check_csrf(&st, &a, &headers, &form) {
-        return r;
+        return *r;
     }
     if let Err(r) = require_role(&st, &a, Role::Operator) {
-        return r;
+        return *r;
     }
     let id = form.get("id").cloned().unwrap_or_default();
     let Some(status) = form.get("status").and_then(|s| ShelterStatus::parse(s)) else {
@@ -1026,10 +1029,10 @@ async fn problem_resolve(
     };
     let form = parse_form(&body);
     if let Err(r) = check_csrf(&st, &a, &headers, &form) {
-        return r;
+        return *r;
     }
     if let Err(r) = require_role(&st, &a, Role::Operator) {
-        return r;
+        return *r;
     }
     let Some(id) = form.get("id").and_then(|s| s.parse::<i64>().ok()) else {
         return render_error(

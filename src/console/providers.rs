@@ -48,11 +48,9 @@ impl DeliveryRow {
 
     /// Percentage done (sent + failed of planned), 100 for an empty plan.
     pub fn percent_done(&self) -> u64 {
-        if self.planned == 0 {
-            100
-        } else {
-            ((self.sent + self.failed).min(self.planned) * 100) / self.planned
-        }
+        ((self.sent + self.failed).min(self.planned) * 100)
+            .checked_div(self.planned)
+            .unwrap_or(100)
     }
 }
 
