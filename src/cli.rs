@@ -10,7 +10,7 @@ use crate::config::{Config, ConfigError};
 pub const EXIT_RUNTIME: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 
-const DEFAULT_CONFIG: &str = "/etc/sonae/sonae.toml";
+pub const DEFAULT_CONFIG: &str = "/etc/sonae/sonae.toml";
 
 #[derive(Debug, Parser)]
 #[command(name = "sonae", version, about = "備え — disaster alerts and city services on a LINE Official Account", long_about = None)]
@@ -48,6 +48,11 @@ pub enum Command {
     /// Run the local LINE stand-in (a fake api.line.me / api-data.line.me with LINE's limits and
     /// semantics, which records deliveries and acts as residents). For tests, demos and benchmarks.
     LineSandbox(crate::line::sandbox::cli::LineSandboxArgs),
+    /// Operator-console accounts.
+    User {
+        #[command(subcommand)]
+        command: crate::console::users::UserCommand,
+    },
     /// Database maintenance.
     Db {
         #[command(subcommand)]
@@ -170,6 +175,7 @@ pub fn main() -> ExitCode {
             let _ = crate::telemetry::init(&crate::config::LogConfig::default(), std::io::stderr);
             runtime(crate::line::sandbox::run_cli(config))
         }
+        Command::User { command } => crate::console::users::run(command),
         Command::Db {
             command: DbCommand::Backup { dest, config, db },
         } => {

@@ -10,6 +10,8 @@
 //! | [`web`] | axum router: `/healthz`, `/metrics`, webhook, console, resident pages | I/O |
 //! | [`jma`] | JMA XML feeds, parser, warning codes, active-warning state | mixed |
 //! | [`line`] | LINE client, sending rules, webhook, rich menus, local stand-in | mixed |
+//! | [`console`] | operator console (login, dashboard, hold, shelters, audit, problems), `/api/status`, `sonae user` | I/O |
+//! | [`mode`] | 平常時/災害モード and the manual hold, in SQLite | I/O |
 //! | [`telemetry`], [`metrics`], [`health`] | logs, Prometheus metrics, component states | — |
 //! | [`secret`], [`ids`] | values that must not be printed: secrets, LINE user ids | yes |
 //! | [`systemd`] | `sd_notify` readiness and watchdog | I/O |
@@ -20,12 +22,14 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod demo;
 pub mod health;
 pub mod ids;
 pub mod jma;
 pub mod line;
 pub mod metrics;
+pub mod mode;
 pub mod secret;
 pub mod store;
 pub mod systemd;

@@ -95,6 +95,12 @@ pub struct ConsoleConfig {
     pub session_key: SecretSource,
     /// Bearer token for `GET /api/status` (monitoring). Unset: the endpoint answers 404.
     pub api_token: Option<SecretSource>,
+    /// Directory of the console's page templates and CSS; files missing there fall back to built-in copies.
+    pub templates_dir: PathBuf,
+    /// A console session ends after this many seconds without a request (OWASP: 15–30 min).
+    pub idle_timeout_secs: u64,
+    /// A console session ends this many seconds after login however busy it is.
+    pub absolute_timeout_secs: u64,
 }
 
 impl Default for ConsoleConfig {
@@ -102,7 +108,29 @@ impl Default for ConsoleConfig {
         ConsoleConfig {
             session_key: SecretSource::from_env("SONAE_SESSION_KEY"),
             api_token: None,
+            templates_dir: "templates/console".into(),
+            idle_timeout_secs: 30 * 60,
+            absolute_timeout_secs: 12 * 60 * 60,
         }
+    }
+}
+
+impl ConsoleConfig {
+    pub fn validate(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let idle = self.idle_timeout_secs;
+        if !(60..=8 * 3600).contains(&idle) {
+            problems.push(format!(
+                "console.idle_timeout_secs: {idle} is out of range; use 60..=28800 (30 minutes = 1800 is usual)"
+            ));
+        }
+        let abs = self.absolute_timeout_secs;
+        if abs < idle || abs > 24 * 3600 {
+            problems.push(format!(
+                "console.absolute_timeout_secs: {abs} is out of range; use a value between console.idle_timeout_secs ({idle}) and 86400 (12 hours = 43200 is usual)"
+            ));
+        }
+        problems
     }
 }
 
@@ -182,6 +210,7 @@ impl Config {
                     .into(),
             );
         }
+        problems.extend(self.console.validate());
         problems.extend(self.line.validate());
         problems.extend(self.jma.validate());
         if problems.is_empty() {

@@ -10,4 +10,5 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("migrations/0100_jma_feed.sql"),
     ),
     (200, "line", include_str!("migrations/0200_line.sql")),
+    (500, "console", include_str!("migrations/0500_console.sql")),
 ];

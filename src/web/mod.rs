@@ -17,6 +17,8 @@ pub fn router(ctx: Context) -> Router {
         .route("/metrics", get(metrics))
         .merge(crate::line::webhook::router())
         .with_state(ctx)
+        .with_state(ctx.clone())
+        .merge(crate::console::router(ctx))
 }
 
 /// 200 with every component's state while nothing is down; 503 when a component is down.

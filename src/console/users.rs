@@ -1,0 +1,491 @@
+//! Console staff accounts: Argon2id password hashes in `console_users`, and the `sonae user` commands.
+//!
+//! Hash parameters follow OWASP's Password Storage Cheat Sheet minimum for Argon2id: 19 MiB of memory,
+//! 2 iterations, 1 lane (about 30–60 ms per hash on the city's server; it runs on the blocking pool).
+//! Unknown user names are verified against a dummy hash, so the answer time does not tell an attacker
+//! which names exist.
+
+use std::io::{BufRead, IsTerminal};
+use std::process::ExitCode;
+use std::sync::OnceLock;
+
+use anyhow::Context as _;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use chrono::{DateTime, Utc};
+use rand::RngCore;
+use rusqlite::{Connection, OptionalExtension, Transaction};
+use serde::Serialize;
+
+use crate::store::Store;
+
+/// What a console user may do. Deny by default: every handler checks the role it needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Sees everything; opens/closes shelters; resolves problems.
+    Operator,
+    /// Also holds and releases disaster mode.
+    Approver,
+    /// Also manages accounts.
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Operator => "operator",
+            Role::Approver => "approver",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn label_ja(self) -> &'static str {
+        match self {
+            Role::Operator => "担当者",
+            Role::Approver => "承認者",
+            Role::Admin => "管理者",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "operator" => Some(Role::Operator),
+            "approver" => Some(Role::Approver),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// A user name as typed at `sonae user add`: 1–64 characters, letters, digits, `.`, `_`, `-`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserName(String);
+
+impl UserName {
+    pub fn parse(s: &str) -> Result<UserName, String> {
+        let ok = !s.is_empty()
+            && s.chars().count() <= 64
+            && s.chars()
+                .all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        if ok {
+            Ok(UserName(s.to_string()))
+        } else {
+            Err(format!(
+                "user name {s:?} is not allowed; use 1-64 letters, digits, '.', '_' or '-'"
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Minimum password length (OWASP ASVS 2.1.1 asks for 12 characters).
+pub const MIN_PASSWORD_CHARS: usize = 12;
+
+fn argon2() -> Argon2<'static> {
+    Argon2::new(
+        Algorithm::Argon2id,
+        Version::V0x13,
+        Params::new(19 * 1024, 2, 1, None).expect("static Argon2 parameters are valid"),
+    )
+}
+
+/// Hashes a password with Argon2id and a random 128-bit salt. CPU-heavy: call from blocking code.
+pub fn hash_password(password: &str) -> anyhow::Result<String> {
+    let mut salt = [0u8; 16];
+    rand::thread_rng().fill_bytes(&mut salt);
+    let salt = SaltString::encode_b64(&salt).map_err(|e| anyhow::anyhow!("salt: {e}"))?;
+    let hash = argon2()
+        .hash_password(password.as_bytes(), &salt)
+        .map_err(|e| anyhow::anyhow!("hashing password: {e}"))?;
+    Ok(hash.to_string())
+}
+
+/// Verifies `password` against a stored PHC string; the comparison inside `argon2` is constant-time.
+/// A malformed stored hash counts as a mismatch.
+pub fn verify_password(password: &str, phc: &str) -> bool {
+    match PasswordHash::new(phc) {
+        Ok(parsed) => argon2()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// A hash of a random password, verified when the user name is unknown so that both paths cost the same.
+fn dummy_hash() -> &'static str {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    DUMMY.get_or_init(|| {
+        let mut pw = [0u8; 24];
+        rand::thread_rng().fill_bytes(&mut pw);
+        hash_password(&hex::encode(pw)).unwrap_or_default()
+    })
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct User {
+    pub id: i64,
+    pub name: String,
+    pub role: Role,
+    pub disabled: bool,
+    pub created_at: String,
+    pub last_login_at: Option<String>,
+}
+
+fn row_to_user(r: &rusqlite::Row<'_>) -> rusqlite::Result<(User, String)> {
+    let role: String = r.get(2)?;
+    Ok((
+        User {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            // The CHECK constraint keeps the column to the three values.
+            role: Role::parse(&role).unwrap_or(Role::Operator),
+            disabled: r.get(3)?,
+            created_at: r.get(4)?,
+            last_login_at: r.get(5)?,
+        },
+        r.get(6)?,
+    ))
+}
+
+const USER_COLUMNS: &str = "id, name, role, disabled, created_at, last_login_at, password_hash";
+
+pub fn list_users(conn: &Connection) -> anyhow::Result<Vec<User>> {
+    let mut st = conn.prepare(&format!(
+        "SELECT {USER_COLUMNS} FROM console_users ORDER BY name"
+    ))?;
+    let users = st
+        .query_map([], row_to_user)?
+        .map(|r| r.map(|(u, _)| u))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(users)
+}
+
+pub fn find_user(conn: &Connection, name: &str) -> anyhow::Result<Option<(User, String)>> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {USER_COLUMNS} FROM console_users WHERE name = ?1"),
+            [name],
+            row_to_user,
+        )
+        .optional()?)
+}
+
+pub fn user_by_id(conn: &Connection, id: i64) -> anyhow::Result<Option<User>> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {USER_COLUMNS} FROM console_users WHERE id = ?1"),
+            [id],
+            row_to_user,
+        )
+        .optional()?
+        .map(|(u, _)| u))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AddUserError {
+    #[error("user {0:?} already exists; choose another name or disable the old account")]
+    Exists(String),
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+/// Creates an account (audited as `user.add`). `hash` comes from [`hash_password`].
+pub fn add_user(
+    tx: &Transaction<'_>,
+    name: &UserName,
+    role: Role,
+    hash: &str,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<i64, AddUserError> {
+    if find_user(tx, name.as_str())?.is_some() {
+        return Err(AddUserError::Exists(name.as_str().to_string()));
+    }
+    tx.execute(
+        "INSERT INTO console_users (name, role, password_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
+        rusqlite::params![name.as_str(), role.as_str(), hash, now.to_rfc3339()],
+    )
+    .context("inserting user")?;
+    let id = tx.last_insert_rowid();
+    Store::audit(
+        tx,
+        actor,
+        "user.add",
+        &serde_json::json!({ "user": name.as_str(), "role": role.as_str() }),
+    )?;
+    Ok(id)
+}
+
+/// Disables an account and ends its sessions (audited as `user.disable`). `Ok(false)` when no such user.
+pub fn disable_user(tx: &Transaction<'_>, name: &str, actor: &str) -> anyhow::Result<bool> {
+    let Some((user, _)) = find_user(tx, name)? else {
+        return Ok(false);
+    };
+    tx.execute(
+        "UPDATE console_users SET disabled = 1 WHERE id = ?1",
+        [user.id],
+    )?;
+    tx.execute("DELETE FROM console_sessions WHERE user_id = ?1", [user.id])?;
+    Store::audit(
+        tx,
+        actor,
+        "user.disable",
+        &serde_json::json!({ "user": name }),
+    )?;
+    Ok(true)
+}
+
+/// Why a login failed. Shown to the operator as one message that does not say which part was wrong.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LoginRefusal {
+    BadCredentials,
+    Disabled,
+}
+
+/// Checks a name and password. Blocking (Argon2). Always runs one Argon2 verification.
+pub fn check_credentials(
+    conn: &Connection,
+    name: &str,
+    password: &str,
+) -> anyhow::Result<Result<User, LoginRefusal>> {
+    let found = find_user(conn, name)?;
+    let (hash, user) = match &found {
+        Some((u, h)) => (h.as_str(), Some(u)),
+        None => (dummy_hash(), None),
+    };
+    let ok = verify_password(password, hash);
+    Ok(match user {
+        Some(u) if ok && !u.disabled => Ok(u.clone()),
+        Some(u) if ok && u.disabled => Err(LoginRefusal::Disabled),
+        _ => Err(LoginRefusal::BadCredentials),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// CLI: `sonae user add|list|disable`
+
+#[derive(Debug, clap::Subcommand)]
+pub enum UserCommand {
+    /// Create a console account. The password is read from standard input (one line) or, on a terminal,
+    /// prompted twice without echo.
+    Add {
+        #[arg(long, default_value = crate::cli::DEFAULT_CONFIG)]
+        config: std::path::PathBuf,
+        /// Login name (letters, digits, '.', '_', '-').
+        name: String,
+        /// operator: 閲覧・避難所・問題対応; approver: also manual hold/release of disaster mode; admin: everything.
+        #[arg(long, value_enum, default_value = "operator")]
+        role: Role,
+    },
+    /// List console accounts.
+    List {
+        #[arg(long, default_value = crate::cli::DEFAULT_CONFIG)]
+        config: std::path::PathBuf,
+    },
+    /// Disable an account and end its sessions.
+    Disable {
+        #[arg(long, default_value = crate::cli::DEFAULT_CONFIG)]
+        config: std::path::PathBuf,
+        name: String,
+    },
+}
+
+fn read_password() -> anyhow::Result<String> {
+    if std::io::stdin().is_terminal() {
+        let a = rpassword::prompt_password("パスワード: ").context("reading password")?;
+        let b = rpassword::prompt_password("パスワード（確認）: ").context("reading password")?;
+        if a != b {
+            anyhow::bail!("the two passwords differ; nothing was changed");
+        }
+        Ok(a)
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("reading password from standard input")?;
+        Ok(line.trim_end_matches(['\n', '\r']).to_string())
+    }
+}
+
+fn open_store(config: &std::path::Path) -> Result<Store, ExitCode> {
+    let cfg = crate::config::Config::from_file(config).map_err(|e| {
+        for p in &e.problems {
+            eprintln!("error: {p}");
+        }
+        ExitCode::from(crate::cli::EXIT_USAGE)
+    })?;
+    Store::open(&cfg.store.path).map_err(|e| {
+        eprintln!("error: {e:#}");
+        ExitCode::from(crate::cli::EXIT_RUNTIME)
+    })
+}
+
+/// Runs a `sonae user` command. Exit codes: 0 ok, 1 runtime failure, 2 usage (bad name, short password).
+pub fn run(cmd: UserCommand) -> ExitCode {
+    let usage = |m: String| {
+        eprintln!("error: {m}");
+        ExitCode::from(crate::cli::EXIT_USAGE)
+    };
+    let runtime = |e: anyhow::Error| {
+        eprintln!("error: {e:#}");
+        ExitCode::from(crate::cli::EXIT_RUNTIME)
+    };
+    let cli_actor = || {
+        format!(
+            "cli:{}",
+            std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+        )
+    };
+    match cmd {
+        UserCommand::Add { config, name, role } => {
+            let name = match UserName::parse(&name) {
+                Ok(n) => n,
+                Err(m) => return usage(m),
+            };
+            let store = match open_store(&config) {
+                Ok(s) => s,
+                Err(c) => return c,
+            };
+            let password = match read_password() {
+                Ok(p) => p,
+                Err(e) => return usage(format!("{e:#}")),
+            };
+            if password.chars().count() < MIN_PASSWORD_CHARS {
+                return usage(format!(
+                    "the password is shorter than {MIN_PASSWORD_CHARS} characters; choose a longer one"
+                ));
+            }
+            let hash = match hash_password(&password) {
+                Ok(h) => h,
+                Err(e) => return runtime(e),
+            };
+            let actor = cli_actor();
+            let res =
+                store.write_blocking(|tx| Ok(add_user(tx, &name, role, &hash, &actor, Utc::now())));
+            match res {
+                Ok(Ok(_)) => {
+                    println!("user {} added ({})", name.as_str(), role.as_str());
+                    ExitCode::SUCCESS
+                }
+                Ok(Err(AddUserError::Exists(n))) => usage(format!(
+                    "user {n:?} already exists; choose another name or disable the old account"
+                )),
+                Ok(Err(AddUserError::Other(e))) | Err(e) => runtime(e),
+            }
+        }
+        UserCommand::List { config } => {
+            let store = match open_store(&config) {
+                Ok(s) => s,
+                Err(c) => return c,
+            };
+            match store.read_blocking(list_users) {
+                Ok(users) => {
+                    println!("{:<24} {:<9} {:<9} last login", "name", "role", "state");
+                    for u in users {
+                        println!(
+                            "{:<24} {:<9} {:<9} {}",
+                            u.name,
+                            u.role.as_str(),
+                            if u.disabled { "disabled" } else { "active" },
+                            u.last_login_at.as_deref().unwrap_or("-")
+                        );
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => runtime(e),
+            }
+        }
+        UserCommand::Disable { config, name } => {
+            let store = match open_store(&config) {
+                Ok(s) => s,
+                Err(c) => return c,
+            };
+            let actor = cli_actor();
+            match store.write_blocking(|tx| disable_user(tx, &name, &actor)) {
+                Ok(true) => {
+                    println!("user {name} disabled; their sessions were ended");
+                    ExitCode::SUCCESS
+                }
+                Ok(false) => usage(format!("no user named {name:?}; see `sonae user list`")),
+                Err(e) => runtime(e),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hash_verifies_its_password_and_nothing_else() {
+        let h = hash_password("correct horse battery").unwrap();
+        assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
+        assert!(verify_password("correct horse battery", &h));
+        assert!(!verify_password("correct horse batterY", &h));
+        assert!(!verify_password(
+            "correct horse battery",
+            "not a phc string"
+        ));
+    }
+
+    #[test]
+    fn user_names_with_spaces_or_quotes_are_refused() {
+        assert!(UserName::parse("tanaka.k").is_ok());
+        assert!(UserName::parse("田中").is_ok());
+        assert!(UserName::parse("").is_err());
+        assert!(UserName::parse("a b").is_err());
+        assert!(UserName::parse("x\"y").is_err());
+        assert!(UserName::parse(&"a".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn credentials_are_checked_and_disabled_accounts_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).unwrap();
+        let hash = hash_password("a long password 1").unwrap();
+        let name = UserName::parse("sato").unwrap();
+        store
+            .write_blocking(|tx| {
+                Ok(add_user(
+                    tx,
+                    &name,
+                    Role::Approver,
+                    &hash,
+                    "test",
+                    Utc::now(),
+                )?)
+            })
+            .unwrap();
+        let dup = store
+            .write_blocking(|tx| Ok(add_user(tx, &name, Role::Admin, &hash, "test", Utc::now())))
+            .unwrap();
+        assert!(matches!(dup, Err(AddUserError::Exists(_))));
+
+        let ok = store
+            .read_blocking(|c| check_credentials(c, "sato", "a long password 1"))
+            .unwrap();
+        assert_eq!(ok.unwrap().role, Role::Approver);
+        let bad = store
+            .read_blocking(|c| check_credentials(c, "sato", "wrong password 1"))
+            .unwrap();
+        assert_eq!(bad.unwrap_err(), LoginRefusal::BadCredentials);
+        let unknown = store
+            .read_blocking(|c| check_credentials(c, "nobody", "a long password 1"))
+            .unwrap();
+        assert_eq!(unknown.unwrap_err(), LoginRefusal::BadCredentials);
+
+        assert!(store
+            .write_blocking(|tx| disable_user(tx, "sato", "test"))
+            .unwrap());
+        let disabled = store
+            .read_blocking(|c| check_credentials(c, "sato", "a long password 1"))
+            .unwrap();
+        assert_eq!(disabled.unwrap_err(), LoginRefusal::Disabled);
+    }
+}

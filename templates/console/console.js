@@ -1,0 +1,29 @@
+// Live refresh of the console dashboard: every data-refresh seconds, fetch the page again and replace
+// each element marked data-live (by id). Everything works without this script; it only saves a reload.
+// It never replaces anything while the operator is typing in a form.
+(function () {
+  "use strict";
+  var secs = parseInt(document.body.getAttribute("data-refresh") || "0", 10);
+  if (!secs || !window.fetch || !window.DOMParser) { return; }
+  function typing() {
+    var a = document.activeElement;
+    return a && (a.tagName === "INPUT" || a.tagName === "SELECT" || a.tagName === "TEXTAREA");
+  }
+  function refresh() {
+    if (typing() || document.hidden) { return; }
+    fetch(window.location.pathname, { credentials: "same-origin", redirect: "manual" })
+      .then(function (r) {
+        if (r.type === "opaqueredirect" || r.status !== 200) { throw new Error("status " + r.status); }
+        return r.text();
+      })
+      .then(function (html) {
+        var doc = new DOMParser().parseFromString(html, "text/html");
+        doc.querySelectorAll("[data-live][id]").forEach(function (fresh) {
+          var old = document.getElementById(fresh.id);
+          if (old) { old.replaceWith(document.importNode(fresh, true)); }
+        });
+      })
+      .catch(function () { /* the next round tries again; a lost session shows on the next click */ });
+  }
+  window.setInterval(refresh, secs * 1000);
+})();
