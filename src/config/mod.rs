@@ -25,6 +25,8 @@ pub struct Config {
     pub console: ConsoleConfig,
     pub line: crate::line::LineConfig,
     pub jma: crate::jma::JmaConfig,
+    pub disaster: crate::disaster::DisasterConfig,
+    pub delivery: crate::delivery::DeliveryConfig,
 }
 
 impl Default for Config {
@@ -36,6 +38,8 @@ impl Default for Config {
             console: ConsoleConfig::default(),
             line: crate::line::LineConfig::default(),
             jma: crate::jma::JmaConfig::default(),
+            disaster: crate::disaster::DisasterConfig::default(),
+            delivery: crate::delivery::DeliveryConfig::default(),
         }
     }
 }
@@ -197,6 +201,8 @@ impl Config {
         }
         problems.extend(self.line.validate());
         problems.extend(self.jma.validate());
+        problems.extend(self.disaster.validate());
+        problems.extend(self.delivery.validate());
         if problems.is_empty() {
             Ok(())
         } else {
