@@ -16,6 +16,11 @@ pub mod compose;
 pub mod engine;
 pub mod policy;
 
+#[cfg(test)]
+mod engine_tests;
+#[cfg(test)]
+mod compose_tests;
+
 use rusqlite::{Connection, OptionalExtension, Transaction};
 use serde_json::json;
 
