@@ -8,6 +8,8 @@
 //! | [`app`] | wiring, task spawning, graceful shutdown | — |
 //! | [`store`] | SQLite: WAL, migrations, async access, backup | I/O |
 //! | [`web`] | axum router: `/healthz`, `/metrics`, webhook, console, resident pages | I/O |
+//! | [`disaster`] | policy, pure engine (mode + alert steps), alert composition | mostly |
+//! | [`delivery`] | the durable outbox: batches, retry keys, sender task, progress | I/O |
 //! | [`jma`] | JMA XML feeds, parser, warning codes, active-warning state | mixed |
 //! | [`line`] | LINE client, sending rules, webhook, rich menus, local stand-in | mixed |
 //! | [`console`] | operator console (login, dashboard, hold, shelters, audit, problems), `/api/status`, `sonae user` | I/O |
@@ -23,7 +25,9 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod console;
+pub mod delivery;
 pub mod demo;
+pub mod disaster;
 pub mod health;
 pub mod ids;
 pub mod jma;

@@ -25,6 +25,23 @@ pub struct Config {
     pub console: ConsoleConfig,
     pub line: crate::line::LineConfig,
     pub jma: crate::jma::JmaConfig,
+    pub disaster: crate::disaster::DisasterConfig,
+    pub delivery: crate::delivery::DeliveryConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerConfig::default(),
+            store: StoreConfig::default(),
+            log: LogConfig::default(),
+            console: ConsoleConfig::default(),
+            line: crate::line::LineConfig::default(),
+            jma: crate::jma::JmaConfig::default(),
+            disaster: crate::disaster::DisasterConfig::default(),
+            delivery: crate::delivery::DeliveryConfig::default(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -213,6 +230,8 @@ impl Config {
         problems.extend(self.console.validate());
         problems.extend(self.line.validate());
         problems.extend(self.jma.validate());
+        problems.extend(self.disaster.validate());
+        problems.extend(self.delivery.validate());
         if problems.is_empty() {
             Ok(())
         } else {

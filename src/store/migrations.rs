@@ -11,4 +11,8 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (200, "line", include_str!("migrations/0200_line.sql")),
     (500, "console", include_str!("migrations/0500_console.sql")),
+        330,
+        "disaster_delivery",
+        include_str!("migrations/0330_disaster_delivery.sql"),
+    ),
 ];

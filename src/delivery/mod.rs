@@ -1,0 +1,364 @@
+//! The one durable outbox: every message Sonae sends to residents goes through here.
+//!
+//! # Invariants
+//! 1. **Written before sent.** An alert and all its batches are inserted in the caller's transaction
+//!    ([`enqueue`]), the same one that records the decision that caused them. Nothing is sent that is not in
+//!    `delivery_batches`; nothing in it is lost on a crash (SQLite WAL, `synchronous=FULL`).
+//! 2. **One retry key per batch, for its whole life.** A batch (≤ [`MAX_RECIPIENTS`] recipients) gets its
+//!    UUID `retry_key` when it is inserted, before the first send, and is only ever sent with that key. LINE
+//!    accepts a key once and answers 409 to repeats for 24 h, so re-sending after a crash cannot duplicate.
+//! 3. **A row never leaves `in_flight` without a recorded outcome.** Claiming sets `in_flight` in one short
+//!    transaction; the HTTP call runs with no transaction open; the outcome is recorded in another short
+//!    transaction. A row found `in_flight` at start was cut short by a crash: it goes back to `pending`
+//!    with the *same* key (LINE answers 409 if the first attempt had landed, which counts as accepted).
+//! 4. **Failures are never "done".** 429/5xx/timeouts go back to `pending` with full-jitter backoff
+//!    (base 0.5 s, cap 30 s by default); other 4xx end in `rejected`, visible to operators; a batch still
+//!    unsent 23 h after its first attempt ends in `expired` (never re-sent with a new key: the old key may
+//!    have landed, and LINE forgets keys after 24 h).
+//! 5. **Exactly once per recipient per alert.** `delivery_alerts.step_key` is unique (the same decision
+//!    twice inserts nothing), and a recipient appears in at most one batch of an alert.
+//! 6. **Rate limit blocks, never drops.** A token bucket at LINE's multicast limit (200 req/s) gates every
+//!    request; a 429 empties it and pauses the whole dispatcher, not just one batch.
+//! 7. **Priority.** Batches are claimed by `priority DESC, id`, so disaster alerts overtake normal traffic.
+//!
+//! # States
+//! ```text
+//! pending --claim--> in_flight --Accepted/AlreadyAccepted--> accepted
+//!                              --Rejected (4xx)------------> rejected
+//!                              --RateLimited/Transient-----> pending (next_attempt_at = now + backoff)
+//!                              --QuotaExhausted------------> pending (+ quota pause, operator alarm)
+//! pending (first attempt > 23 h ago) ---------------------> expired
+//! start: in_flight --------------------------------------> pending (same retry key)
+//! ```
+
+pub mod bucket;
+pub mod sender;
+
+use std::collections::HashSet;
+
+use anyhow::Context as _;
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use bucket::TokenBucket;
+pub use sender::{run_sender, SendOutcome, Sender};
+
+/// LINE multicast: at most 500 recipients per request (`MulticastRequest.to.maxItems`).
+pub const MAX_RECIPIENTS: usize = 500;
+/// LINE: at most 5 messages per request.
+pub const MAX_MESSAGES: usize = 5;
+
+/// `[delivery]`: how fast and how stubbornly the sender works.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliveryConfig {
+    /// Multicast requests per second (LINE's limit is 200 per channel).
+    pub multicast_per_sec: u32,
+    /// Requests in flight at once. LINE answers in tens of ms, so 32 keeps 200 req/s busy.
+    pub concurrency: usize,
+    /// First retry delay after a 429/5xx/timeout; doubles per attempt (full jitter).
+    pub backoff_base_ms: u64,
+    /// Longest retry delay.
+    pub backoff_cap_ms: u64,
+    /// A batch not accepted this long after its first attempt is given up (`expired`), well inside LINE's
+    /// 24 h retry-key window.
+    pub give_up_after_secs: u64,
+    /// After LINE says the monthly message quota is exhausted, wait this long before trying again.
+    pub quota_pause_secs: u64,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            multicast_per_sec: 200,
+            concurrency: 32,
+            backoff_base_ms: 500,
+            backoff_cap_ms: 30_000,
+            give_up_after_secs: 23 * 3600,
+            quota_pause_secs: 600,
+        }
+    }
+}
+
+impl DeliveryConfig {
+    pub fn validate(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if !(1..=200).contains(&self.multicast_per_sec) {
+            p.push(format!(
+                "delivery.multicast_per_sec: {} is out of range; use 1..=200 (LINE allows 200 multicast requests per second)",
+                self.multicast_per_sec
+            ));
+        }
+        if !(1..=256).contains(&self.concurrency) {
+            p.push(format!(
+                "delivery.concurrency: {} is out of range; use 1..=256",
+                self.concurrency
+            ));
+        }
+        if self.backoff_base_ms == 0 || self.backoff_base_ms > self.backoff_cap_ms {
+            p.push(format!(
+                "delivery.backoff_base_ms: {} must be at least 1 and at most delivery.backoff_cap_ms ({})",
+                self.backoff_base_ms, self.backoff_cap_ms
+            ));
+        }
+        if !(60..=23 * 3600).contains(&self.give_up_after_secs) {
+            p.push(format!(
+                "delivery.give_up_after_secs: {} is out of range; use 60..=82800 (LINE keeps retry keys 24 h)",
+                self.give_up_after_secs
+            ));
+        }
+        p
+    }
+}
+
+/// An alert to fan out: one step of the engine, or any other feature's notice.
+#[derive(Clone, Debug)]
+pub struct NewAlert {
+    /// Idempotency key: a second [`enqueue`] with the same key inserts nothing.
+    pub step_key: String,
+    /// `disaster`, `drill`, `plow`, ...
+    pub source: String,
+    pub kind: String,
+    /// Higher is claimed first (`disaster::engine::Priority::value`: 100 disaster, 50 alert, 10 normal).
+    pub priority: i64,
+    pub summary: String,
+    pub detail: Value,
+}
+
+/// One message set and who gets it (typically one district of one step).
+#[derive(Clone, Debug)]
+pub struct Planned {
+    pub messages: Vec<Value>,
+    /// Full LINE user ids.
+    pub recipients: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Enqueued {
+    Created {
+        alert_id: i64,
+        batches: usize,
+        recipients: usize,
+    },
+    /// An alert with this step key already exists: nothing was inserted.
+    Duplicate { alert_id: i64 },
+}
+
+impl Enqueued {
+    pub fn alert_id(&self) -> i64 {
+        match self {
+            Enqueued::Created { alert_id, .. } | Enqueued::Duplicate { alert_id } => *alert_id,
+        }
+    }
+}
+
+/// Inserts an alert and its batches inside the caller's transaction. Recipients are de-duplicated across
+/// the whole alert (a resident listed in two districts gets one message) and cut into batches of at most
+/// [`MAX_RECIPIENTS`], each with a fresh UUID retry key. `now_ms` is the wall clock (unix ms).
+pub fn enqueue(
+    tx: &Transaction<'_>,
+    alert: &NewAlert,
+    plans: &[Planned],
+    now_ms: i64,
+) -> anyhow::Result<Enqueued> {
+    if let Some(id) = tx
+        .query_row(
+            "SELECT id FROM delivery_alerts WHERE step_key = ?1",
+            [&alert.step_key],
+            |r| r.get::<_, i64>(0),
+        )
+        .optional()?
+    {
+        return Ok(Enqueued::Duplicate { alert_id: id });
+    }
+    for p in plans {
+        if p.messages.is_empty() || p.messages.len() > MAX_MESSAGES {
+            anyhow::bail!(
+                "a delivery needs 1..={MAX_MESSAGES} messages, got {}",
+                p.messages.len()
+            );
+        }
+    }
+    let mut seen: HashSet<&str> = HashSet::new();
+    let deduped: Vec<(&Planned, Vec<&str>)> = plans
+        .iter()
+        .map(|p| {
+            let r: Vec<&str> = p
+                .recipients
+                .iter()
+                .map(String::as_str)
+                .filter(|id| !id.is_empty() && seen.insert(id))
+                .collect();
+            (p, r)
+        })
+        .collect();
+    let planned = seen.len();
+    tx.execute(
+        "INSERT INTO delivery_alerts (step_key, source, kind, priority, summary, detail, planned, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            alert.step_key,
+            alert.source,
+            alert.kind,
+            alert.priority,
+            alert.summary,
+            alert.detail.to_string(),
+            planned as i64,
+            chrono::Utc::now().to_rfc3339()
+        ],
+    )
+    .context("inserting alert")?;
+    let alert_id = tx.last_insert_rowid();
+    let mut batches = 0;
+    let mut msg_stmt =
+        tx.prepare_cached("INSERT INTO delivery_messages (alert_id, body) VALUES (?1, ?2)")?;
+    let mut batch_stmt = tx.prepare_cached(
+        "INSERT INTO delivery_batches (alert_id, message_id, retry_key, priority, recipients, n_recipients,
+                                       status, next_attempt_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7)",
+    )?;
+    for (p, recipients) in deduped {
+        if recipients.is_empty() {
+            continue;
+        }
+        msg_stmt.execute(params![alert_id, Value::Array(p.messages.clone()).to_string()])?;
+        let message_id = tx.last_insert_rowid();
+        for chunk in recipients.chunks(MAX_RECIPIENTS) {
+            batch_stmt.execute(params![
+                alert_id,
+                message_id,
+                uuid::Uuid::new_v4().to_string(),
+                alert.priority,
+                chunk.join("\n"),
+                chunk.len() as i64,
+                now_ms
+            ])?;
+            batches += 1;
+        }
+    }
+    Ok(Enqueued::Created {
+        alert_id,
+        batches,
+        recipients: planned,
+    })
+}
+
+/// Recipients of one alert by outcome.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Progress {
+    pub alert_id: i64,
+    pub planned: i64,
+    /// Accepted by LINE (200 or 409 already accepted).
+    pub sent: i64,
+    /// Rejected (4xx) or expired.
+    pub failed: i64,
+    /// Still pending or in flight.
+    pub remaining: i64,
+    pub batches_total: i64,
+    pub batches_done: i64,
+}
+
+/// Progress of one alert; `None` if there is no such alert.
+pub fn progress(conn: &Connection, alert_id: i64) -> anyhow::Result<Option<Progress>> {
+    let planned: Option<i64> = conn
+        .query_row(
+            "SELECT planned FROM delivery_alerts WHERE id = ?1",
+            [alert_id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(planned) = planned else {
+        return Ok(None);
+    };
+    let mut p = Progress {
+        alert_id,
+        planned,
+        ..Progress::default()
+    };
+    let mut stmt = conn.prepare_cached(
+        "SELECT status, count(*), sum(n_recipients) FROM delivery_batches WHERE alert_id = ?1 GROUP BY status",
+    )?;
+    let rows = stmt.query_map([alert_id], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+    })?;
+    for row in rows {
+        let (status, batches, n) = row?;
+        p.batches_total += batches;
+        match status.as_str() {
+            "accepted" => {
+                p.sent += n;
+                p.batches_done += batches;
+            }
+            "rejected" | "expired" => {
+                p.failed += n;
+                p.batches_done += batches;
+            }
+            _ => p.remaining += n,
+        }
+    }
+    Ok(Some(p))
+}
+
+/// Async form of [`progress`].
+pub async fn progress_of(store: &crate::store::Store, alert_id: i64) -> anyhow::Result<Option<Progress>> {
+    store.read(move |c| progress(c, alert_id)).await
+}
+
+/// One alert with its progress, for the console.
+#[derive(Clone, Debug, Serialize)]
+pub struct AlertSummary {
+    pub id: i64,
+    pub source: String,
+    pub kind: String,
+    pub summary: String,
+    pub created_at: String,
+    pub progress: Progress,
+}
+
+/// The latest `limit` alerts, newest first.
+pub fn recent_alerts(conn: &Connection, limit: i64) -> anyhow::Result<Vec<AlertSummary>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, source, kind, summary, created_at FROM delivery_alerts ORDER BY id DESC LIMIT ?1",
+    )?;
+    let rows: Vec<(i64, String, String, String, String)> = stmt
+        .query_map([limit], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (id, source, kind, summary, created_at) in rows {
+        let progress = progress(conn, id)?.unwrap_or_default();
+        out.push(AlertSummary {
+            id,
+            source,
+            kind,
+            summary,
+            created_at,
+            progress,
+        });
+    }
+    Ok(out)
+}
+
+/// Per-recipient outcome of one alert: (LINE user id, batch status), stored compactly as batch status +
+/// recipient list.
+pub fn recipient_outcomes(conn: &Connection, alert_id: i64) -> anyhow::Result<Vec<(String, String)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT status, recipients FROM delivery_batches WHERE alert_id = ?1 ORDER BY id",
+    )?;
+    let rows = stmt.query_map([alert_id], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (status, recipients) = row?;
+        out.extend(recipients.lines().map(|u| (u.to_string(), status.clone())));
+    }
+    Ok(out)
+}
+
+/// Wall clock in unix milliseconds.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
