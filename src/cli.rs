@@ -45,6 +45,21 @@ pub enum Command {
         #[command(subcommand)]
         command: DbCommand,
     },
+    /// Shelters: set status (open/closed/full), list.
+    Shelter {
+        #[command(subcommand)]
+        command: crate::place::cli::ShelterCommand,
+    },
+    /// Residents: import from / export to CSV.
+    Residents {
+        #[command(subcommand)]
+        command: crate::place::cli::ResidentsCommand,
+    },
+    /// Demo city data: regenerate `deploy/demo` from the public data.
+    DemoData {
+        #[command(subcommand)]
+        command: crate::place::cli::DemoDataCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -123,6 +138,9 @@ pub fn main() -> ExitCode {
             let _ = crate::telemetry::init(&crate::config::LogConfig::default(), std::io::stderr);
             runtime(crate::demo::run(args))
         }
+        Command::Shelter { command } => crate::place::cli::shelter(command),
+        Command::Residents { command } => crate::place::cli::residents(command),
+        Command::DemoData { command } => crate::place::cli::demo_data(command),
         Command::Db {
             command: DbCommand::Backup { dest, config, db },
         } => {

@@ -10,6 +10,8 @@
 //! | [`web`] | axum router: `/healthz`, `/metrics`, webhook, console, resident pages | I/O |
 //! | [`jma`] | JMA XML feeds, parser, warning codes, active-warning state | mixed |
 //! | [`line`] | LINE client, sending rules, webhook, rich menus, local stand-in | mixed |
+//! | [`place`] | districts, shelters (GSI data), nearest shelter, hazard links, shelter status, demo city data | mostly |
+//! | [`resident`] | residents, registration conversation, audience query, CSV import/export | mixed |
 //! | [`telemetry`], [`metrics`], [`health`] | logs, Prometheus metrics, component states | — |
 //! | [`secret`], [`ids`] | values that must not be printed: secrets, LINE user ids | yes |
 //! | [`systemd`] | `sd_notify` readiness and watchdog | I/O |
@@ -26,6 +28,8 @@ pub mod ids;
 pub mod jma;
 pub mod line;
 pub mod metrics;
+pub mod place;
+pub mod resident;
 pub mod secret;
 pub mod store;
 pub mod systemd;
