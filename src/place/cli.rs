@@ -283,26 +283,28 @@ pub fn residents(cmd: ResidentsCommand) -> ExitCode {
 
 pub fn demo_data(cmd: DemoDataCommand) -> ExitCode {
     match cmd {
-        DemoDataCommand::Generate { shared, out } => match super::demo_data::generate(&shared, &out) {
-            Ok(s) => {
-                for (ward, n) in &s.per_ward {
-                    println!("{ward}: {n} districts");
+        DemoDataCommand::Generate { shared, out } => {
+            match super::demo_data::generate(&shared, &out) {
+                Ok(s) => {
+                    for (ward, n) in &s.per_ward {
+                        println!("{ward}: {n} districts");
+                    }
+                    println!(
+                        "wrote {} districts ({} bytes) and the shelter CSV to {}",
+                        s.districts,
+                        s.bytes,
+                        out.display()
+                    );
+                    for e in &s.empty {
+                        println!("left out (empty after clipping to the ward outline): {e}");
+                    }
+                    ExitCode::SUCCESS
                 }
-                println!(
-                    "wrote {} districts ({} bytes) and the shelter CSV to {}",
-                    s.districts,
-                    s.bytes,
-                    out.display()
-                );
-                for e in &s.empty {
-                    println!("left out (empty after clipping to the ward outline): {e}");
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(EXIT_RUNTIME)
                 }
-                ExitCode::SUCCESS
             }
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                ExitCode::from(EXIT_RUNTIME)
-            }
-        },
+        }
     }
 }

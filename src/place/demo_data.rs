@@ -50,7 +50,10 @@ pub fn demo_city() -> anyhow::Result<(Districts, Shelters)> {
     if !report.is_clean() {
         bail!("embedded demo shelters: {:?}", report.errors);
     }
-    Ok((districts, Shelters::new(list.into_iter().map(|(_, s)| s).collect())))
+    Ok((
+        districts,
+        Shelters::new(list.into_iter().map(|(_, s)| s).collect()),
+    ))
 }
 
 /// The ten wards: JIS code, name, Geolonia file name part.
@@ -105,9 +108,7 @@ pub fn generate(shared: &Path, out: &Path) -> anyhow::Result<GenerateSummary> {
         let ward_poly = n03
             .features
             .iter()
-            .find(|f| {
-                f.property("N03_007").and_then(|v| v.as_str()) == Some(code)
-            })
+            .find(|f| f.property("N03_007").and_then(|v| v.as_str()) == Some(code))
             .and_then(|f| f.geometry.clone())
             .with_context(|| format!("ward {code} {ward} not found in {}", n03_path.display()))?;
         let ward_geom: geo::Geometry<f64> = ward_poly
@@ -168,7 +169,8 @@ pub fn generate(shared: &Path, out: &Path) -> anyhow::Result<GenerateSummary> {
     let csv_dest = out.join(csv_name);
     if csv_dest.exists() {
         // The source is read-only; a copy of it would be too, and could not be overwritten.
-        std::fs::remove_file(&csv_dest).with_context(|| format!("replacing {}", csv_dest.display()))?;
+        std::fs::remove_file(&csv_dest)
+            .with_context(|| format!("replacing {}", csv_dest.display()))?;
     }
     std::fs::copy(geo_dir.join("shelters").join(csv_name), &csv_dest)
         .with_context(|| format!("copying {csv_name}"))?;
@@ -196,11 +198,7 @@ fn unproject_mp(mp: &MultiPolygon<f64>) -> serde_json::Value {
     let c = cos0();
     let round = |v: f64| (v * 1e6).round() / 1e6;
     let ring = |ls: &LineString<f64>| -> Vec<[f64; 2]> {
-        let mut pts: Vec<[f64; 2]> = ls
-            .0
-            .iter()
-            .map(|k| [round(k.x / c), round(k.y)])
-            .collect();
+        let mut pts: Vec<[f64; 2]> = ls.0.iter().map(|k| [round(k.x / c), round(k.y)]).collect();
         pts.dedup();
         if pts.first() != pts.last() {
             if let Some(f) = pts.first().copied() {
@@ -276,7 +274,8 @@ pub fn voronoi_cells(sites: &[[f64; 2]], bound: &MultiPolygon<f64>) -> Vec<Polyg
                     break;
                 }
             }
-            let mut ring: Vec<Coord<f64>> = cell.iter().map(|v| Coord { x: v[0], y: v[1] }).collect();
+            let mut ring: Vec<Coord<f64>> =
+                cell.iter().map(|v| Coord { x: v[0], y: v[1] }).collect();
             if let Some(f) = ring.first().copied() {
                 ring.push(f);
             }
@@ -314,7 +313,13 @@ mod tests {
     fn voronoi_cells_of_a_grid_are_the_grid_squares() {
         let sites = [[0.5, 0.5], [1.5, 0.5], [0.5, 1.5], [1.5, 1.5]];
         let bound: MultiPolygon<f64> = MultiPolygon::new(vec![Polygon::new(
-            LineString::from(vec![(0.0, 0.0), (2.0, 0.0), (2.0, 2.0), (0.0, 2.0), (0.0, 0.0)]),
+            LineString::from(vec![
+                (0.0, 0.0),
+                (2.0, 0.0),
+                (2.0, 2.0),
+                (0.0, 2.0),
+                (0.0, 0.0),
+            ]),
             vec![],
         )]);
         let cells = voronoi_cells(&sites, &bound);

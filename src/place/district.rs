@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use geo::{BoundingRect, Intersects, InteriorPoint, MultiPolygon, Point};
+use geo::{BoundingRect, InteriorPoint, Intersects, MultiPolygon, Point};
 use rstar::primitives::{GeomWithData, Rectangle};
 use rstar::{RTree, AABB};
 use serde::Serialize;
@@ -67,9 +67,7 @@ impl Districts {
 
     /// Parses GeoJSON text; `Err` only when the text as a whole is not a FeatureCollection.
     pub fn from_geojson_str(text: &str) -> Result<(Districts, LoadReport), String> {
-        let gj: geojson::GeoJson = text
-            .parse()
-            .map_err(|e| format!("not GeoJSON: {e}"))?;
+        let gj: geojson::GeoJson = text.parse().map_err(|e| format!("not GeoJSON: {e}"))?;
         let geojson::GeoJson::FeatureCollection(fc) = gj else {
             return Err("expected a GeoJSON FeatureCollection of district polygons".into());
         };
@@ -161,8 +159,13 @@ impl Districts {
     }
 
     /// Districts of one group (or all districts without a group when `group` is `None`), in file order.
-    pub fn in_group<'a>(&'a self, group: Option<&'a str>) -> impl Iterator<Item = &'a District> + 'a {
-        self.list.iter().filter(move |d| d.group.as_deref() == group)
+    pub fn in_group<'a>(
+        &'a self,
+        group: Option<&'a str>,
+    ) -> impl Iterator<Item = &'a District> + 'a {
+        self.list
+            .iter()
+            .filter(move |d| d.group.as_deref() == group)
     }
 
     /// Ids of every district whose JMA code is `jma_code` (a warning for a municipality reaches all of them).
@@ -178,10 +181,12 @@ impl Districts {
 fn district_from_feature(f: geojson::Feature) -> Result<District, String> {
     let props = f.properties.unwrap_or_default();
     let id = prop_str(&props, "id")
-        .or_else(|| f.id.as_ref().map(|i| match i {
-            geojson::feature::Id::String(s) => s.clone(),
-            geojson::feature::Id::Number(n) => n.to_string(),
-        }))
+        .or_else(|| {
+            f.id.as_ref().map(|i| match i {
+                geojson::feature::Id::String(s) => s.clone(),
+                geojson::feature::Id::Number(n) => n.to_string(),
+            })
+        })
         .ok_or("property \"id\" is missing; give every district a unique id")?;
     let name = prop_str(&props, "name")
         .ok_or_else(|| format!("district \"{id}\": property \"name\" is missing"))?;
@@ -220,8 +225,9 @@ fn district_from_feature(f: geojson::Feature) -> Result<District, String> {
     let label = geometry
         .interior_point()
         .ok_or_else(|| format!("district \"{id}\": the polygon is empty"))?;
-    let label_point = LatLon::new(label.y(), label.x())
-        .ok_or_else(|| format!("district \"{id}\": coordinates are not longitude/latitude degrees"))?;
+    let label_point = LatLon::new(label.y(), label.x()).ok_or_else(|| {
+        format!("district \"{id}\": coordinates are not longitude/latitude degrees")
+    })?;
     Ok(District {
         id,
         name,
@@ -268,7 +274,9 @@ mod tests {
         assert_eq!(report.loaded, 2);
         let nums: Vec<u64> = report.errors.iter().map(|e| e.0).collect();
         assert_eq!(nums, vec![3, 4, 5], "{:?}", report.errors);
-        assert!(report.errors[0].1.contains("jma_code \"620100\" is not a 7-digit"));
+        assert!(report.errors[0]
+            .1
+            .contains("jma_code \"620100\" is not a 7-digit"));
         assert!(report.errors[1].1.contains("repeats feature 1"));
         assert!(report.errors[2].1.contains("not a Point"));
     }
@@ -276,11 +284,20 @@ mod tests {
     #[test]
     fn a_point_is_located_in_the_polygon_that_contains_it() {
         let (d, _) = Districts::from_geojson_str(TWO_SQUARES).unwrap();
-        assert_eq!(d.locate(LatLon::new(38.05, 140.05).unwrap()).unwrap().id, "a");
-        assert_eq!(d.locate(LatLon::new(38.05, 140.15).unwrap()).unwrap().id, "b");
+        assert_eq!(
+            d.locate(LatLon::new(38.05, 140.05).unwrap()).unwrap().id,
+            "a"
+        );
+        assert_eq!(
+            d.locate(LatLon::new(38.05, 140.15).unwrap()).unwrap().id,
+            "b"
+        );
         assert!(d.locate(LatLon::new(38.05, 140.25).unwrap()).is_none());
         // On the shared border: the first district in the file.
-        assert_eq!(d.locate(LatLon::new(38.05, 140.1).unwrap()).unwrap().id, "a");
+        assert_eq!(
+            d.locate(LatLon::new(38.05, 140.1).unwrap()).unwrap().id,
+            "a"
+        );
     }
 
     #[test]

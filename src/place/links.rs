@@ -97,7 +97,18 @@ impl LinkTemplates {
                     ));
                 }
             }
-            if url::Url::parse(&fill(tpl, &[("{lat}", "1"), ("{lon}", "1"), ("{zoom}", "1"), ("{element}", "land"), ("{area_code}", "0000000")])).is_err() {
+            if url::Url::parse(&fill(
+                tpl,
+                &[
+                    ("{lat}", "1"),
+                    ("{lon}", "1"),
+                    ("{zoom}", "1"),
+                    ("{element}", "land"),
+                    ("{area_code}", "0000000"),
+                ],
+            ))
+            .is_err()
+            {
                 out.push(format!("{prefix}.{key}: \"{tpl}\" is not a URL template"));
             }
         };

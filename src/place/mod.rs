@@ -286,13 +286,18 @@ impl PlaceConfig {
     pub fn validate(&self) -> Vec<String> {
         let mut out = Vec::new();
         if self.city_name.trim().is_empty() {
-            out.push("place.city_name: is empty; give the municipality's name, e.g. \"山形市\"".into());
+            out.push(
+                "place.city_name: is empty; give the municipality's name, e.g. \"山形市\"".into(),
+            );
         }
         if self.districts.as_os_str().is_empty() {
             out.push("place.districts: is empty; give the districts GeoJSON file, e.g. \"/etc/sonae/districts.geojson\"".into());
         }
         if self.shelters.is_empty() {
-            out.push("place.shelters: is empty; give at least GSI's 指定緊急避難場所 CSV of the city".into());
+            out.push(
+                "place.shelters: is empty; give at least GSI's 指定緊急避難場所 CSV of the city"
+                    .into(),
+            );
         }
         out.extend(self.links.validate("place.links"));
         out

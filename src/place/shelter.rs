@@ -125,7 +125,10 @@ impl Shelters {
                     report.loaded -= 1;
                     report.errors.push((
                         line,
-                        format!("共通ID \"{}\" was already loaded from {prev}; ids must be unique", s.id),
+                        format!(
+                            "共通ID \"{}\" was already loaded from {prev}; ids must be unique",
+                            s.id
+                        ),
                     ));
                     continue;
                 }
@@ -283,7 +286,10 @@ pub fn parse_gsi_csv(bytes: &[u8]) -> Result<(Vec<(u64, Shelter)>, LoadReport), 
                         if let Some(first) = seen.get(&s.id) {
                             report.errors.push((
                                 line,
-                                format!("共通ID \"{}\" repeats line {first}; ids must be unique", s.id),
+                                format!(
+                                    "共通ID \"{}\" repeats line {first}; ids must be unique",
+                                    s.id
+                                ),
                             ));
                         } else {
                             seen.insert(s.id.clone(), line);
@@ -314,9 +320,7 @@ fn flag(value: &str, column: &str) -> Result<bool, String> {
     match value.trim() {
         "" | "0" => Ok(false),
         "1" => Ok(true),
-        other => Err(format!(
-            "{column} is \"{other}\"; expected 1 or empty"
-        )),
+        other => Err(format!("{column} is \"{other}\"; expected 1 or empty")),
     }
 }
 
@@ -381,11 +385,16 @@ fn shelter_from_csv(rec: &csv::StringRecord, c: &Columns) -> Result<Shelter, Str
         at,
         hazards,
         same_address_as_other_kind: match c.same_address {
-            Some(i) => flag(get(i), "指定避難所との住所同一").map_err(|m| format!("共通ID {id}: {m}"))?,
+            Some(i) => {
+                flag(get(i), "指定避難所との住所同一").map_err(|m| format!("共通ID {id}: {m}"))?
+            }
             None => false,
         },
         welfare: false,
-        note: c.note.map(|i| get(i).trim().to_string()).unwrap_or_default(),
+        note: c
+            .note
+            .map(|i| get(i).trim().to_string())
+            .unwrap_or_default(),
     })
 }
 
@@ -446,7 +455,8 @@ fn shelter_from_feature(f: geojson::Feature) -> Result<Shelter, String> {
     let mut hazards = HazardSet::default();
     if emergency {
         for h in Hazard::ALL {
-            if flag(&s(h.gsi_column()), h.gsi_column()).map_err(|m| format!("共通ID {id}: {m}"))? {
+            if flag(&s(h.gsi_column()), h.gsi_column()).map_err(|m| format!("共通ID {id}: {m}"))?
+            {
                 hazards.insert(h);
             }
         }
@@ -493,7 +503,10 @@ mod tests {
         let (list, report) = parse_gsi_csv(csv.as_bytes()).unwrap();
         assert_eq!(list.len(), 2);
         assert_eq!(list[0].1.name, "公園\r\n(北側)");
-        assert_eq!(list[1].0, 9, "record 7 starts on line 9 after the quoted newline");
+        assert_eq!(
+            list[1].0, 9,
+            "record 7 starts on line 9 after the quoted newline"
+        );
         let lines: Vec<u64> = report.errors.iter().map(|e| e.0).collect();
         assert_eq!(lines, vec![4, 5, 6, 7, 8], "{:?}", report.errors);
         assert!(report.errors[0].1.contains("no hazard column is 1"));

@@ -178,7 +178,9 @@ mod tests {
         assert_eq!(status_of(&map, "E0000"), ShelterStatus::Open);
         let audits: Vec<(String, String)> = store
             .read_blocking(|c| {
-                let mut s = c.prepare("SELECT actor, detail FROM audit_log WHERE action = 'shelter.status'")?;
+                let mut s = c.prepare(
+                    "SELECT actor, detail FROM audit_log WHERE action = 'shelter.status'",
+                )?;
                 let v = s
                     .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
                     .collect::<Result<Vec<_>, _>>()?;

@@ -89,7 +89,9 @@ pub fn base_name(name: &str) -> &str {
     let Some(stem) = name.strip_suffix("丁目") else {
         return name;
     };
-    let trimmed = stem.trim_end_matches(|c: char| "一二三四五六七八九十〇0123456789０１２３４５６７８９".contains(c));
+    let trimmed = stem.trim_end_matches(|c: char| {
+        "一二三四五六七八九十〇0123456789０１２３４５６７８９".contains(c)
+    });
     if trimmed.is_empty() || trimmed.len() == stem.len() {
         name
     } else {
@@ -146,7 +148,9 @@ pub fn start(districts: &Districts) -> Reply {
         .collect();
     Reply::say(vec![
         text_with(text, vec![location_item()]),
-        list_page("区を選んでください", &items, 0, |p| format!("reg|start|{p}")),
+        list_page("区を選んでください", &items, 0, |p| {
+            format!("reg|start|{p}")
+        }),
     ])
 }
 
@@ -208,7 +212,8 @@ pub fn list_page(
 ) -> Value {
     let pages = items.len().div_ceil(PER_PAGE).max(1);
     let page = page.min(pages - 1);
-    let slice = &items[(page * PER_PAGE).min(items.len())..((page + 1) * PER_PAGE).min(items.len())];
+    let slice =
+        &items[(page * PER_PAGE).min(items.len())..((page + 1) * PER_PAGE).min(items.len())];
     let bubbles: Vec<Value> = slice
         .chunks(PER_BUBBLE)
         .map(|chunk| {
@@ -301,9 +306,12 @@ pub fn on_postback(districts: &Districts, data: &str) -> Option<Reply> {
                     .iter()
                     .map(|g| (g.to_string(), format!("reg|g|0|{g}")))
                     .collect();
-                Reply::say(vec![list_page("区を選んでください", &items, page, |p| {
-                    format!("reg|start|{p}")
-                })])
+                Reply::say(vec![list_page(
+                    "区を選んでください",
+                    &items,
+                    page,
+                    |p| format!("reg|start|{p}"),
+                )])
             }
             _ => start(districts),
         },

@@ -105,7 +105,11 @@ pub fn set_district_tx(
 }
 
 /// Sets the レベル3 opt-in. Returns false when the user is unknown.
-pub fn set_opt_level3_tx(tx: &Transaction<'_>, user: &LineUserId, on: bool) -> anyhow::Result<bool> {
+pub fn set_opt_level3_tx(
+    tx: &Transaction<'_>,
+    user: &LineUserId,
+    on: bool,
+) -> anyhow::Result<bool> {
     let n = tx.execute(
         "UPDATE residents SET opt_level3 = ?2, updated_at = ?3 WHERE user_id = ?1",
         rusqlite::params![user.as_str(), on, now()],
@@ -221,7 +225,11 @@ pub async fn unfollow(store: &Store, user: LineUserId) -> anyhow::Result<bool> {
 }
 
 /// Applies what a registration reply asks for ([`flow::Effect`]).
-pub async fn apply_effect(store: &Store, user: LineUserId, effect: flow::Effect) -> anyhow::Result<()> {
+pub async fn apply_effect(
+    store: &Store,
+    user: LineUserId,
+    effect: flow::Effect,
+) -> anyhow::Result<()> {
     match effect {
         flow::Effect::None => Ok(()),
         flow::Effect::Register { district_id } => {
@@ -229,9 +237,11 @@ pub async fn apply_effect(store: &Store, user: LineUserId, effect: flow::Effect)
                 .write(move |tx| set_district_tx(tx, &user, &district_id))
                 .await
         }
-        flow::Effect::SetLevel3(on) => store
-            .write(move |tx| set_opt_level3_tx(tx, &user, on).map(|_| ()))
-            .await,
+        flow::Effect::SetLevel3(on) => {
+            store
+                .write(move |tx| set_opt_level3_tx(tx, &user, on).map(|_| ()))
+                .await
+        }
     }
     .context("saving the resident's registration")
 }
@@ -273,7 +283,10 @@ pub fn check_import(bytes: &[u8], districts: &Districts) -> Result<ImportRows, V
                     continue;
                 }
                 if rec.len() < 2 {
-                    errors.push((line, format!("expected 2 columns user_id,district; found {}", rec.len())));
+                    errors.push((
+                        line,
+                        format!("expected 2 columns user_id,district; found {}", rec.len()),
+                    ));
                     continue;
                 }
                 let raw_user = rec.get(0).unwrap_or("").trim();
@@ -357,7 +370,13 @@ pub fn import_tx(
 /// are the import format, so an export can be imported elsewhere). Returns the number of rows.
 pub fn export(conn: &Connection, out: impl Write) -> anyhow::Result<usize> {
     let mut w = csv::Writer::from_writer(out);
-    w.write_record(["user_id", "district", "active", "opt_level3", "registered_at"])?;
+    w.write_record([
+        "user_id",
+        "district",
+        "active",
+        "opt_level3",
+        "registered_at",
+    ])?;
     let mut stmt = conn.prepare(
         "SELECT user_id, coalesce(district_id, ''), active, opt_level3, registered_at FROM residents ORDER BY id",
     )?;
@@ -466,10 +485,7 @@ mod tests {
                 Ok(v.join("; "))
             })
             .unwrap();
-        assert!(
-            plan.contains("COVERING INDEX residents_audience"),
-            "{plan}"
-        );
+        assert!(plan.contains("COVERING INDEX residents_audience"), "{plan}");
     }
 
     #[test]
@@ -540,6 +556,12 @@ mod tests {
         assert!(lines[1].starts_with(&format!("{},d1,1,0,", user(1).as_str())));
         assert!(lines[2].starts_with(&format!("{},d2,1,0,", user(2).as_str())));
         // The export is a valid import file.
-        assert_eq!(check_import(text.as_bytes(), &districts()).unwrap().rows.len(), 2);
+        assert_eq!(
+            check_import(text.as_bytes(), &districts())
+                .unwrap()
+                .rows
+                .len(),
+            2
+        );
     }
 }
