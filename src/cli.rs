@@ -62,6 +62,21 @@ pub enum Command {
     Richmenu {
         #[command(subcommand)]
         command: crate::line::richmenu::cli::RichmenuCommand,
+    }
+    /// Shelters: set status (open/closed/full), list.
+    Shelter {
+        #[command(subcommand)]
+        command: crate::place::cli::ShelterCommand,
+    },
+    /// Residents: import from / export to CSV.
+    Residents {
+        #[command(subcommand)]
+        command: crate::place::cli::ResidentsCommand,
+    },
+    /// Demo city data: regenerate `deploy/demo` from the public data.
+    DemoData {
+        #[command(subcommand)]
+        command: crate::place::cli::DemoDataCommand,
     },
 }
 
@@ -176,6 +191,9 @@ pub fn main() -> ExitCode {
             runtime(crate::line::sandbox::run_cli(config))
         }
         Command::User { command } => crate::console::users::run(command),
+        Command::Shelter { command } => crate::place::cli::shelter(command),
+        Command::Residents { command } => crate::place::cli::residents(command),
+        Command::DemoData { command } => crate::place::cli::demo_data(command),
         Command::Db {
             command: DbCommand::Backup { dest, config, db },
         } => {

@@ -14,6 +14,8 @@
 //! | [`line`] | LINE client, sending rules, webhook, rich menus, local stand-in | mixed |
 //! | [`console`] | operator console (login, dashboard, hold, shelters, audit, problems), `/api/status`, `sonae user` | I/O |
 //! | [`mode`] | 平常時/災害モード and the manual hold, in SQLite | I/O |
+//! | [`place`] | districts, shelters (GSI data), nearest shelter, hazard links, shelter status, demo city data | mostly |
+//! | [`resident`] | residents, registration conversation, audience query, CSV import/export | mixed |
 //! | [`telemetry`], [`metrics`], [`health`] | logs, Prometheus metrics, component states | — |
 //! | [`secret`], [`ids`] | values that must not be printed: secrets, LINE user ids | yes |
 //! | [`systemd`] | `sd_notify` readiness and watchdog | I/O |
@@ -34,6 +36,8 @@ pub mod jma;
 pub mod line;
 pub mod metrics;
 pub mod mode;
+pub mod place;
+pub mod resident;
 pub mod secret;
 pub mod store;
 pub mod systemd;

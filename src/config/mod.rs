@@ -27,6 +27,7 @@ pub struct Config {
     pub jma: crate::jma::JmaConfig,
     pub disaster: crate::disaster::DisasterConfig,
     pub delivery: crate::delivery::DeliveryConfig,
+    pub place: crate::place::PlaceConfig,
 }
 
 impl Default for Config {
@@ -40,6 +41,7 @@ impl Default for Config {
             jma: crate::jma::JmaConfig::default(),
             disaster: crate::disaster::DisasterConfig::default(),
             delivery: crate::delivery::DeliveryConfig::default(),
+            place: crate::place::PlaceConfig::default(),
         }
     }
 }
@@ -232,6 +234,7 @@ impl Config {
         problems.extend(self.jma.validate());
         problems.extend(self.disaster.validate());
         problems.extend(self.delivery.validate());
+        problems.extend(self.place.validate());
         if problems.is_empty() {
             Ok(())
         } else {

@@ -14,5 +14,8 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         330,
         "disaster_delivery",
         include_str!("migrations/0330_disaster_delivery.sql"),
+        300,
+        "places_residents",
+        include_str!("migrations/0300_places_residents.sql"),
     ),
 ];

@@ -5,3 +5,4 @@ mod foundation;
 mod helpers;
 mod jma_inspect;
 mod jma_feed;
+mod place;

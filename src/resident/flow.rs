@@ -1,0 +1,495 @@
+//! The registration conversation, as pure functions: an event in, LINE message objects (JSON, valid per the
+//! official Messaging API spec) and one [`Effect`] out. The webhook worker sends the messages as the reply and
+//! stores the effect ([`super::apply_effect`]).
+//!
+//! A resident registers a district in one of two ways:
+//! * **share location** (quick-reply location action) → the district containing the point;
+//! * **pick from a list**: groups (wards) as quick-reply buttons, then town names grouped by their base name
+//!   (`大通西一丁目`…`大通西二十八丁目` → `大通西`), then the district — each level a paged Flex carousel of
+//!   at most 4 bubbles × 10 buttons (40 per page; 中央区's 79 base names take 2 pages), with 前へ/次へ as
+//!   quick replies. Typing a town name (e.g. `大通西3丁目`) also finds it.
+//!
+//! Postback data (≤ 300 chars): `reg|start`, `reg|g|PAGE|GROUP`, `reg|b|PAGE|GROUP|BASE`, `reg|set|ID`,
+//! `reg|l3|on`, `reg|l3|off`; the group is empty for districts without one.
+
+use serde_json::{json, Value};
+
+use crate::place::{District, Districts, LatLon};
+
+/// What the reply asks the store to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    None,
+    Register { district_id: String },
+    SetLevel3(bool),
+}
+
+/// Messages to reply with and the effect to store.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reply {
+    pub messages: Vec<Value>,
+    pub effect: Effect,
+}
+
+impl Reply {
+    fn say(messages: Vec<Value>) -> Reply {
+        Reply {
+            messages,
+            effect: Effect::None,
+        }
+    }
+}
+
+/// Buttons per bubble and bubbles per page of a list: 40 items per page keeps a carousel far below LINE's
+/// 50 KB (a page is about 12 KB) and 12-bubble limits.
+pub const PER_BUBBLE: usize = 10;
+pub const BUBBLES_PER_PAGE: usize = 4;
+pub const PER_PAGE: usize = PER_BUBBLE * BUBBLES_PER_PAGE;
+
+/// LINE's limit for action labels is 20 characters.
+fn label(s: &str) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    if chars.len() <= 20 {
+        s.to_string()
+    } else {
+        chars[..19].iter().collect::<String>() + "…"
+    }
+}
+
+fn postback(text: &str, data: String) -> Value {
+    json!({"type": "postback", "label": label(text), "data": data, "displayText": text})
+}
+
+fn qr(action: Value) -> Value {
+    json!({"type": "action", "action": action})
+}
+
+fn location_item() -> Value {
+    qr(json!({"type": "location", "label": "位置情報を送る"}))
+}
+
+fn text_with(text: String, items: Vec<Value>) -> Value {
+    if items.is_empty() {
+        json!({"type": "text", "text": text})
+    } else {
+        json!({"type": "text", "text": text, "quickReply": {"items": items}})
+    }
+}
+
+/// Full display name of a district, e.g. `中央区 大通西一丁目`.
+pub fn display_name(d: &District) -> String {
+    match &d.group {
+        Some(g) => format!("{g} {}", d.name),
+        None => d.name.clone(),
+    }
+}
+
+/// The base of a town name: a trailing `…丁目` in kanji or digits is removed (`大通西一丁目` → `大通西`).
+pub fn base_name(name: &str) -> &str {
+    let Some(stem) = name.strip_suffix("丁目") else {
+        return name;
+    };
+    let trimmed = stem.trim_end_matches(|c: char| {
+        "一二三四五六七八九十〇0123456789０１２３４５６７８９".contains(c)
+    });
+    if trimmed.is_empty() || trimmed.len() == stem.len() {
+        name
+    } else {
+        trimmed
+    }
+}
+
+/// Reply to a follow event. `returning` is the district a returning follower registered before.
+pub fn welcome(districts: &Districts, city: &str, returning: Option<&str>) -> Vec<Value> {
+    if let Some(d) = returning.and_then(|id| districts.get(id)) {
+        return vec![text_with(
+            format!(
+                "おかえりなさい。{city}の防災情報をお届けします。\n登録中の地区は「{}」です。変更するときは下のボタンを押すか、「地区変更」と送ってください。",
+                display_name(d)
+            ),
+            vec![qr(postback("地区を変更する", "reg|start".into()))],
+        )];
+    }
+    let mut out = vec![json!({"type": "text", "text": format!(
+        "友だち追加ありがとうございます。{city}の防災情報をお届けする公式アカウントです。\n大雨や地震などで避難が必要になったとき、お住まいの地区に合わせて、避難の呼びかけと近くの避難場所をお知らせします。"
+    )})];
+    out.extend(start(districts).messages);
+    out
+}
+
+/// The first step of registration: share location, or pick a group (or, without groups, the first page).
+pub fn start(districts: &Districts) -> Reply {
+    let groups = districts.groups();
+    let text = "お住まいの地区を登録してください。\n・「位置情報を送る」を押して、ご自宅の位置を送る\n・下のボタンから区を選ぶ\nのどちらかでお選びいただけます。町名（例：大通西3丁目）を送っていただいても探せます。".to_string();
+    if !groups.is_empty() && groups.len() <= 12 {
+        let mut items = vec![location_item()];
+        items.extend(
+            groups
+                .iter()
+                .map(|g| qr(postback(g, format!("reg|g|0|{g}")))),
+        );
+        return Reply::say(vec![text_with(text, items)]);
+    }
+    if groups.is_empty() {
+        let mut r = base_page(districts, None, 0);
+        r.messages.insert(
+            0,
+            text_with(
+                "お住まいの地区を登録してください。「位置情報を送る」でご自宅の位置を送るか、一覧から町名を選んでください。".into(),
+                vec![location_item()],
+            ),
+        );
+        return r;
+    }
+    // More than 12 groups: a paged list of groups.
+    let items: Vec<(String, String)> = groups
+        .iter()
+        .map(|g| (g.to_string(), format!("reg|g|0|{g}")))
+        .collect();
+    Reply::say(vec![
+        text_with(text, vec![location_item()]),
+        list_page("区を選んでください", &items, 0, |p| {
+            format!("reg|start|{p}")
+        }),
+    ])
+}
+
+/// Bases of a group with the data their button sends: a base with one district registers it directly.
+fn bases(districts: &Districts, group: Option<&str>) -> Vec<(String, String)> {
+    let g = group.unwrap_or("");
+    let mut out: Vec<(String, Vec<&District>)> = Vec::new();
+    for d in districts.in_group(group) {
+        let b = base_name(&d.name);
+        match out.iter_mut().find(|(name, _)| name == b) {
+            Some((_, v)) => v.push(d),
+            None => out.push((b.to_string(), vec![d])),
+        }
+    }
+    out.into_iter()
+        .map(|(b, ds)| {
+            if ds.len() == 1 {
+                (ds[0].name.clone(), format!("reg|set|{}", ds[0].id))
+            } else {
+                (b.clone(), format!("reg|b|0|{g}|{b}"))
+            }
+        })
+        .collect()
+}
+
+fn base_page(districts: &Districts, group: Option<&str>, page: usize) -> Reply {
+    let items = bases(districts, group);
+    let g = group.unwrap_or("");
+    let title = match group {
+        Some(g) => format!("{g}の町名を選んでください"),
+        None => "町名を選んでください".into(),
+    };
+    Reply::say(vec![list_page(&title, &items, page, |p| {
+        format!("reg|g|{p}|{g}")
+    })])
+}
+
+fn district_page(districts: &Districts, group: Option<&str>, base: &str, page: usize) -> Reply {
+    let items: Vec<(String, String)> = districts
+        .in_group(group)
+        .filter(|d| base_name(&d.name) == base)
+        .map(|d| (d.name.clone(), format!("reg|set|{}", d.id)))
+        .collect();
+    let g = group.unwrap_or("");
+    Reply::say(vec![list_page(
+        &format!("{base}：地区を選んでください"),
+        &items,
+        page,
+        |p| format!("reg|b|{p}|{g}|{base}"),
+    )])
+}
+
+/// A Flex carousel of at most [`PER_PAGE`] postback buttons, with 前へ/次へ/最初から as quick replies.
+pub fn list_page(
+    title: &str,
+    items: &[(String, String)],
+    page: usize,
+    page_data: impl Fn(usize) -> String,
+) -> Value {
+    let pages = items.len().div_ceil(PER_PAGE).max(1);
+    let page = page.min(pages - 1);
+    let slice =
+        &items[(page * PER_PAGE).min(items.len())..((page + 1) * PER_PAGE).min(items.len())];
+    let bubbles: Vec<Value> = slice
+        .chunks(PER_BUBBLE)
+        .map(|chunk| {
+            let buttons: Vec<Value> = chunk
+                .iter()
+                .map(|(text, data)| {
+                    json!({"type": "button", "style": "secondary", "height": "sm",
+                           "action": postback(text, data.clone())})
+                })
+                .collect();
+            json!({
+                "type": "bubble",
+                "size": "kilo",
+                "header": {"type": "box", "layout": "vertical", "contents": [
+                    {"type": "text", "text": title, "weight": "bold", "wrap": true, "size": "sm"}
+                ]},
+                "body": {"type": "box", "layout": "vertical", "spacing": "sm", "contents": buttons}
+            })
+        })
+        .collect();
+    let mut nav = Vec::new();
+    if page > 0 {
+        nav.push(qr(postback("前のページ", page_data(page - 1))));
+    }
+    if page + 1 < pages {
+        nav.push(qr(postback("次のページ", page_data(page + 1))));
+    }
+    nav.push(location_item());
+    nav.push(qr(postback("最初から選び直す", "reg|start".into())));
+    let alt = if pages > 1 {
+        format!("{title}（{}/{pages}ページ）", page + 1)
+    } else {
+        title.to_string()
+    };
+    json!({
+        "type": "flex",
+        "altText": alt,
+        "contents": {"type": "carousel", "contents": bubbles},
+        "quickReply": {"items": nav}
+    })
+}
+
+fn registered(d: &District) -> Reply {
+    Reply {
+        messages: vec![text_with(
+            format!(
+                "「{}」を登録しました。この地区に避難の呼びかけや避難場所の情報をお知らせします。\n\n警戒レベル3（高齢者等避難）にあたる情報も受け取りたい方は「レベル3も受け取る」を押してください。",
+                display_name(d)
+            ),
+            vec![
+                qr(postback("レベル3も受け取る", "reg|l3|on".into())),
+                qr(postback("地区を変更する", "reg|start".into())),
+            ],
+        )],
+        effect: Effect::Register {
+            district_id: d.id.clone(),
+        },
+    }
+}
+
+/// Reply to a location message.
+pub fn on_location(districts: &Districts, city: &str, at: LatLon) -> Reply {
+    match districts.locate(at) {
+        Some(d) => registered(d),
+        None => {
+            let mut r = start(districts);
+            r.messages.insert(
+                0,
+                json!({"type": "text", "text": format!(
+                    "送っていただいた位置は{city}の区域の外のようです。お住まいの地区を一覧から選んでください。"
+                )}),
+            );
+            r
+        }
+    }
+}
+
+/// Reply to a postback; `None` when the data is not part of registration.
+pub fn on_postback(districts: &Districts, data: &str) -> Option<Reply> {
+    let mut parts = data.split('|');
+    if parts.next()? != "reg" {
+        return None;
+    }
+    let group_of = |g: &str| (!g.is_empty()).then(|| g.to_string());
+    Some(match parts.next()? {
+        "start" => match parts.next().and_then(|p| p.parse::<usize>().ok()) {
+            Some(page) if page > 0 => {
+                let items: Vec<(String, String)> = districts
+                    .groups()
+                    .iter()
+                    .map(|g| (g.to_string(), format!("reg|g|0|{g}")))
+                    .collect();
+                Reply::say(vec![list_page(
+                    "区を選んでください",
+                    &items,
+                    page,
+                    |p| format!("reg|start|{p}"),
+                )])
+            }
+            _ => start(districts),
+        },
+        "g" => {
+            let page = parts.next()?.parse().ok()?;
+            let group = group_of(parts.next().unwrap_or(""));
+            if group.is_some() && !districts.groups().contains(&group.as_deref()?) {
+                return Some(start(districts));
+            }
+            base_page(districts, group.as_deref(), page)
+        }
+        "b" => {
+            let page = parts.next()?.parse().ok()?;
+            let group = group_of(parts.next()?);
+            let base = parts.next()?;
+            district_page(districts, group.as_deref(), base, page)
+        }
+        "set" => {
+            let id = data.strip_prefix("reg|set|")?;
+            match districts.get(id) {
+                Some(d) => registered(d),
+                // The list was built from an older districts file.
+                None => {
+                    let mut r = start(districts);
+                    r.messages.insert(
+                        0,
+                        json!({"type": "text", "text": "選ばれた地区は現在の一覧にありません。お手数ですが、もう一度お選びください。"}),
+                    );
+                    r
+                }
+            }
+        }
+        "l3" => {
+            let on = parts.next()? == "on";
+            Reply {
+                messages: vec![text_with(
+                    if on {
+                        "警戒レベル3にあたる情報もお知らせします。止めるときは下のボタンを押してください。".into()
+                    } else {
+                        "警戒レベル3にあたる情報のお知らせを止めました。レベル4以上の避難の呼びかけは引き続きお知らせします。".into()
+                    },
+                    vec![if on {
+                        qr(postback("レベル3を止める", "reg|l3|off".into()))
+                    } else {
+                        qr(postback("レベル3も受け取る", "reg|l3|on".into()))
+                    }],
+                )],
+                effect: Effect::SetLevel3(on),
+            }
+        }
+        _ => return None,
+    })
+}
+
+/// Reply to a text message; `None` when the text is not part of registration (another feature may answer).
+pub fn on_text(districts: &Districts, text: &str) -> Option<Reply> {
+    let t = text.trim();
+    if matches!(t, "地区登録" | "地区変更" | "登録" | "地区") {
+        return Some(start(districts));
+    }
+    let wanted = normalize_town(t);
+    if wanted.chars().count() < 2 {
+        return None;
+    }
+    let exact: Vec<&District> = districts
+        .all()
+        .iter()
+        .filter(|d| normalize_town(&d.name) == wanted || normalize_town(&display_name(d)) == wanted)
+        .collect();
+    let hits: Vec<&District> = if exact.is_empty() {
+        districts
+            .all()
+            .iter()
+            .filter(|d| normalize_town(&display_name(d)).contains(&wanted))
+            .collect()
+    } else {
+        exact
+    };
+    match hits.len() {
+        0 => None,
+        1..=PER_PAGE => {
+            let items: Vec<(String, String)> = hits
+                .iter()
+                .map(|d| (display_name(d), format!("reg|set|{}", d.id)))
+                .collect();
+            Some(Reply::say(vec![list_page(
+                &format!("「{t}」に当てはまる地区"),
+                &items,
+                0,
+                |_| "reg|start".into(),
+            )]))
+        }
+        n => Some(Reply::say(vec![text_with(
+            format!("「{t}」に当てはまる地区が{n}件あります。もう少し詳しく（例：大通西3丁目）送るか、一覧から選んでください。"),
+            vec![qr(postback("一覧から選ぶ", "reg|start".into())), location_item()],
+        )])),
+    }
+}
+
+/// Makes typed town names comparable: full-width and Arabic numbers become kanji numbers
+/// (`北1条西3丁目` → `北一条西三丁目`), spaces are dropped.
+pub fn normalize_town(s: &str) -> String {
+    let mut out = String::new();
+    let mut digits = String::new();
+    let flush = |digits: &mut String, out: &mut String| {
+        if let Ok(n) = digits.parse::<u32>() {
+            out.push_str(&kanji_number(n));
+        } else {
+            out.push_str(digits);
+        }
+        digits.clear();
+    };
+    for c in s.chars() {
+        let c = match c {
+            '０'..='９' => char::from_u32(c as u32 - '０' as u32 + '0' as u32).unwrap_or(c),
+            'ヶ' | 'ｹ' => 'ケ',
+            other => other,
+        };
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        flush(&mut digits, &mut out);
+        if !c.is_whitespace() && c != '　' {
+            out.push(c);
+        }
+    }
+    flush(&mut digits, &mut out);
+    out
+}
+
+fn kanji_number(n: u32) -> String {
+    const D: [&str; 10] = ["〇", "一", "二", "三", "四", "五", "六", "七", "八", "九"];
+    if n >= 100 {
+        return n.to_string();
+    }
+    let (tens, ones) = (n / 10, n % 10);
+    let mut s = String::new();
+    if tens > 1 {
+        s.push_str(D[tens as usize]);
+    }
+    if tens > 0 {
+        s.push('十');
+    }
+    if ones > 0 || n == 0 {
+        s.push_str(D[ones as usize]);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_names_drop_a_trailing_chome_number() {
+        assert_eq!(base_name("大通西二十八丁目"), "大通西");
+        assert_eq!(base_name("北一条西一丁目"), "北一条西");
+        assert_eq!(base_name("宮の森1丁目"), "宮の森");
+        assert_eq!(base_name("南郷通一丁目北"), "南郷通一丁目北");
+        assert_eq!(base_name("丁目"), "丁目");
+        assert_eq!(base_name("円山西町"), "円山西町");
+    }
+
+    #[test]
+    fn typed_numbers_become_kanji_numbers() {
+        assert_eq!(normalize_town("北1条西3丁目"), "北一条西三丁目");
+        assert_eq!(normalize_town("大通西２８丁目"), "大通西二十八丁目");
+        assert_eq!(normalize_town("南 10 条"), "南十条");
+        assert_eq!(normalize_town("旭ヶ丘"), "旭ケ丘");
+        assert_eq!(kanji_number(20), "二十");
+        assert_eq!(kanji_number(11), "十一");
+    }
+
+    #[test]
+    fn long_labels_are_cut_to_twenty_characters() {
+        let l = label("あいうえおかきくけこさしすせそたちつてとな");
+        assert_eq!(l.chars().count(), 20);
+        assert!(l.ends_with('…'));
+    }
+}
