@@ -38,6 +38,8 @@ pub struct Context {
     pub tasks: TaskTracker,
     /// Monotonic start, for uptime.
     pub started: std::time::Instant,
+    /// Snow-plow state shared by the MQTT ingest and the map/dispatcher handlers.
+    pub plow: Arc<crate::plow::Plow>,
 }
 
 pub struct Application {
@@ -55,6 +57,7 @@ impl Application {
             .with_context(|| format!("listening on {} (server.listen)", config.server.listen))?;
         let health = Arc::new(Health::new());
         health.set("store", Status::Ok, "");
+        let plow = Arc::new(crate::plow::Plow::load(&config.plow)?);
         let ctx = Context {
             config: Arc::new(config),
             secrets: Arc::new(secrets),
@@ -64,6 +67,7 @@ impl Application {
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             started: std::time::Instant::now(),
+            plow,
         };
         Ok(Application { listener, ctx })
     }
@@ -129,7 +133,8 @@ impl Application {
 }
 
 /// Spawns the daemon's long-running parts on `ctx.tasks`. Each feature adds its own line here.
-async fn spawn_components(_ctx: &Context) -> anyhow::Result<()> {
+async fn spawn_components(ctx: &Context) -> anyhow::Result<()> {
+    crate::plow::spawn(ctx).await?;
     Ok(())
 }
 

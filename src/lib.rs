@@ -10,6 +10,7 @@
 //! | [`web`] | axum router: `/healthz`, `/metrics`, webhook, console, resident pages | I/O |
 //! | [`jma`] | JMA XML feeds, parser, warning codes, active-warning state | mixed |
 //! | [`line`] | LINE client, sending rules, webhook, rich menus, local stand-in | mixed |
+//! | [`plow`] | snow plows: MQTT ingest, embedded broker, trails, road coverage, map and dispatcher data | mixed |
 //! | [`telemetry`], [`metrics`], [`health`] | logs, Prometheus metrics, component states | — |
 //! | [`secret`], [`ids`] | values that must not be printed: secrets, LINE user ids | yes |
 //! | [`systemd`] | `sd_notify` readiness and watchdog | I/O |
@@ -26,6 +27,7 @@ pub mod ids;
 pub mod jma;
 pub mod line;
 pub mod metrics;
+pub mod plow;
 pub mod secret;
 pub mod store;
 pub mod systemd;

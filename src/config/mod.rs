@@ -25,6 +25,7 @@ pub struct Config {
     pub console: ConsoleConfig,
     pub line: crate::line::LineConfig,
     pub jma: crate::jma::JmaConfig,
+    pub plow: crate::plow::PlowConfig,
 }
 
 impl Default for Config {
@@ -36,6 +37,7 @@ impl Default for Config {
             console: ConsoleConfig::default(),
             line: crate::line::LineConfig::default(),
             jma: crate::jma::JmaConfig::default(),
+            plow: crate::plow::PlowConfig::default(),
         }
     }
 }
@@ -197,6 +199,7 @@ impl Config {
         }
         problems.extend(self.line.validate());
         problems.extend(self.jma.validate());
+        problems.extend(self.plow.validate());
         if problems.is_empty() {
             Ok(())
         } else {

@@ -2,5 +2,7 @@
 //! Numbers are reserved per area so parallel work does not collide: 1–99 core, 100–199 JMA,
 //! 200–299 LINE, 300–399 residents/places/disaster/delivery, 400–499 plows, 500–599 console.
 
-pub const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "core", include_str!("migrations/0001_core.sql"))];
+pub const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "core", include_str!("migrations/0001_core.sql")),
+    (400, "plow", include_str!("migrations/0400_plow.sql")),
+];

@@ -15,6 +15,7 @@ pub fn router(ctx: Context) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .merge(crate::plow::web::routes(&ctx))
         .with_state(ctx)
 }
 
