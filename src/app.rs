@@ -40,6 +40,8 @@ pub struct Context {
     pub started: std::time::Instant,
     /// LINE client, webhook event router and worker wake-up.
     pub line: crate::line::LineRuntime,
+    /// Snow-plow state shared by the MQTT ingest and the map/dispatcher handlers.
+    pub plow: Arc<crate::plow::Plow>,
 }
 
 pub struct Application {
@@ -59,6 +61,7 @@ impl Application {
         health.set("store", Status::Ok, "");
         let metrics = Arc::new(Metrics::new());
         let line = crate::line::LineRuntime::build(&config, &secrets, &health, &metrics, &store)?;
+        let plow = Arc::new(crate::plow::Plow::load(&config.plow)?);
         let ctx = Context {
             config: Arc::new(config),
             secrets: Arc::new(secrets),
@@ -69,6 +72,7 @@ impl Application {
             tasks: TaskTracker::new(),
             started: std::time::Instant::now(),
             line,
+            plow,
         };
         Ok(Application { listener, ctx })
     }
@@ -138,6 +142,7 @@ async fn spawn_components(ctx: &Context) -> anyhow::Result<()> {
     crate::jma::spawn(ctx).await?;
     ctx.tasks
         .spawn(crate::line::webhook::run_worker(ctx.clone()));
+    crate::plow::spawn(ctx).await?;
     Ok(())
 }
 

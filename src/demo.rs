@@ -24,6 +24,40 @@ fn random_secret(bytes: usize) -> Secret {
     Secret::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf))
 }
 
+const DEMO_ROADS: &str = include_str!("../deploy/demo/sapporo-central-authorized-roads.geojson");
+const DEMO_WARDS: &str = include_str!("../deploy/demo/sapporo-wards.geojson");
+
+/// Plows in the demo: the embedded broker on a free local port, 札幌市's central road network and wards,
+/// and Leaflet from this checkout's `templates/web/node_modules`. Returns the broker address.
+fn configure_plow_demo(
+    config: &mut Config,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<std::net::SocketAddr> {
+    let roads = data_dir.join("demo-roads.geojson");
+    let wards = data_dir.join("demo-wards.geojson");
+    std::fs::write(&roads, DEMO_ROADS)?;
+    std::fs::write(&wards, DEMO_WARDS)?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let broker: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let p = &mut config.plow;
+    p.enabled = true;
+    p.embedded_broker = true;
+    p.embedded_broker_listen = broker;
+    p.broker_host = "127.0.0.1".into();
+    p.broker_port = port;
+    p.roads_file = Some(roads);
+    p.districts_file = Some(wards);
+    p.service_area = [141.33, 43.045, 141.38, 43.075];
+    p.leaflet_dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/templates/web/node_modules/leaflet/dist"
+    )
+    .into();
+    Ok(broker)
+}
+
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let (data_dir, _guard) = match args.data_dir {
         Some(d) => {
@@ -45,12 +79,27 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         session_key: random_secret(48),
         api_token: None,
     };
+    let broker = configure_plow_demo(&mut config, &data_dir)?;
     let app = crate::app::Application::build(config, secrets).await?;
     let addr = app.local_addr();
+    let ctx = app.context().clone();
+    let roads = ctx
+        .plow
+        .coverage
+        .as_ref()
+        .map(|c| c.lock().unwrap_or_else(|p| p.into_inner()).net.clone());
+    if let Some(roads) = roads {
+        // The fleet connects with retries, so it may start before the embedded broker listens.
+        crate::plow::replay::spawn_demo_fleet(broker, roads, ctx.shutdown.clone());
+    }
     println!("Sonae demo");
     println!("  data directory : {}", data_dir.display());
     println!("  health         : http://{addr}/healthz");
     println!("  metrics        : http://{addr}/metrics");
+    println!(
+        "  plow map       : http://{addr}/plows   (demo fleet on 札幌市 roads, MQTT {broker})"
+    );
+    println!("  plow dispatch  : http://{addr}/plows/dispatch");
     println!("Press Ctrl-C to stop.");
     app.run_until_stopped(crate::app::stop_signal()).await
 }

@@ -16,6 +16,7 @@
 //! | [`mode`] | 平常時/災害モード and the manual hold, in SQLite | I/O |
 //! | [`place`] | districts, shelters (GSI data), nearest shelter, hazard links, shelter status, demo city data | mostly |
 //! | [`resident`] | residents, registration conversation, audience query, CSV import/export | mixed |
+//! | [`plow`] | snow plows: MQTT ingest, embedded broker, trails, road coverage, map and dispatcher data | mixed |
 //! | [`telemetry`], [`metrics`], [`health`] | logs, Prometheus metrics, component states | — |
 //! | [`secret`], [`ids`] | values that must not be printed: secrets, LINE user ids | yes |
 //! | [`systemd`] | `sd_notify` readiness and watchdog | I/O |
@@ -38,6 +39,7 @@ pub mod metrics;
 pub mod mode;
 pub mod place;
 pub mod resident;
+pub mod plow;
 pub mod secret;
 pub mod store;
 pub mod systemd;

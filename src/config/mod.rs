@@ -28,6 +28,7 @@ pub struct Config {
     pub disaster: crate::disaster::DisasterConfig,
     pub delivery: crate::delivery::DeliveryConfig,
     pub place: crate::place::PlaceConfig,
+    pub plow: crate::plow::PlowConfig,
 }
 
 impl Default for Config {
@@ -42,6 +43,7 @@ impl Default for Config {
             disaster: crate::disaster::DisasterConfig::default(),
             delivery: crate::delivery::DeliveryConfig::default(),
             place: crate::place::PlaceConfig::default(),
+            plow: crate::plow::PlowConfig::default(),
         }
     }
 }
@@ -235,6 +237,7 @@ impl Config {
         problems.extend(self.disaster.validate());
         problems.extend(self.delivery.validate());
         problems.extend(self.place.validate());
+        problems.extend(self.plow.validate());
         if problems.is_empty() {
             Ok(())
         } else {

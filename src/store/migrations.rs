@@ -18,4 +18,5 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "places_residents",
         include_str!("migrations/0300_places_residents.sql"),
     ),
+    (400, "plow", include_str!("migrations/0400_plow.sql")),
 ];

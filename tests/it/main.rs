@@ -6,3 +6,4 @@ mod helpers;
 mod jma_inspect;
 mod jma_feed;
 mod place;
+mod plow;

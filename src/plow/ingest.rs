@@ -1,0 +1,478 @@
+//! MQTT ingest: a rumqttc connection feeding a batching pipeline (parse → validate → coverage → SQLite).
+//!
+//! # Design constraints
+//! * **Two tasks, one bounded queue.** The MQTT task only polls the event loop and forwards publishes into a
+//!   queue of [`QUEUE`] messages; the pipeline task drains up to [`BATCH`] at a time and writes them in one
+//!   transaction. When the queue is full the MQTT task waits (it stops reading the socket, the broker holds
+//!   the QoS 1 backlog): positions are never dropped for lack of room.
+//! * **At-least-once in, exactly-once applied.** Subscriptions are QoS 1 with a persistent session
+//!   (`clean_session = false`, stable `client_id`), so the broker queues positions while Sonae is away and
+//!   redelivers unacknowledged ones. Redeliveries are caught by the validator (recent timestamps) and by the
+//!   `(vehicle, ts_ms)` primary key. rumqttc acknowledges on receipt, so a crash (not a clean stop) can lose
+//!   at most the queued, unwritten positions — at most [`QUEUE`] + [`BATCH`], a few seconds of fleet data; a
+//!   position is not an alert.
+//! * **Resubscribe on every ConnAck.** After a broker restart without persistence the session is gone; the
+//!   subscriptions are sent again on each ConnAck, so nothing depends on the broker remembering them.
+//! * **Reconnect with backoff** 0.5 s doubling to 10 s; the `plow` health component is degraded while
+//!   disconnected.
+//! * **Never crash on garbage.** Every rejection is counted on `sonae_plow_rejected_total{reason}`, logged at
+//!   most once a minute per reason and recorded as an operator problem at most once per 10 minutes per reason.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use rumqttc::{
+    AsyncClient, Event, MqttOptions, Packet, QoS, SubscribeFilter, TlsConfiguration, Transport,
+};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::payload::{self, Message, Reject};
+use super::store::{Accepted, Batch};
+use super::validate::{RateLimiter, Validator, Verdict};
+use super::{Millis, Plow};
+use crate::health::{Health, Status};
+use crate::metrics::Metrics;
+use crate::secret::Secret;
+use crate::store::Store;
+
+/// Messages waiting between the MQTT task and the pipeline.
+pub const QUEUE: usize = 8192;
+/// Most messages written in one transaction (one fsync per batch; 4096 rows take ~10 ms).
+pub const BATCH: usize = 4096;
+const LOG_EVERY_MS: Millis = 60_000;
+const PROBLEM_EVERY_MS: Millis = 600_000;
+
+pub fn now_ms() -> Millis {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// The part that turns raw publishes into stored rows. Public so benchmarks and tests drive it directly.
+pub struct Pipeline {
+    plow: Arc<Plow>,
+    store: Store,
+    metrics: Arc<Metrics>,
+    validator: Validator,
+    log_limit: RateLimiter<Reject>,
+    problem_limit: RateLimiter<Reject>,
+}
+
+/// A rejection to report after the batch (problems are written outside the batch transaction).
+struct Problem {
+    reason: Reject,
+    topic: String,
+    excerpt: String,
+}
+
+fn excerpt(payload: &[u8]) -> String {
+    let s = String::from_utf8_lossy(&payload[..payload.len().min(200)]);
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+impl Pipeline {
+    /// Seeds the validator with every vehicle's last position, restores segment passes and the open storm.
+    pub async fn new(
+        plow: Arc<Plow>,
+        store: Store,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Pipeline> {
+        let mut validator = Validator::new(&plow.config);
+        let (vehicles, passes, storm) = store
+            .read(|c| {
+                Ok((
+                    super::store::vehicles(c)?,
+                    super::store::passes(c)?,
+                    super::store::current_storm(c)?,
+                ))
+            })
+            .await?;
+        for v in &vehicles {
+            validator.seed(&v.vehicle, v.ts_ms, v.lat, v.lon);
+        }
+        if let Some(cov) = &plow.coverage {
+            let entered = match &storm {
+                Some(s) => {
+                    let id = s.id;
+                    store
+                        .read(move |c| super::store::entered_districts(c, id))
+                        .await?
+                }
+                None => vec![],
+            };
+            let mut cov = cov.lock().unwrap_or_else(|p| p.into_inner());
+            let restored = cov.restore(passes);
+            let idx: Vec<usize> = entered
+                .iter()
+                .filter_map(|d| cov.net.districts.iter().position(|x| &x.id == d))
+                .collect();
+            cov.set_storm(storm.as_ref().map(|s| s.started_ms), &idx);
+            tracing::info!(
+                segments = cov.net.segments.len(),
+                restored,
+                "plow coverage loaded"
+            );
+        }
+        *plow.storm.lock().unwrap_or_else(|p| p.into_inner()) = storm;
+        for r in Reject::ALL {
+            metrics.add(REJECTED, REJECTED_HELP, &[("reason", r.label())], 0.0);
+        }
+        metrics.add(DUPLICATES, DUPLICATES_HELP, &[], 0.0);
+        Ok(Pipeline {
+            plow,
+            store,
+            metrics,
+            validator,
+            log_limit: RateLimiter::new(LOG_EVERY_MS),
+            problem_limit: RateLimiter::new(PROBLEM_EVERY_MS),
+        })
+    }
+
+    /// Parses, validates and applies a batch of publishes, then writes it in one transaction.
+    pub async fn handle(&mut self, msgs: &[(String, Bytes)], now: Millis) -> anyhow::Result<()> {
+        let (batch, problems, entered, storm) = self.prepare(msgs, now);
+        self.write(batch, entered, storm, now).await?;
+        for p in problems {
+            self.reject(p, now).await;
+        }
+        Ok(())
+    }
+
+    /// The synchronous part: parse, validate, apply to coverage (one lock for the whole batch).
+    #[allow(clippy::type_complexity)]
+    fn prepare(
+        &mut self,
+        msgs: &[(String, Bytes)],
+        now: Millis,
+    ) -> (
+        Batch,
+        Vec<Problem>,
+        Vec<(String, String)>,
+        Option<super::store::Storm>,
+    ) {
+        let mut batch = Batch::default();
+        let mut problems = Vec::new();
+        let storm = self
+            .plow
+            .storm
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let mut cov = self
+            .plow
+            .coverage
+            .as_ref()
+            .map(|c| c.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut entered = Vec::new();
+        for (topic, payload) in msgs {
+            let msg = match payload::parse(topic, payload, self.plow.config.owntracks_blade_down) {
+                Ok(m) => m,
+                Err(r) => {
+                    problems.push(Problem {
+                        reason: r,
+                        topic: topic.clone(),
+                        excerpt: excerpt(payload),
+                    });
+                    continue;
+                }
+            };
+            match msg {
+                Message::Position(p) => match self.validator.check(&p, now) {
+                    Verdict::Accept { newest } => {
+                        if let Some(cov) = cov.as_mut() {
+                            let applied =
+                                cov.apply(&p.vehicle, p.ts_ms, p.lat, p.lon, p.heading, p.blade);
+                            for (seg, at) in applied.plowed {
+                                batch
+                                    .passes
+                                    .push((cov.net.segments[seg as usize].key(), at));
+                            }
+                            if let Some(d) = applied.entered_district {
+                                let district = &cov.net.districts[d];
+                                entered.push((district.id.clone(), district.name.clone()));
+                                batch.entries.push((
+                                    district.id.clone(),
+                                    p.ts_ms,
+                                    p.vehicle.clone(),
+                                ));
+                            }
+                        }
+                        batch.positions.push(Accepted {
+                            position: p,
+                            newest,
+                        });
+                    }
+                    Verdict::Duplicate => self.metrics.inc(DUPLICATES, DUPLICATES_HELP, &[]),
+                    Verdict::Reject(r) => problems.push(Problem {
+                        reason: r,
+                        topic: topic.clone(),
+                        excerpt: excerpt(payload),
+                    }),
+                },
+                Message::Offline { vehicle, ts_ms } => {
+                    batch.offline.push((vehicle, ts_ms.unwrap_or(now)))
+                }
+                Message::Ignored(what) => self.metrics.inc(
+                    "sonae_plow_ignored_total",
+                    "Well-formed MQTT messages Sonae has no use for (other OwnTracks types).",
+                    &[("what", what)],
+                ),
+            }
+        }
+        (batch, problems, entered, storm)
+    }
+
+    async fn write(
+        &mut self,
+        batch: Batch,
+        entered: Vec<(String, String)>,
+        storm: Option<super::store::Storm>,
+        now: Millis,
+    ) -> anyhow::Result<()> {
+        if !batch.is_empty() {
+            let storm_id = storm.as_ref().map(|s| s.id);
+            let hook = self.plow.notice_hook.get().cloned();
+            let passes = batch.passes.len();
+            let (outcome, batch) = self
+                .store
+                .write(move |tx| {
+                    let out = super::store::write_batch(tx, &batch, storm_id, now)?;
+                    if let (Some(storm_id), Some(hook)) = (storm_id, hook) {
+                        for (id, name) in &entered {
+                            let users = super::notice::claim_notices(tx, storm_id, id)?;
+                            if !users.is_empty() {
+                                hook(tx, id, name, &users)?;
+                            }
+                        }
+                    }
+                    Ok((out, batch))
+                })
+                .await
+                .context("writing plow positions")?;
+            for a in &batch.positions {
+                self.metrics.inc(
+                    "sonae_plow_messages_total",
+                    "Accepted plow positions by format (before the store's duplicate check).",
+                    &[("format", a.position.format.label())],
+                );
+            }
+            self.metrics.add(
+                "sonae_plow_positions_total",
+                "Plow positions stored.",
+                &[],
+                outcome.stored as f64,
+            );
+            self.metrics
+                .add(DUPLICATES, DUPLICATES_HELP, &[], outcome.duplicates as f64);
+            self.metrics.add(
+                "sonae_plow_segment_passes_total",
+                "Road segments marked plowed.",
+                &[],
+                passes as f64,
+            );
+        }
+        Ok(())
+    }
+
+    async fn reject(&mut self, p: Problem, now: Millis) {
+        self.metrics
+            .inc(REJECTED, REJECTED_HELP, &[("reason", p.reason.label())]);
+        if let Some(suppressed) = self.log_limit.allow(&p.reason, now) {
+            tracing::warn!(
+                reason = p.reason.label(),
+                topic = %p.topic,
+                suppressed_since_last = suppressed,
+                "plow position rejected"
+            );
+        }
+        if self.problem_limit.allow(&p.reason, now).is_some() {
+            self.store
+                .record_problem(
+                    "plow.ingest",
+                    format!("{}（理由: {}）", p.reason.describe_ja(), p.reason.label()),
+                    Some(format!("topic: {}\npayload: {}", p.topic, p.excerpt)),
+                )
+                .await;
+        }
+    }
+}
+
+const REJECTED: &str = "sonae_plow_rejected_total";
+const REJECTED_HELP: &str = "Plow MQTT messages rejected, by reason.";
+const DUPLICATES: &str = "sonae_plow_duplicates_total";
+const DUPLICATES_HELP: &str =
+    "Plow positions received again (same vehicle and time) and applied once.";
+
+/// Builds the rumqttc options from `[plow]`.
+pub fn mqtt_options(plow: &Plow, password: Option<&Secret>) -> anyhow::Result<MqttOptions> {
+    let c = &plow.config;
+    let mut o = MqttOptions::new(&c.client_id, &c.broker_host, c.broker_port);
+    o.set_clean_session(false);
+    o.set_keep_alive(Duration::from_secs(30));
+    o.set_max_packet_size(64 * 1024, 64 * 1024);
+    o.set_request_channel_capacity(64);
+    o.set_inflight(100);
+    if let (Some(u), Some(p)) = (&c.username, password) {
+        o.set_credentials(u, p.expose());
+    }
+    if c.tls.enabled {
+        let ca_path = c
+            .tls
+            .ca_file
+            .clone()
+            .unwrap_or_else(|| "/etc/ssl/certs/ca-certificates.crt".into());
+        let ca = std::fs::read(&ca_path)
+            .with_context(|| format!("plow.tls.ca_file: cannot read {}", ca_path.display()))?;
+        let client_auth = match (&c.tls.client_cert_file, &c.tls.client_key_file) {
+            (Some(cert), Some(key)) => Some((
+                std::fs::read(cert).with_context(|| {
+                    format!("plow.tls.client_cert_file: cannot read {}", cert.display())
+                })?,
+                std::fs::read(key).with_context(|| {
+                    format!("plow.tls.client_key_file: cannot read {}", key.display())
+                })?,
+            )),
+            _ => None,
+        };
+        o.set_transport(Transport::tls_with_config(TlsConfiguration::Simple {
+            ca,
+            alpn: None,
+            client_auth,
+        }));
+    }
+    Ok(o)
+}
+
+/// Runs the MQTT connection and the pipeline until `shutdown`.
+pub async fn run(
+    plow: Arc<Plow>,
+    store: Store,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    password: Option<Secret>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let mut pipeline = Pipeline::new(plow.clone(), store, metrics.clone()).await?;
+    let options = mqtt_options(&plow, password.as_ref())?;
+    let (tx, mut rx) = mpsc::channel::<(String, Bytes)>(QUEUE);
+    let mqtt = tokio::spawn(mqtt_loop(
+        plow.clone(),
+        options,
+        tx,
+        metrics,
+        health,
+        shutdown.clone(),
+    ));
+    let mut buf = Vec::with_capacity(BATCH);
+    loop {
+        // Cancel-safety: `recv_many` loses nothing when dropped; on shutdown the MQTT task drops the sender,
+        // so this drains what is queued and ends with 0.
+        let n = rx.recv_many(&mut buf, BATCH).await;
+        if n == 0 {
+            break;
+        }
+        if let Err(e) = pipeline.handle(&buf, now_ms()).await {
+            // The store failed (disk full, I/O error): keep the daemon up, say so, and carry on with the next batch.
+            tracing::error!(error = %format!("{e:#}"), lost = buf.len(), "plow batch not written");
+            pipeline
+                .store
+                .record_problem(
+                    "plow.ingest",
+                    "除雪車の位置データをデータベースに保存できませんでした".into(),
+                    Some(format!("{e:#}")),
+                )
+                .await;
+        }
+        buf.clear();
+    }
+    let _ = mqtt.await;
+    Ok(())
+}
+
+async fn mqtt_loop(
+    plow: Arc<Plow>,
+    options: MqttOptions,
+    tx: mpsc::Sender<(String, Bytes)>,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    shutdown: CancellationToken,
+) {
+    let (client, mut eventloop) = AsyncClient::new(options, 64);
+    let filters: Vec<SubscribeFilter> = plow
+        .config
+        .topics
+        .iter()
+        .map(|t| SubscribeFilter::new(t.clone(), QoS::AtLeastOnce))
+        .collect();
+    let broker = format!("{}:{}", plow.config.broker_host, plow.config.broker_port);
+    let mut backoff = Duration::from_millis(500);
+    let mut log_limit: RateLimiter<&'static str> = RateLimiter::new(LOG_EVERY_MS);
+    health.set("plow", Status::Degraded, "MQTTブローカーに接続中");
+    loop {
+        // Cancel-safety: `poll` may be dropped mid-read on shutdown; the broker redelivers unacknowledged QoS 1
+        // messages to the persistent session at the next start.
+        let event = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            ev = eventloop.poll() => ev,
+        };
+        match event {
+            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                backoff = Duration::from_millis(500);
+                plow.connected
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                metrics.set(
+                    "sonae_plow_mqtt_connected",
+                    "1 while connected to the MQTT broker.",
+                    &[],
+                    1.0,
+                );
+                health.set("plow", Status::Ok, "");
+                tracing::info!(%broker, session_present = ack.session_present, "connected to MQTT broker; subscribing");
+                if let Err(e) = client.try_subscribe_many(filters.clone()) {
+                    tracing::error!(error = %e, "could not queue the MQTT subscription");
+                }
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                let topic = p.topic.clone();
+                // Cancel-safety: if shutdown wins, this one message is dropped unacknowledged-to-us but already
+                // acknowledged to the broker; it is one position during a stop.
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    r = tx.send((topic, p.payload)) => if r.is_err() { break },
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                plow.connected
+                    .store(false, std::sync::atomic::Ordering::Relaxed);
+                metrics.set(
+                    "sonae_plow_mqtt_connected",
+                    "1 while connected to the MQTT broker.",
+                    &[],
+                    0.0,
+                );
+                metrics.inc(
+                    "sonae_plow_mqtt_disconnects_total",
+                    "MQTT connection errors.",
+                    &[],
+                );
+                health.set("plow", Status::Degraded, "MQTTブローカーに接続できません");
+                if let Some(suppressed) = log_limit.allow(&"conn", now_ms()) {
+                    tracing::warn!(%broker, error = %e, retry_in_ms = backoff.as_millis() as u64, suppressed_since_last = suppressed, "MQTT connection lost; reconnecting");
+                }
+                // Cancel-safety: sleeping holds no state.
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+    let _ = client.try_disconnect();
+    plow.connected
+        .store(false, std::sync::atomic::Ordering::Relaxed);
+}

@@ -1,0 +1,213 @@
+//! The opt-in "a plow has entered your district" notice: who gets it, decided without I/O, plus the SQL for the
+//! opt-in state and the record of decided notices.
+//!
+//! Rules (issue 6, item 6):
+//! * a resident opts in per district (text 「除雪通知」 or the postback `plow-notice=on&district=…`) and out with
+//!   「除雪通知停止」 / `plow-notice=off`; opting out deletes the subscription, so no later decision can include them;
+//! * a notice goes out at most once per resident, district and storm: the decision excludes everyone already
+//!   recorded in `plow_notices` for that storm and district, and records the new ones in the same transaction;
+//! * only the district name is sent — never a vehicle's exact position or anyone else's location.
+//!
+//! Sending (durable outbox, rate limits) is the delivery module's job: [`claim_notices`] returns the ids to
+//! enqueue, and the message text comes from [`notice_text`].
+
+use std::collections::HashSet;
+
+use rusqlite::{params, Transaction};
+
+use crate::ids::LineUserId;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    Subscribe,
+    Unsubscribe,
+}
+
+/// Recognises the resident's text or postback data. Full-width spaces and surrounding blanks are ignored.
+pub fn parse_command(text: &str) -> Option<Command> {
+    let t: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    if t.starts_with("plow-notice=on") {
+        return Some(Command::Subscribe);
+    }
+    if t.starts_with("plow-notice=off") {
+        return Some(Command::Unsubscribe);
+    }
+    match t.as_str() {
+        "除雪通知" | "除雪通知登録" | "除雪通知を受け取る" => {
+            Some(Command::Subscribe)
+        }
+        "除雪通知停止" | "除雪通知解除" | "除雪通知をやめる" => {
+            Some(Command::Unsubscribe)
+        }
+        _ => None,
+    }
+}
+
+/// The residents to notify now that a plow entered `district` in a storm: subscribers who were not notified yet.
+/// `subscribers` are the current opt-ins (opted-out residents are not in it); `already` those notified for this
+/// storm and district. Order follows `subscribers`; duplicates are dropped.
+pub fn decide(subscribers: &[LineUserId], already: &HashSet<LineUserId>) -> Vec<LineUserId> {
+    let mut seen = HashSet::new();
+    subscribers
+        .iter()
+        .filter(|u| !already.contains(*u) && seen.insert((*u).clone()))
+        .cloned()
+        .collect()
+}
+
+/// The message residents receive (Japanese, as the city writes it).
+pub fn notice_text(district_name: &str) -> String {
+    format!(
+        "【除雪情報】{district_name}で除雪車の作業が始まりました。\n\
+         作業中の道路には近づかず、路上駐車はお控えください。\n\
+         ※GPSの通過記録は、道路の除雪が完了していることを保証するものではありません。\n\
+         通知を止めるには「除雪通知停止」と送ってください。"
+    )
+}
+
+/// Opts a resident in for a district (idempotent).
+pub fn subscribe(tx: &Transaction<'_>, user: &LineUserId, district: &str) -> anyhow::Result<()> {
+    tx.execute(
+        "INSERT OR IGNORE INTO plow_notice_subscriptions (user_id, district, created_at) VALUES (?1, ?2, ?3)",
+        params![user.as_str(), district, chrono::Utc::now().to_rfc3339()],
+    )?;
+    Ok(())
+}
+
+/// Opts a resident out of one district, or of all with `None`. Returns how many subscriptions were removed.
+pub fn unsubscribe(
+    tx: &Transaction<'_>,
+    user: &LineUserId,
+    district: Option<&str>,
+) -> anyhow::Result<usize> {
+    Ok(match district {
+        Some(d) => tx.execute(
+            "DELETE FROM plow_notice_subscriptions WHERE user_id = ?1 AND district = ?2",
+            params![user.as_str(), d],
+        )?,
+        None => tx.execute(
+            "DELETE FROM plow_notice_subscriptions WHERE user_id = ?1",
+            params![user.as_str()],
+        )?,
+    })
+}
+
+/// Decides and records the notices for a plow entering `district` in `storm_id`; returns the residents to send to.
+/// Calling it again for the same storm and district returns nobody new.
+pub fn claim_notices(
+    tx: &Transaction<'_>,
+    storm_id: i64,
+    district: &str,
+) -> anyhow::Result<Vec<LineUserId>> {
+    let subscribers: Vec<LineUserId> = {
+        let mut st = tx.prepare_cached(
+            "SELECT user_id FROM plow_notice_subscriptions WHERE district = ?1 ORDER BY created_at, user_id",
+        )?;
+        let rows = st.query_map([district], |r| r.get::<_, String>(0))?;
+        rows.collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .map(LineUserId::new)
+            .collect()
+    };
+    let already: HashSet<LineUserId> = {
+        let mut st = tx.prepare_cached(
+            "SELECT user_id FROM plow_notices WHERE storm_id = ?1 AND district = ?2",
+        )?;
+        let rows = st.query_map(params![storm_id, district], |r| r.get::<_, String>(0))?;
+        rows.collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .map(LineUserId::new)
+            .collect()
+    };
+    let to_send = decide(&subscribers, &already);
+    let now = chrono::Utc::now().to_rfc3339();
+    for u in &to_send {
+        tx.execute(
+            "INSERT INTO plow_notices (storm_id, district, user_id, decided_at) VALUES (?1, ?2, ?3, ?4)",
+            params![storm_id, district, u.as_str(), now],
+        )?;
+    }
+    Ok(to_send)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    fn u(n: u8) -> LineUserId {
+        LineUserId::new(format!("U{:032x}", n))
+    }
+
+    #[test]
+    fn residents_already_notified_in_this_storm_are_not_chosen_again() {
+        let subs = vec![u(1), u(2), u(3), u(2)];
+        let already: HashSet<_> = [u(2)].into_iter().collect();
+        assert_eq!(decide(&subs, &already), vec![u(1), u(3)]);
+    }
+
+    #[test]
+    fn text_and_postback_commands_are_recognised() {
+        assert_eq!(parse_command(" 除雪通知 "), Some(Command::Subscribe));
+        assert_eq!(parse_command("除雪通知　停止"), Some(Command::Unsubscribe));
+        assert_eq!(
+            parse_command("plow-notice=on&district=01101"),
+            Some(Command::Subscribe)
+        );
+        assert_eq!(parse_command("plow-notice=off"), Some(Command::Unsubscribe));
+        assert_eq!(parse_command("ごみの日"), None);
+    }
+
+    #[test]
+    fn the_notice_is_claimed_once_per_district_per_storm_and_never_after_opt_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).unwrap();
+        let (storm1, storm2) = store
+            .write_blocking(|tx| {
+                subscribe(tx, &u(1), "01101")?;
+                subscribe(tx, &u(2), "01101")?;
+                subscribe(tx, &u(3), "01102")?;
+                let s1 = match crate::plow::store::start_storm(tx, 1_000, "dispatcher", "")? {
+                    crate::plow::store::StormChange::Started(s) => s.id,
+                    other => panic!("{other:?}"),
+                };
+                crate::plow::store::end_storm(tx, 2_000, "dispatcher")?;
+                let s2 = match crate::plow::store::start_storm(tx, 3_000, "dispatcher", "")? {
+                    crate::plow::store::StormChange::Started(s) => s.id,
+                    other => panic!("{other:?}"),
+                };
+                Ok((s1, s2))
+            })
+            .unwrap();
+        let claim = |storm: i64, d: &'static str| {
+            store
+                .write_blocking(move |tx| claim_notices(tx, storm, d))
+                .unwrap()
+        };
+        assert_eq!(claim(storm1, "01101"), vec![u(1), u(2)]);
+        assert_eq!(
+            claim(storm1, "01101"),
+            vec![],
+            "second entry in the same storm"
+        );
+        assert_eq!(claim(storm1, "01102"), vec![u(3)]);
+        // Resident 2 opts out; the next storm notifies only resident 1.
+        store
+            .write_blocking(|tx| unsubscribe(tx, &u(2), None))
+            .unwrap();
+        assert_eq!(claim(storm2, "01101"), vec![u(1)]);
+        // Opting in again later is honoured in the same storm only if not already notified.
+        store
+            .write_blocking(|tx| subscribe(tx, &u(2), "01101"))
+            .unwrap();
+        assert_eq!(claim(storm2, "01101"), vec![u(2)]);
+        assert_eq!(claim(storm2, "01101"), vec![]);
+    }
+
+    #[test]
+    fn the_notice_text_names_the_district_and_how_to_stop() {
+        let t = notice_text("中央区");
+        assert!(t.contains("中央区で除雪車の作業が始まりました"));
+        assert!(t.contains("除雪通知停止"));
+    }
+}

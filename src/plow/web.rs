@@ -1,0 +1,277 @@
+//! HTTP for plows: the resident map `/plows`, the dispatcher page `/plows/dispatch`, Leaflet under
+//! `/plows/assets/leaflet/`, and the JSON the pages poll. All answer 404 while `[plow] enabled = false`.
+//!
+//! The JSON never carries anything about residents — only vehicles, roads, districts and storms.
+//! `POST /api/plows/storm` changes state; the console puts it behind operator login (the handler logic is
+//! [`super::Plow::change_storm`], reusable from there).
+
+use axum::extract::{Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::ingest::now_ms;
+use super::store::StormChange;
+use super::validate::vehicle_state;
+use super::{rfc3339, Millis};
+use crate::app::Context;
+
+const MAP_PAGE: &str = include_str!("../../templates/web/plows.html");
+const DISPATCH_PAGE: &str = include_str!("../../templates/web/plows-dispatch.html");
+/// Most trail points answered at once (≈ 100 vehicles × 1 h at 1 position per 10 s is 36 000).
+const MAX_TRAIL_POINTS: usize = 200_000;
+
+pub fn routes(ctx: &Context) -> Router<Context> {
+    let leaflet = tower_http::services::ServeDir::new(&ctx.config.plow.leaflet_dir);
+    Router::new()
+        .route("/plows", get(map_page))
+        .route("/plows/dispatch", get(dispatch_page))
+        .nest_service("/plows/assets/leaflet", leaflet)
+        .route("/api/plows/vehicles", get(vehicles))
+        .route("/api/plows/trails", get(trails))
+        .route("/api/plows/roads", get(roads))
+        .route("/api/plows/dispatch", get(dispatch))
+        .route("/api/plows/storm", post(storm))
+}
+
+fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, "plow tracking is not enabled").into_response()
+}
+
+fn internal(e: anyhow::Error) -> Response {
+    tracing::error!(error = %format!("{e:#}"), "plow API failed");
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Json(json!({"error": "internal error"})),
+    )
+        .into_response()
+}
+
+fn no_store<T: IntoResponse>(body: T) -> Response {
+    ([(header::CACHE_CONTROL, "no-store")], body).into_response()
+}
+
+async fn map_page(State(ctx): State<Context>) -> Response {
+    if !ctx.plow.config.enabled {
+        return not_found();
+    }
+    no_store(Html(MAP_PAGE))
+}
+
+async fn dispatch_page(State(ctx): State<Context>) -> Response {
+    if !ctx.plow.config.enabled {
+        return not_found();
+    }
+    no_store(Html(DISPATCH_PAGE))
+}
+
+fn vehicle_json(
+    ctx: &Context,
+    now: Millis,
+) -> impl Fn(&super::store::VehicleRow) -> serde_json::Value + '_ {
+    move |v| {
+        let state = vehicle_state(v.ts_ms, v.offline_ms, now, ctx.plow.config.stale_after_secs);
+        json!({
+            "vehicle": v.vehicle,
+            "lat": v.lat,
+            "lon": v.lon,
+            "ts": rfc3339(v.ts_ms),
+            "last_seen_secs": ((now - v.ts_ms) / 1000).max(0),
+            "speed_kmh": v.speed_kmh,
+            "heading": v.heading,
+            "blade": v.blade,
+            "state": state,
+            "stale": state != super::validate::VehicleState::Active,
+        })
+    }
+}
+
+async fn vehicles(State(ctx): State<Context>) -> Response {
+    if !ctx.plow.config.enabled {
+        return not_found();
+    }
+    let now = now_ms();
+    match ctx.store.read(|c| super::store::vehicles(c)).await {
+        Ok(vs) => {
+            let f = vehicle_json(&ctx, now);
+            let [w, s, e, n] = ctx.plow.config.service_area;
+            no_store(Json(json!({
+                "generated_at": rfc3339(now),
+                "stale_after_secs": ctx.plow.config.stale_after_secs,
+                "area": {"west": w, "south": s, "east": e, "north": n},
+                "vehicles": vs.iter().map(f).collect::<Vec<_>>(),
+            })))
+        }
+        Err(e) => internal(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct TrailQuery {
+    since: Option<String>,
+}
+
+async fn trails(State(ctx): State<Context>, Query(q): Query<TrailQuery>) -> Response {
+    if !ctx.plow.config.enabled {
+        return not_found();
+    }
+    let now = now_ms();
+    let earliest = now - ctx.plow.config.trail_retention_days * 86_400_000;
+    let since = match q.since.as_deref() {
+        None | Some("") => now - 3_600_000,
+        Some(s) => match chrono::DateTime::parse_from_rfc3339(s) {
+            Ok(t) => t.timestamp_millis().max(earliest),
+            Err(_) => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    Json(json!({"error": "since must be an RFC 3339 time, e.g. 2026-01-10T05:00:00+09:00"})),
+                )
+                    .into_response()
+            }
+        },
+    };
+    match ctx
+        .store
+        .read(move |c| super::store::trails(c, since, MAX_TRAIL_POINTS))
+        .await
+    {
+        Ok(ts) => no_store(Json(json!({
+            "since": rfc3339(since),
+            "trails": ts.into_iter().map(|(v, pts)| json!({"vehicle": v, "points": pts})).collect::<Vec<_>>(),
+        }))),
+        Err(e) => internal(e),
+    }
+}
+
+async fn roads(State(ctx): State<Context>) -> Response {
+    if !ctx.plow.config.enabled {
+        return not_found();
+    }
+    let gj = match &ctx.plow.coverage {
+        Some(c) => c
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .roads_geojson(now_ms()),
+        None => json!({"type": "FeatureCollection", "features": []}),
+    };
+    no_store(Json(gj))
+}
+
+fn storm_json(s: &super::store::Storm) -> serde_json::Value {
+    json!({
+        "id": s.id,
+        "started_at": rfc3339(s.started_ms),
+        "ended_at": s.ended_ms.map(rfc3339),
+        "note": s.note,
+    })
+}
+
+async fn dispatch(State(ctx): State<Context>) -> Response {
+    if !ctx.plow.config.enabled {
+        return not_found();
+    }
+    let now = now_ms();
+    let vs = match ctx.store.read(|c| super::store::vehicles(c)).await {
+        Ok(v) => v,
+        Err(e) => return internal(e),
+    };
+    let f = vehicle_json(&ctx, now);
+    let vehicles: Vec<_> = vs.iter().map(f).collect();
+    let stale = vehicles.iter().filter(|v| v["stale"] == true).count();
+    let storm = ctx
+        .plow
+        .storm
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let coverage: Vec<_> = match &ctx.plow.coverage {
+        Some(c) => {
+            let c = c.lock().unwrap_or_else(|p| p.into_inner());
+            c.net
+                .districts
+                .iter()
+                .zip(c.district_shares())
+                .map(|(d, (plowed, total))| {
+                    json!({
+                        "district_id": d.id,
+                        "name": d.name,
+                        "road_km": (total / 10.0).round() / 100.0,
+                        "plowed_km": (plowed / 10.0).round() / 100.0,
+                        "share": if total > 0.0 { ((plowed / total) * 1000.0).round() / 1000.0 } else { 0.0 },
+                    })
+                })
+                .collect()
+        }
+        None => vec![],
+    };
+    no_store(Json(json!({
+        "generated_at": rfc3339(now),
+        "mqtt_connected": ctx.plow.connected.load(std::sync::atomic::Ordering::Relaxed),
+        "storm": storm.as_ref().map(storm_json),
+        "vehicles": vehicles,
+        "stale_count": stale,
+        "coverage": coverage,
+    })))
+}
+
+#[derive(Deserialize)]
+pub struct StormRequest {
+    /// `"start"` or `"end"`.
+    pub action: String,
+    #[serde(default)]
+    pub note: String,
+}
+
+async fn storm(
+    State(ctx): State<Context>,
+    body: Result<Json<StormRequest>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    if !ctx.plow.config.enabled {
+        return not_found();
+    }
+    let Ok(Json(req)) = body else {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "send JSON {\"action\": \"start\"|\"end\", \"note\": \"...\"}"})),
+        )
+            .into_response();
+    };
+    let start = match req.action.as_str() {
+        "start" => true,
+        "end" => false,
+        _ => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error": "action must be \"start\" or \"end\""})),
+            )
+                .into_response()
+        }
+    };
+    let note: String = req.note.chars().take(200).collect();
+    match ctx
+        .plow
+        .change_storm(&ctx.store, start, "dispatcher", &note)
+        .await
+    {
+        Ok(StormChange::Started(s)) => (
+            StatusCode::CREATED,
+            Json(json!({"result": "started", "storm": storm_json(&s)})),
+        )
+            .into_response(),
+        Ok(StormChange::Ended(s)) => {
+            Json(json!({"result": "ended", "storm": storm_json(&s)})).into_response()
+        }
+        Ok(StormChange::AlreadyOpen(s)) => (
+            StatusCode::CONFLICT,
+            Json(json!({"result": "already_open", "storm": storm_json(&s)})),
+        )
+            .into_response(),
+        Ok(StormChange::NoneOpen) => {
+            (StatusCode::CONFLICT, Json(json!({"result": "none_open"}))).into_response()
+        }
+        Err(e) => internal(e),
+    }
+}
