@@ -62,7 +62,7 @@ pub enum Command {
     Richmenu {
         #[command(subcommand)]
         command: crate::line::richmenu::cli::RichmenuCommand,
-    }
+    },
     /// Shelters: set status (open/closed/full), list.
     Shelter {
         #[command(subcommand)]

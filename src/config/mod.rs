@@ -31,23 +31,6 @@ pub struct Config {
     pub plow: crate::plow::PlowConfig,
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            server: ServerConfig::default(),
-            store: StoreConfig::default(),
-            log: LogConfig::default(),
-            console: ConsoleConfig::default(),
-            line: crate::line::LineConfig::default(),
-            jma: crate::jma::JmaConfig::default(),
-            disaster: crate::disaster::DisasterConfig::default(),
-            delivery: crate::delivery::DeliveryConfig::default(),
-            place: crate::place::PlaceConfig::default(),
-            plow: crate::plow::PlowConfig::default(),
-        }
-    }
-}
-
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {

@@ -289,9 +289,8 @@ pub async fn run_sender<S: Sender>(
                 match &outcome {
                     SendOutcome::RateLimited => {
                         let k = in_row.fetch_add(1, Ordering::SeqCst) + 1;
-                        let wait = Duration::from_millis(
-                            backoff_ms(&cfg, k).max(cfg.backoff_base_ms / 2),
-                        );
+                        let wait =
+                            Duration::from_millis(backoff_ms(&cfg, k).max(cfg.backoff_base_ms / 2));
                         set_pause(&pause, Instant::now() + wait);
                     }
                     SendOutcome::QuotaExhausted => {

@@ -1,11 +1,11 @@
 //! JMA disaster-prevention XML (気象庁防災情報XML): feed polling, parsing, warning codes and state.
 
-pub mod area;
-pub mod codes;
-pub mod inspect;
 pub mod archive;
+pub mod area;
 pub mod atom;
+pub mod codes;
 pub mod feed;
+pub mod inspect;
 pub mod pipeline;
 pub mod report;
 pub mod state;

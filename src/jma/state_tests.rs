@@ -94,6 +94,7 @@ pub(crate) fn report(
             info_kind_version: "1.2_2".into(),
             headline: String::new(),
         },
+        details: Default::default(),
         warnings: vec![
             // A coarser block with a 6-digit area that must not count.
             WarningBlock {

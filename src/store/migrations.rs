@@ -10,13 +10,16 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("migrations/0100_jma_feed.sql"),
     ),
     (200, "line", include_str!("migrations/0200_line.sql")),
-    (500, "console", include_str!("migrations/0500_console.sql")),
-        330,
-        "disaster_delivery",
-        include_str!("migrations/0330_disaster_delivery.sql"),
+    (
         300,
         "places_residents",
         include_str!("migrations/0300_places_residents.sql"),
     ),
+    (
+        330,
+        "disaster_delivery",
+        include_str!("migrations/0330_disaster_delivery.sql"),
+    ),
     (400, "plow", include_str!("migrations/0400_plow.sql")),
+    (500, "console", include_str!("migrations/0500_console.sql")),
 ];

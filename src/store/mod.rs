@@ -248,7 +248,9 @@ fn current_version(c: &Connection) -> rusqlite::Result<i64> {
     )
 }
 
-/// Applies every migration newer than the database's version, each in its own immediate transaction.
+/// Applies every embedded migration the database has not recorded yet, in version order, each in its own
+/// immediate transaction. Working from the set of recorded versions (not only the maximum) means a migration
+/// numbered inside an area's range still applies after a later-numbered one from another area.
 fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
     let known = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
     let current = current_version(conn)?;
@@ -258,11 +260,16 @@ fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
              run the newer sonae, or restore a backup taken before the upgrade"
         );
     }
-    for &(version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)",
+    )?;
+    let applied: std::collections::HashSet<i64> = {
+        let mut stmt = conn.prepare("SELECT version FROM schema_version")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    for &(version, name, sql) in MIGRATIONS.iter().filter(|m| !applied.contains(&m.0)) {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute_batch(
-            "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)",
-        )?;
         tx.execute_batch(sql)
             .with_context(|| format!("applying migration {version:04} {name}"))?;
         tx.execute(

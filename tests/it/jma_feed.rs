@@ -272,6 +272,7 @@ fn yamagata(data_type: &str, minute: u32, code: &str, status: &str) -> Report {
             info_kind_version: "1.2_2".into(),
             headline: String::new(),
         },
+        details: Default::default(),
         warnings: vec![WarningBlock {
             block_type: "気象警報・注意報（市町村等）".into(),
             items: vec![WarningItem {

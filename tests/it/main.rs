@@ -3,7 +3,7 @@
 mod console;
 mod foundation;
 mod helpers;
-mod jma_inspect;
 mod jma_feed;
+mod jma_inspect;
 mod place;
 mod plow;
