@@ -47,10 +47,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     };
     let app = crate::app::Application::build(config, secrets).await?;
     let addr = app.local_addr();
+    let (console_user, console_password) =
+        crate::console::users::demo_account(&app.context().store)?;
     println!("Sonae demo");
     println!("  data directory : {}", data_dir.display());
     println!("  health         : http://{addr}/healthz");
     println!("  metrics        : http://{addr}/metrics");
+    println!("  console        : http://{addr}/console/  (user {console_user}, password {console_password})");
     println!("Press Ctrl-C to stop.");
     app.run_until_stopped(crate::app::stop_signal()).await
 }

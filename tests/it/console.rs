@@ -933,3 +933,24 @@ fn the_daemon_serves_the_login_page_that_headless_chromium_renders() {
         crate::helpers::reqwest::get_full(&daemon.url("/console/static/../sonae.toml")).unwrap();
     assert_eq!(code, 404);
 }
+
+#[test]
+fn every_user_command_has_help() {
+    for args in [
+        vec!["user", "--help"],
+        vec!["user", "add", "--help"],
+        vec!["user", "list", "--help"],
+        vec!["user", "disable", "--help"],
+    ] {
+        let out = Command::new(SONAE).args(&args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("Usage:"), "{args:?}");
+        if args[1] == "add" {
+            assert!(
+                text.contains("--role") && text.contains("approver"),
+                "{text}"
+            );
+        }
+    }
+}
