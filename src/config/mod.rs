@@ -101,6 +101,9 @@ pub struct ConsoleConfig {
     pub idle_timeout_secs: u64,
     /// A console session ends this many seconds after login however busy it is.
     pub absolute_timeout_secs: u64,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (its last entry is the client address used for
+    /// login throttling and the audit log). Requests from other peers use the peer address.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Default for ConsoleConfig {
@@ -111,6 +114,10 @@ impl Default for ConsoleConfig {
             templates_dir: "templates/console".into(),
             idle_timeout_secs: 30 * 60,
             absolute_timeout_secs: 12 * 60 * 60,
+            trusted_proxies: vec![
+                std::net::IpAddr::from([127, 0, 0, 1]),
+                std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+            ],
         }
     }
 }

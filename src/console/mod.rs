@@ -236,6 +236,21 @@ fn same_origin(st: &ConsoleState, headers: &HeaderMap) -> bool {
     !host.is_empty() && (origin == format!("http://{host}") || origin == format!("https://{host}"))
 }
 
+/// The client's address: the peer, or the last `X-Forwarded-For` entry when the peer is a trusted proxy.
+fn client_ip(st: &ConsoleState, peer: SocketAddr, headers: &HeaderMap) -> std::net::IpAddr {
+    if !st.ctx.config.console.trusted_proxies.contains(&peer.ip()) {
+        return peer.ip();
+    }
+    headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .last()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(peer.ip())
+}
+
 struct Authed {
     user: User,
     session: session::Session,
@@ -487,8 +502,9 @@ async fn login_submit(
     }
 
     let now = st.now();
+    let ip = client_ip(&st, peer, &headers);
     let user_key = Throttle::user_key(&name);
-    let ip_key = Throttle::ip_key(peer.ip());
+    let ip_key = Throttle::ip_key(ip);
     let locked = {
         let mut t = st.throttle.lock().unwrap_or_else(|p| p.into_inner());
         [t.check(&user_key, now), t.check(&ip_key, now)]
@@ -528,7 +544,7 @@ async fn login_submit(
                 LoginRefusal::Disabled => "disabled",
             };
             outcome(why);
-            let (n, ip) = (name.clone(), peer.ip().to_string());
+            let (n, ip) = (name.clone(), ip.to_string());
             if let Err(e) = st
                 .ctx
                 .store
@@ -559,7 +575,7 @@ async fn login_submit(
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .record_success(&user_key);
-    let (policy, ip, uid, uname) = (st.policy, peer.ip().to_string(), user.id, user.name.clone());
+    let (policy, ip, uid, uname) = (st.policy, ip.to_string(), user.id, user.name.clone());
     let created = st
         .ctx
         .store

@@ -268,12 +268,22 @@ impl Browser {
     }
 
     async fn try_login(&mut self, name: &str, password: &str) -> Page {
+        self.try_login_via(name, password, &[]).await
+    }
+
+    async fn try_login_via(
+        &mut self,
+        name: &str,
+        password: &str,
+        headers: &[(&str, &str)],
+    ) -> Page {
         let form = self.get("/console/login").await;
         assert_eq!(form.status, 200);
         let csrf = form.csrf();
-        self.post(
+        self.post_with(
             "/console/login",
             &[("csrf", &csrf), ("name", name), ("password", password)],
+            headers,
         )
         .await
     }
@@ -433,6 +443,35 @@ async fn twenty_failures_from_one_address_lock_every_name_from_it() {
         assert_eq!(p.status, 401);
     }
     assert_eq!(b.try_login("sato", PASSWORD).await.status, 429);
+}
+
+#[tokio::test]
+async fn behind_the_local_reverse_proxy_failures_count_per_forwarded_client_address() {
+    let c = Console::start(None, None).await;
+    c.add_user("sato", Role::Operator);
+    let mut b = c.browser();
+    let attacker = [("X-Forwarded-For", "203.0.113.9, 198.51.100.7")];
+    for i in 0..20 {
+        let p = b
+            .try_login_via(&format!("user{i}"), "guess-guess-guess", &attacker)
+            .await;
+        assert_eq!(p.status, 401);
+    }
+    assert_eq!(
+        b.try_login_via("sato", PASSWORD, &attacker).await.status,
+        429
+    );
+    // Another client behind the same proxy is not locked out.
+    let p = b
+        .try_login_via("sato", PASSWORD, &[("X-Forwarded-For", "198.51.100.8")])
+        .await;
+    assert_eq!(p.status, 303);
+    let failed = c
+        .audit()
+        .into_iter()
+        .find(|(_, a, _)| a == "console.login_failed")
+        .unwrap();
+    assert!(failed.2.contains("198.51.100.7"), "{failed:?}");
 }
 
 #[tokio::test]
