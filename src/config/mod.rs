@@ -340,6 +340,20 @@ mod tests {
     }
 
     #[test]
+    fn console_timeouts_must_be_sensible() {
+        let e = err("[console]\nidle_timeout_secs = 10\n");
+        assert!(
+            e.contains("console.idle_timeout_secs: 10 is out of range; use 60..=28800"),
+            "{e}"
+        );
+        let e = err("[console]\nidle_timeout_secs = 1800\nabsolute_timeout_secs = 600\n");
+        assert!(
+            e.contains("console.absolute_timeout_secs: 600 is out of range"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn bad_public_url_says_how_to_write_it() {
         let e = err("[server]\npublic_url = \"bousai\"\n");
         assert!(

@@ -251,6 +251,9 @@ fn client_ip(st: &ConsoleState, peer: SocketAddr, headers: &HeaderMap) -> std::n
         .unwrap_or(peer.ip())
 }
 
+/// Header `console.js` sends with its background refreshes.
+const LIVE_REFRESH_HEADER: &str = "x-sonae-live-refresh";
+
 struct Authed {
     user: User,
     session: session::Session,
@@ -265,11 +268,13 @@ async fn authenticate(st: &ConsoleState, headers: &HeaderMap) -> Result<Authed, 
     };
     let value = value.to_string();
     let (policy, now) = (st.policy, st.now());
+    // console.js marks its background refreshes; they do not keep an unattended session alive.
+    let activity = headers.get(LIVE_REFRESH_HEADER).is_none();
     let res = st
         .ctx
         .store
         .write(move |tx| {
-            let s = match session::touch(tx, &value, policy, now)? {
+            let s = match session::touch(tx, &value, policy, now, activity)? {
                 Ok(s) => s,
                 Err(_) => return Ok(None),
             };

@@ -228,13 +228,18 @@ impl Browser {
     }
 
     async fn get(&mut self, path: &str) -> Page {
-        let res = self
+        self.get_with(path, &[]).await
+    }
+
+    async fn get_with(&mut self, path: &str, headers: &[(&str, &str)]) -> Page {
+        let mut req = self
             .client
             .get(format!("{}{}", self.base, path))
-            .header(reqwest::header::COOKIE, self.cookie_header())
-            .send()
-            .await
-            .unwrap();
+            .header(reqwest::header::COOKIE, self.cookie_header());
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let res = req.send().await.unwrap();
         self.finish(res).await
     }
 
@@ -505,6 +510,16 @@ async fn a_session_expires_after_thirty_idle_minutes_and_twelve_hours_in_all() {
     }
     c.advance(Duration::minutes(25)); // 24×29 + 25 = 721 min > 12 h
     assert_eq!(b.get("/console/audit").await.status, 303);
+
+    // The dashboard's background refresh is served but is not activity: the session still idles out.
+    b.login("tanaka").await;
+    let live = [("X-Sonae-Live-Refresh", "1")];
+    c.advance(Duration::minutes(20));
+    assert_eq!(b.get_with("/console/", &live).await.status, 200);
+    c.advance(Duration::minutes(9));
+    assert_eq!(b.get_with("/console/", &live).await.status, 200);
+    c.advance(Duration::minutes(1));
+    assert_eq!(b.get_with("/console/", &live).await.status, 303);
 }
 
 #[tokio::test]
