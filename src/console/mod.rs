@@ -479,7 +479,8 @@ async fn login_submit(
 ) -> Response {
     let form = parse_form(&body);
     let name = form.get("name").map(|s| s.trim()).unwrap_or("");
-    let name: String = name.chars().take(64).collect();
+    // Control characters never reach the audit log, the problem list or the log lines.
+    let name: String = name.chars().filter(|c| !c.is_control()).take(64).collect();
     let password = form.get("password").map(String::as_str).unwrap_or("");
     let outcome = |o: &'static str| {
         st.ctx.metrics.inc(
@@ -539,10 +540,42 @@ async fn login_submit(
     let user = match checked {
         Ok(Ok(u)) => u,
         Ok(Err(refusal)) => {
-            {
+            let newly_locked = {
                 let mut t = st.throttle.lock().unwrap_or_else(|p| p.into_inner());
                 t.record_failure(&user_key, now);
                 t.record_failure(&ip_key, now);
+                (
+                    t.check(&user_key, now) != ThrottleCheck::Allowed,
+                    t.check(&ip_key, now) != ThrottleCheck::Allowed,
+                )
+            };
+            // A lock starts at this failure (later attempts are refused before reaching here), so each
+            // lock is reported to operators once.
+            if newly_locked.0 {
+                st.ctx
+                    .store
+                    .record_problem(
+                        "console.login",
+                        format!(
+                            "ユーザー「{name}」のログイン失敗が続いたため、{}分間ログインを制限しました。心当たりがない場合は不正アクセスの可能性があります。",
+                            Throttle::WINDOW_SECS / 60
+                        ),
+                        Some(format!("client address {ip}")),
+                    )
+                    .await;
+            }
+            if newly_locked.1 {
+                st.ctx
+                    .store
+                    .record_problem(
+                        "console.login",
+                        format!(
+                            "接続元 {ip} からのログイン失敗が続いたため、{}分間この接続元からのログインを制限しました。",
+                            Throttle::WINDOW_SECS / 60
+                        ),
+                        None,
+                    )
+                    .await;
             }
             let why = match refusal {
                 LoginRefusal::BadCredentials => "bad_credentials",

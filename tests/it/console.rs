@@ -432,6 +432,24 @@ async fn five_failures_lock_the_account_even_for_the_right_password_until_the_wi
     assert!(p.body.contains("一時的にログインを制限しています"));
     assert!(!b.cookies.contains_key("sonae_session"));
 
+    // Operators see the lock once on the problem list.
+    let problems: Vec<String> = c
+        .store
+        .read_blocking(|conn| {
+            let mut st =
+                conn.prepare("SELECT message FROM problems WHERE source = 'console.login'")?;
+            let v = st
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(v)
+        })
+        .unwrap();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].contains("ユーザー「tanaka」のログイン失敗が続いた"),
+        "{problems:?}"
+    );
+
     c.advance(Duration::minutes(14));
     assert_eq!(b.try_login("tanaka", PASSWORD).await.status, 429);
     c.advance(Duration::minutes(1));
