@@ -1026,3 +1026,40 @@ fn every_user_command_has_help() {
         }
     }
 }
+
+#[test]
+fn a_city_edits_a_console_template_without_recompiling() {
+    let dir = tempfile::tempdir().unwrap();
+    let tpl = dir.path().join("tpl");
+    std::fs::create_dir(&tpl).unwrap();
+    let login = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/templates/console/login.html"
+    ))
+    .unwrap()
+    .replace(
+        "防災担当職員専用の画面です。",
+        "山形市 防災安全課 専用の画面です。",
+    );
+    std::fs::write(tpl.join("login.html"), login).unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let extra = format!("templates_dir = \"{}\"", tpl.display());
+    // `extra` lands after [line]; put it under [console] instead.
+    let config = write_config(dir.path(), addr, "");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("[console]\n", &format!("[console]\n{extra}\n"));
+    std::fs::write(&config, text).unwrap();
+    let daemon = Daemon::start(&config, addr);
+    let (code, body) = crate::helpers::reqwest::get_full(&daemon.url("/console/login")).unwrap();
+    assert_eq!(code, 200);
+    assert!(
+        body.contains("山形市 防災安全課 専用の画面です。"),
+        "{body}"
+    );
+    // Files the city did not copy come from the binary.
+    let (code, css) =
+        crate::helpers::reqwest::get_full(&daemon.url("/console/static/console.css")).unwrap();
+    assert_eq!(code, 200);
+    assert!(css.contains(".mode-banner"));
+}
