@@ -129,7 +129,8 @@ impl Application {
 }
 
 /// Spawns the daemon's long-running parts on `ctx.tasks`. Each feature adds its own line here.
-async fn spawn_components(_ctx: &Context) -> anyhow::Result<()> {
+async fn spawn_components(ctx: &Context) -> anyhow::Result<()> {
+    ctx.tasks.spawn(crate::console::seal::run(ctx.clone()));
     Ok(())
 }
 

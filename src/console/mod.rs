@@ -19,6 +19,7 @@
 
 pub mod providers;
 pub mod records;
+pub mod seal;
 pub mod session;
 pub mod templates;
 pub mod users;
@@ -851,6 +852,13 @@ async fn api_status(State(st): State<ConsoleState>, headers: HeaderMap) -> Respo
             let mut v = serde_json::to_value(&s).unwrap_or_default();
             if let Some(o) = v.as_object_mut() {
                 o.insert("version".into(), env!("CARGO_PKG_VERSION").into());
+                let head = st.ctx.store.read(seal::head).await.ok().flatten();
+                o.insert(
+                    "audit_head".into(),
+                    serde_json::json!(
+                        head.map(|(id, hash)| serde_json::json!({ "audit_id": id, "hash": hash }))
+                    ),
+                );
                 o.insert(
                     "health".into(),
                     serde_json::json!({
@@ -1029,17 +1037,44 @@ async fn audit_page(
         Err(r) => return r,
     };
     let page = q.page.unwrap_or(1);
-    let rows = match st
+    if let Err(e) = st.ctx.store.write(seal::seal).await {
+        return internal(&st, e);
+    }
+    let res = st
         .ctx
         .store
-        .read(move |c| records::audit_page(c, page))
-        .await
-    {
+        .read(move |c| {
+            let reported: bool = c.query_row(
+                "SELECT count(*) > 0 FROM problems WHERE source = 'console.audit' AND resolved_at IS NULL",
+                [],
+                |r| r.get(0),
+            )?;
+            Ok((records::audit_page(c, page)?, seal::verify(c)?, reported))
+        })
+        .await;
+    let (rows, verification, reported) = match res {
         Ok(r) => r,
         Err(e) => return internal(&st, e),
     };
+    // Reported once until an operator resolves it, however often the page is opened.
+    if let (Some(id), false) = (verification.first_break, reported) {
+        st.ctx
+            .store
+            .record_problem(
+                "console.audit",
+                format!(
+                    "監査ログの改ざん検知で、記録番号 {id} 以降に不一致が見つかりました。システム管理者に連絡してください。"
+                ),
+                None,
+            )
+            .await;
+    }
     let ctx = page_ctx(&st, &a, "audit", q.msg.as_deref());
-    let ctx = minijinja::context! { page => minijinja::Value::from_serialize(&rows), ..ctx };
+    let ctx = minijinja::context! {
+        page => minijinja::Value::from_serialize(&rows),
+        seal => minijinja::Value::from_serialize(&verification),
+        ..ctx
+    };
     render(&st, StatusCode::OK, "audit.html", ctx)
 }
 

@@ -5,4 +5,9 @@
 pub const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "core", include_str!("migrations/0001_core.sql")),
     (500, "console", include_str!("migrations/0500_console.sql")),
+    (
+        501,
+        "audit_seal",
+        include_str!("migrations/0501_audit_seal.sql"),
+    ),
 ];

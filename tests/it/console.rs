@@ -703,10 +703,39 @@ async fn hold_and_release_of_disaster_mode_are_audited_and_need_an_approver() {
 
     // The audit page shows them, newest first.
     let audit = ap.get("/console/audit").await;
-    assert_eq!(audit.status, 200);
+    assert_eq!(audit.status, 200, "{}", audit.body);
     let rel = audit.body.find("mode.release").unwrap();
     let hold = audit.body.find("mode.hold").unwrap();
     assert!(rel < hold);
+    assert!(audit.body.contains("異常はありません"), "{}", audit.body);
+
+    // Someone edits the hold's reason directly in the database: the audit page says so, and the problem
+    // list gets it once.
+    let db = rusqlite::Connection::open(c.store.path()).unwrap();
+    db.execute(
+        "UPDATE audit_log SET detail = replace(detail, '台風第10号', '訓練') WHERE action = 'mode.hold'",
+        [],
+    )
+    .unwrap();
+    for _ in 0..2 {
+        let audit = ap.get("/console/audit").await;
+        assert!(
+            audit.body.contains("記録時の内容と一致しません"),
+            "{}",
+            audit.body
+        );
+    }
+    let n: i64 = c
+        .store
+        .read_blocking(|conn| {
+            Ok(conn.query_row(
+                "SELECT count(*) FROM problems WHERE source = 'console.audit'",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+        .unwrap();
+    assert_eq!(n, 1);
 }
 
 #[tokio::test]
@@ -862,6 +891,7 @@ async fn api_status_needs_the_configured_bearer_token() {
     assert_eq!(v["shelters"]["closed"], 1);
     assert_eq!(v["open_problems"], 0);
     assert!(v["health"]["status"].is_string());
+    assert!(v.get("audit_head").is_some());
 
     // The JSON follows the stored mode.
     c.store
