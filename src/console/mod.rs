@@ -919,6 +919,15 @@ async fn mode_submit(State(st): State<ConsoleState>, headers: HeaderMap, body: B
             ),
         );
     }
+    // Hawaii 2018: the confirmation for a live, city-wide action says exactly what will happen, and is
+    // checked here, not only in the browser.
+    if hold && form.get("confirm").map(String::as_str) != Some("yes") {
+        return render_error(
+            &st,
+            StatusCode::BAD_REQUEST,
+            "「全住民の LINE メニューが災害時用に切り替わることを確認しました」にチェックを入れてから操作してください。",
+        );
+    }
     let (actor, reason, now) = (a.user.name.clone(), reason.to_string(), st.now());
     let res = st
         .ctx

@@ -645,6 +645,7 @@ async fn hold_and_release_of_disaster_mode_are_audited_and_need_an_approver() {
     assert_eq!(p.status, 400);
     assert!(!c.mode().manual_hold);
 
+    // So is the explicit confirmation that every resident's menu will switch.
     let p = ap
         .post(
             "/console/mode",
@@ -652,6 +653,21 @@ async fn hold_and_release_of_disaster_mode_are_audited_and_need_an_approver() {
                 ("csrf", &csrf),
                 ("action", "hold"),
                 ("reason", "台風第10号の接近に備えて"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 400);
+    assert!(p.body.contains("確認"));
+    assert!(!c.mode().manual_hold);
+
+    let p = ap
+        .post(
+            "/console/mode",
+            &[
+                ("csrf", &csrf),
+                ("action", "hold"),
+                ("reason", "台風第10号の接近に備えて"),
+                ("confirm", "yes"),
             ],
         )
         .await;
@@ -671,7 +687,12 @@ async fn hold_and_release_of_disaster_mode_are_audited_and_need_an_approver() {
     let p = ap
         .post(
             "/console/mode",
-            &[("csrf", &csrf), ("action", "hold"), ("reason", "再送")],
+            &[
+                ("csrf", &csrf),
+                ("action", "hold"),
+                ("reason", "再送"),
+                ("confirm", "yes"),
+            ],
         )
         .await;
     assert_eq!(p.location.as_deref(), Some("/console/?msg=unchanged"));
