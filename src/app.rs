@@ -143,6 +143,7 @@ async fn spawn_components(ctx: &Context) -> anyhow::Result<()> {
     ctx.tasks
         .spawn(crate::line::webhook::run_worker(ctx.clone()));
     crate::plow::spawn(ctx).await?;
+    ctx.tasks.spawn(crate::console::seal::run(ctx.clone()));
     Ok(())
 }
 

@@ -92,6 +92,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         // The fleet connects with retries, so it may start before the embedded broker listens.
         crate::plow::replay::spawn_demo_fleet(broker, roads, ctx.shutdown.clone());
     }
+    let (console_user, console_password) =
+        crate::console::users::demo_account(&app.context().store)?;
     println!("Sonae demo");
     println!("  data directory : {}", data_dir.display());
     println!("  health         : http://{addr}/healthz");
@@ -100,6 +102,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         "  plow map       : http://{addr}/plows   (demo fleet on 札幌市 roads, MQTT {broker})"
     );
     println!("  plow dispatch  : http://{addr}/plows/dispatch");
+    println!("  console        : http://{addr}/console/  (user {console_user}, password {console_password})");
     println!("Press Ctrl-C to stop.");
     app.run_until_stopped(crate::app::stop_signal()).await
 }

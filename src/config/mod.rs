@@ -105,6 +105,9 @@ pub struct ConsoleConfig {
     pub idle_timeout_secs: u64,
     /// A console session ends this many seconds after login however busy it is.
     pub absolute_timeout_secs: u64,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (its last entry is the client address used for
+    /// login throttling and the audit log). Requests from other peers use the peer address.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Default for ConsoleConfig {
@@ -115,6 +118,10 @@ impl Default for ConsoleConfig {
             templates_dir: "templates/console".into(),
             idle_timeout_secs: 30 * 60,
             absolute_timeout_secs: 12 * 60 * 60,
+            trusted_proxies: vec![
+                std::net::IpAddr::from([127, 0, 0, 1]),
+                std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+            ],
         }
     }
 }
@@ -336,6 +343,20 @@ mod tests {
         let e = err("[log]\nformat = \"xml\"\n");
         assert!(
             e.starts_with("log.format (line 2): unknown variant `xml`, expected `human` or `json`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn console_timeouts_must_be_sensible() {
+        let e = err("[console]\nidle_timeout_secs = 10\n");
+        assert!(
+            e.contains("console.idle_timeout_secs: 10 is out of range; use 60..=28800"),
+            "{e}"
+        );
+        let e = err("[console]\nidle_timeout_secs = 1800\nabsolute_timeout_secs = 600\n");
+        assert!(
+            e.contains("console.absolute_timeout_secs: 600 is out of range"),
             "{e}"
         );
     }

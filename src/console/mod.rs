@@ -19,6 +19,7 @@
 
 pub mod providers;
 pub mod records;
+pub mod seal;
 pub mod session;
 pub mod templates;
 pub mod users;
@@ -236,6 +237,24 @@ fn same_origin(st: &ConsoleState, headers: &HeaderMap) -> bool {
     !host.is_empty() && (origin == format!("http://{host}") || origin == format!("https://{host}"))
 }
 
+/// The client's address: the peer, or the last `X-Forwarded-For` entry when the peer is a trusted proxy.
+fn client_ip(st: &ConsoleState, peer: SocketAddr, headers: &HeaderMap) -> std::net::IpAddr {
+    if !st.ctx.config.console.trusted_proxies.contains(&peer.ip()) {
+        return peer.ip();
+    }
+    headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .last()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(peer.ip())
+}
+
+/// Header `console.js` sends with its background refreshes.
+const LIVE_REFRESH_HEADER: &str = "x-sonae-live-refresh";
+
 struct Authed {
     user: User,
     session: session::Session,
@@ -250,11 +269,13 @@ async fn authenticate(st: &ConsoleState, headers: &HeaderMap) -> Result<Authed, 
     };
     let value = value.to_string();
     let (policy, now) = (st.policy, st.now());
+    // console.js marks its background refreshes; they do not keep an unattended session alive.
+    let activity = headers.get(LIVE_REFRESH_HEADER).is_none();
     let res = st
         .ctx
         .store
         .write(move |tx| {
-            let s = match session::touch(tx, &value, policy, now)? {
+            let s = match session::touch(tx, &value, policy, now, activity)? {
                 Ok(s) => s,
                 Err(_) => return Ok(None),
             };
@@ -459,7 +480,8 @@ async fn login_submit(
 ) -> Response {
     let form = parse_form(&body);
     let name = form.get("name").map(|s| s.trim()).unwrap_or("");
-    let name: String = name.chars().take(64).collect();
+    // Control characters never reach the audit log, the problem list or the log lines.
+    let name: String = name.chars().filter(|c| !c.is_control()).take(64).collect();
     let password = form.get("password").map(String::as_str).unwrap_or("");
     let outcome = |o: &'static str| {
         st.ctx.metrics.inc(
@@ -487,8 +509,9 @@ async fn login_submit(
     }
 
     let now = st.now();
+    let ip = client_ip(&st, peer, &headers);
     let user_key = Throttle::user_key(&name);
-    let ip_key = Throttle::ip_key(peer.ip());
+    let ip_key = Throttle::ip_key(ip);
     let locked = {
         let mut t = st.throttle.lock().unwrap_or_else(|p| p.into_inner());
         [t.check(&user_key, now), t.check(&ip_key, now)]
@@ -518,17 +541,49 @@ async fn login_submit(
     let user = match checked {
         Ok(Ok(u)) => u,
         Ok(Err(refusal)) => {
-            {
+            let newly_locked = {
                 let mut t = st.throttle.lock().unwrap_or_else(|p| p.into_inner());
                 t.record_failure(&user_key, now);
                 t.record_failure(&ip_key, now);
+                (
+                    t.check(&user_key, now) != ThrottleCheck::Allowed,
+                    t.check(&ip_key, now) != ThrottleCheck::Allowed,
+                )
+            };
+            // A lock starts at this failure (later attempts are refused before reaching here), so each
+            // lock is reported to operators once.
+            if newly_locked.0 {
+                st.ctx
+                    .store
+                    .record_problem(
+                        "console.login",
+                        format!(
+                            "ユーザー「{name}」のログイン失敗が続いたため、{}分間ログインを制限しました。心当たりがない場合は不正アクセスの可能性があります。",
+                            Throttle::WINDOW_SECS / 60
+                        ),
+                        Some(format!("client address {ip}")),
+                    )
+                    .await;
+            }
+            if newly_locked.1 {
+                st.ctx
+                    .store
+                    .record_problem(
+                        "console.login",
+                        format!(
+                            "接続元 {ip} からのログイン失敗が続いたため、{}分間この接続元からのログインを制限しました。",
+                            Throttle::WINDOW_SECS / 60
+                        ),
+                        None,
+                    )
+                    .await;
             }
             let why = match refusal {
                 LoginRefusal::BadCredentials => "bad_credentials",
                 LoginRefusal::Disabled => "disabled",
             };
             outcome(why);
-            let (n, ip) = (name.clone(), peer.ip().to_string());
+            let (n, ip) = (name.clone(), ip.to_string());
             if let Err(e) = st
                 .ctx
                 .store
@@ -559,7 +614,7 @@ async fn login_submit(
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .record_success(&user_key);
-    let (policy, ip, uid, uname) = (st.policy, peer.ip().to_string(), user.id, user.name.clone());
+    let (policy, ip, uid, uname) = (st.policy, ip.to_string(), user.id, user.name.clone());
     let created = st
         .ctx
         .store
@@ -797,6 +852,13 @@ async fn api_status(State(st): State<ConsoleState>, headers: HeaderMap) -> Respo
             let mut v = serde_json::to_value(&s).unwrap_or_default();
             if let Some(o) = v.as_object_mut() {
                 o.insert("version".into(), env!("CARGO_PKG_VERSION").into());
+                let head = st.ctx.store.read(seal::head).await.ok().flatten();
+                o.insert(
+                    "audit_head".into(),
+                    serde_json::json!(
+                        head.map(|(id, hash)| serde_json::json!({ "audit_id": id, "hash": hash }))
+                    ),
+                );
                 o.insert(
                     "health".into(),
                     serde_json::json!({
@@ -855,6 +917,15 @@ async fn mode_submit(State(st): State<ConsoleState>, headers: HeaderMap, body: B
             &format!(
                 "理由を{MAX_REASON_CHARS}文字以内で入力してください。理由は監査ログに残ります。"
             ),
+        );
+    }
+    // Hawaii 2018: the confirmation for a live, city-wide action says exactly what will happen, and is
+    // checked here, not only in the browser.
+    if hold && form.get("confirm").map(String::as_str) != Some("yes") {
+        return render_error(
+            &st,
+            StatusCode::BAD_REQUEST,
+            "「全住民の LINE メニューが災害時用に切り替わることを確認しました」にチェックを入れてから操作してください。",
         );
     }
     let (actor, reason, now) = (a.user.name.clone(), reason.to_string(), st.now());
@@ -975,17 +1046,44 @@ async fn audit_page(
         Err(r) => return r,
     };
     let page = q.page.unwrap_or(1);
-    let rows = match st
+    if let Err(e) = st.ctx.store.write(seal::seal).await {
+        return internal(&st, e);
+    }
+    let res = st
         .ctx
         .store
-        .read(move |c| records::audit_page(c, page))
-        .await
-    {
+        .read(move |c| {
+            let reported: bool = c.query_row(
+                "SELECT count(*) > 0 FROM problems WHERE source = 'console.audit' AND resolved_at IS NULL",
+                [],
+                |r| r.get(0),
+            )?;
+            Ok((records::audit_page(c, page)?, seal::verify(c)?, reported))
+        })
+        .await;
+    let (rows, verification, reported) = match res {
         Ok(r) => r,
         Err(e) => return internal(&st, e),
     };
+    // Reported once until an operator resolves it, however often the page is opened.
+    if let (Some(id), false) = (verification.first_break, reported) {
+        st.ctx
+            .store
+            .record_problem(
+                "console.audit",
+                format!(
+                    "監査ログの改ざん検知で、記録番号 {id} 以降に不一致が見つかりました。システム管理者に連絡してください。"
+                ),
+                None,
+            )
+            .await;
+    }
     let ctx = page_ctx(&st, &a, "audit", q.msg.as_deref());
-    let ctx = minijinja::context! { page => minijinja::Value::from_serialize(&rows), ..ctx };
+    let ctx = minijinja::context! {
+        page => minijinja::Value::from_serialize(&rows),
+        seal => minijinja::Value::from_serialize(&verification),
+        ..ctx
+    };
     render(&st, StatusCode::OK, "audit.html", ctx)
 }
 

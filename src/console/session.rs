@@ -116,13 +116,15 @@ pub fn create(
     Ok((id, s))
 }
 
-/// Looks up the session for a cookie value at `now`, and on success records `now` as its last use. Expired
+/// Looks up the session for a cookie value at `now`, and on success records `now` as its last use when
+/// `activity` (the automatic live refresh is not activity: an unattended console still times out). Expired
 /// sessions are deleted. Sessions of disabled users are refused.
 pub fn touch(
     tx: &Transaction<'_>,
     cookie_value: &str,
     policy: SessionPolicy,
     now: DateTime<Utc>,
+    activity: bool,
 ) -> anyhow::Result<Result<Session, SessionCheck>> {
     let id_hash = hash_id(cookie_value);
     let row = tx
@@ -163,10 +165,12 @@ pub fn touch(
         )?;
         return Ok(Err(check));
     }
-    tx.execute(
-        "UPDATE console_sessions SET last_seen_at = ?1 WHERE id_hash = ?2",
-        rusqlite::params![now.to_rfc3339(), id_hash],
-    )?;
+    if activity {
+        tx.execute(
+            "UPDATE console_sessions SET last_seen_at = ?1 WHERE id_hash = ?2",
+            rusqlite::params![now.to_rfc3339(), id_hash],
+        )?;
+    }
     Ok(Ok(Session {
         id_hash,
         user_id,

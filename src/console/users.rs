@@ -239,6 +239,36 @@ pub fn disable_user(tx: &Transaction<'_>, name: &str, actor: &str) -> anyhow::Re
     Ok(true)
 }
 
+/// The `sonae demo` account: user `demo` (admin) with a fresh random password, created or reset. Returns
+/// (name, password) for the demo to print. Never used by `sonae run`.
+pub fn demo_account(store: &Store) -> anyhow::Result<(String, String)> {
+    let mut raw = [0u8; 9];
+    rand::thread_rng().fill_bytes(&mut raw);
+    let password = format!("demo-{}", hex::encode(raw));
+    let hash = hash_password(&password)?;
+    let name = UserName::parse("demo").map_err(anyhow::Error::msg)?;
+    store.write_blocking(|tx| {
+        let now = Utc::now();
+        match find_user(tx, name.as_str())? {
+            Some((u, _)) => {
+                tx.execute(
+                    "UPDATE console_users SET password_hash = ?1, disabled = 0, role = 'admin' WHERE id = ?2",
+                    rusqlite::params![hash, u.id],
+                )?;
+                Store::audit(tx, "demo", "user.password_reset", &serde_json::json!({ "user": "demo" }))?;
+            }
+            None => {
+                add_user(tx, &name, Role::Admin, &hash, "demo", now).map_err(|e| match e {
+                    AddUserError::Exists(n) => anyhow::anyhow!("user {n} appeared concurrently"),
+                    AddUserError::Other(e) => e,
+                })?;
+            }
+        }
+        Ok(())
+    })?;
+    Ok((name.as_str().to_string(), password))
+}
+
 /// Why a login failed. Shown to the operator as one message that does not say which part was wrong.
 #[derive(Debug, PartialEq, Eq)]
 pub enum LoginRefusal {
@@ -432,6 +462,23 @@ mod tests {
             "correct horse battery",
             "not a phc string"
         ));
+    }
+
+    #[test]
+    fn the_demo_account_logs_in_with_the_printed_password_and_is_reset_on_reuse() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).unwrap();
+        let (name, first) = demo_account(&store).unwrap();
+        let (_, second) = demo_account(&store).unwrap();
+        assert_ne!(first, second);
+        let ok = store
+            .read_blocking(|c| check_credentials(c, &name, &second))
+            .unwrap();
+        assert_eq!(ok.unwrap().role, Role::Admin);
+        let old = store
+            .read_blocking(|c| check_credentials(c, &name, &first))
+            .unwrap();
+        assert!(old.is_err());
     }
 
     #[test]

@@ -22,4 +22,9 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (400, "plow", include_str!("migrations/0400_plow.sql")),
     (500, "console", include_str!("migrations/0500_console.sql")),
+    (
+        501,
+        "audit_seal",
+        include_str!("migrations/0501_audit_seal.sql"),
+    ),
 ];

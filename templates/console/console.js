@@ -11,9 +11,16 @@
   }
   function refresh() {
     if (typing() || document.hidden) { return; }
-    fetch(window.location.pathname, { credentials: "same-origin", redirect: "manual" })
+    fetch(window.location.pathname, {
+      credentials: "same-origin",
+      redirect: "manual",
+      // Tells the server this is not operator activity, so an unattended console still logs out.
+      headers: { "X-Sonae-Live-Refresh": "1" }
+    })
       .then(function (r) {
-        if (r.type === "opaqueredirect" || r.status !== 200) { throw new Error("status " + r.status); }
+        // Logged out (idle timeout): show the login page rather than leave stale figures on screen.
+        if (r.type === "opaqueredirect") { window.location.reload(); throw new Error("logged out"); }
+        if (r.status !== 200) { throw new Error("status " + r.status); }
         return r.text();
       })
       .then(function (html) {
@@ -23,7 +30,11 @@
           if (old) { old.replaceWith(document.importNode(fresh, true)); }
         });
       })
-      .catch(function () { /* the next round tries again; a lost session shows on the next click */ });
+      .catch(function () {
+        // Never let old figures look current: say so; the next round tries again.
+        var u = document.getElementById("updated");
+        if (u) { u.textContent = "自動更新できません。表示が古い可能性があります（接続を確認してください）"; u.className = "bad"; }
+      });
   }
   window.setInterval(refresh, secs * 1000);
 })();

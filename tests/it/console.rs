@@ -228,13 +228,18 @@ impl Browser {
     }
 
     async fn get(&mut self, path: &str) -> Page {
-        let res = self
+        self.get_with(path, &[]).await
+    }
+
+    async fn get_with(&mut self, path: &str, headers: &[(&str, &str)]) -> Page {
+        let mut req = self
             .client
             .get(format!("{}{}", self.base, path))
-            .header(reqwest::header::COOKIE, self.cookie_header())
-            .send()
-            .await
-            .unwrap();
+            .header(reqwest::header::COOKIE, self.cookie_header());
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let res = req.send().await.unwrap();
         self.finish(res).await
     }
 
@@ -268,12 +273,22 @@ impl Browser {
     }
 
     async fn try_login(&mut self, name: &str, password: &str) -> Page {
+        self.try_login_via(name, password, &[]).await
+    }
+
+    async fn try_login_via(
+        &mut self,
+        name: &str,
+        password: &str,
+        headers: &[(&str, &str)],
+    ) -> Page {
         let form = self.get("/console/login").await;
         assert_eq!(form.status, 200);
         let csrf = form.csrf();
-        self.post(
+        self.post_with(
             "/console/login",
             &[("csrf", &csrf), ("name", name), ("password", password)],
+            headers,
         )
         .await
     }
@@ -417,6 +432,24 @@ async fn five_failures_lock_the_account_even_for_the_right_password_until_the_wi
     assert!(p.body.contains("一時的にログインを制限しています"));
     assert!(!b.cookies.contains_key("sonae_session"));
 
+    // Operators see the lock once on the problem list.
+    let problems: Vec<String> = c
+        .store
+        .read_blocking(|conn| {
+            let mut st =
+                conn.prepare("SELECT message FROM problems WHERE source = 'console.login'")?;
+            let v = st
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(v)
+        })
+        .unwrap();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].contains("ユーザー「tanaka」のログイン失敗が続いた"),
+        "{problems:?}"
+    );
+
     c.advance(Duration::minutes(14));
     assert_eq!(b.try_login("tanaka", PASSWORD).await.status, 429);
     c.advance(Duration::minutes(1));
@@ -433,6 +466,35 @@ async fn twenty_failures_from_one_address_lock_every_name_from_it() {
         assert_eq!(p.status, 401);
     }
     assert_eq!(b.try_login("sato", PASSWORD).await.status, 429);
+}
+
+#[tokio::test]
+async fn behind_the_local_reverse_proxy_failures_count_per_forwarded_client_address() {
+    let c = Console::start(None, None).await;
+    c.add_user("sato", Role::Operator);
+    let mut b = c.browser();
+    let attacker = [("X-Forwarded-For", "203.0.113.9, 198.51.100.7")];
+    for i in 0..20 {
+        let p = b
+            .try_login_via(&format!("user{i}"), "guess-guess-guess", &attacker)
+            .await;
+        assert_eq!(p.status, 401);
+    }
+    assert_eq!(
+        b.try_login_via("sato", PASSWORD, &attacker).await.status,
+        429
+    );
+    // Another client behind the same proxy is not locked out.
+    let p = b
+        .try_login_via("sato", PASSWORD, &[("X-Forwarded-For", "198.51.100.8")])
+        .await;
+    assert_eq!(p.status, 303);
+    let failed = c
+        .audit()
+        .into_iter()
+        .find(|(_, a, _)| a == "console.login_failed")
+        .unwrap();
+    assert!(failed.2.contains("198.51.100.7"), "{failed:?}");
 }
 
 #[tokio::test]
@@ -466,6 +528,16 @@ async fn a_session_expires_after_thirty_idle_minutes_and_twelve_hours_in_all() {
     }
     c.advance(Duration::minutes(25)); // 24×29 + 25 = 721 min > 12 h
     assert_eq!(b.get("/console/audit").await.status, 303);
+
+    // The dashboard's background refresh is served but is not activity: the session still idles out.
+    b.login("tanaka").await;
+    let live = [("X-Sonae-Live-Refresh", "1")];
+    c.advance(Duration::minutes(20));
+    assert_eq!(b.get_with("/console/", &live).await.status, 200);
+    c.advance(Duration::minutes(9));
+    assert_eq!(b.get_with("/console/", &live).await.status, 200);
+    c.advance(Duration::minutes(1));
+    assert_eq!(b.get_with("/console/", &live).await.status, 303);
 }
 
 #[tokio::test]
@@ -573,6 +645,7 @@ async fn hold_and_release_of_disaster_mode_are_audited_and_need_an_approver() {
     assert_eq!(p.status, 400);
     assert!(!c.mode().manual_hold);
 
+    // So is the explicit confirmation that every resident's menu will switch.
     let p = ap
         .post(
             "/console/mode",
@@ -580,6 +653,21 @@ async fn hold_and_release_of_disaster_mode_are_audited_and_need_an_approver() {
                 ("csrf", &csrf),
                 ("action", "hold"),
                 ("reason", "台風第10号の接近に備えて"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 400);
+    assert!(p.body.contains("確認"));
+    assert!(!c.mode().manual_hold);
+
+    let p = ap
+        .post(
+            "/console/mode",
+            &[
+                ("csrf", &csrf),
+                ("action", "hold"),
+                ("reason", "台風第10号の接近に備えて"),
+                ("confirm", "yes"),
             ],
         )
         .await;
@@ -599,7 +687,12 @@ async fn hold_and_release_of_disaster_mode_are_audited_and_need_an_approver() {
     let p = ap
         .post(
             "/console/mode",
-            &[("csrf", &csrf), ("action", "hold"), ("reason", "再送")],
+            &[
+                ("csrf", &csrf),
+                ("action", "hold"),
+                ("reason", "再送"),
+                ("confirm", "yes"),
+            ],
         )
         .await;
     assert_eq!(p.location.as_deref(), Some("/console/?msg=unchanged"));
@@ -631,10 +724,39 @@ async fn hold_and_release_of_disaster_mode_are_audited_and_need_an_approver() {
 
     // The audit page shows them, newest first.
     let audit = ap.get("/console/audit").await;
-    assert_eq!(audit.status, 200);
+    assert_eq!(audit.status, 200, "{}", audit.body);
     let rel = audit.body.find("mode.release").unwrap();
     let hold = audit.body.find("mode.hold").unwrap();
     assert!(rel < hold);
+    assert!(audit.body.contains("異常はありません"), "{}", audit.body);
+
+    // Someone edits the hold's reason directly in the database: the audit page says so, and the problem
+    // list gets it once.
+    let db = rusqlite::Connection::open(c.store.path()).unwrap();
+    db.execute(
+        "UPDATE audit_log SET detail = replace(detail, '台風第10号', '訓練') WHERE action = 'mode.hold'",
+        [],
+    )
+    .unwrap();
+    for _ in 0..2 {
+        let audit = ap.get("/console/audit").await;
+        assert!(
+            audit.body.contains("記録時の内容と一致しません"),
+            "{}",
+            audit.body
+        );
+    }
+    let n: i64 = c
+        .store
+        .read_blocking(|conn| {
+            Ok(conn.query_row(
+                "SELECT count(*) FROM problems WHERE source = 'console.audit'",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+        .unwrap();
+    assert_eq!(n, 1);
 }
 
 #[tokio::test]
@@ -790,6 +912,7 @@ async fn api_status_needs_the_configured_bearer_token() {
     assert_eq!(v["shelters"]["closed"], 1);
     assert_eq!(v["open_problems"], 0);
     assert!(v["health"]["status"].is_string());
+    assert!(v.get("audit_head").is_some());
 
     // The JSON follows the stored mode.
     c.store
@@ -932,4 +1055,62 @@ fn the_daemon_serves_the_login_page_that_headless_chromium_renders() {
     let (code, _) =
         crate::helpers::reqwest::get_full(&daemon.url("/console/static/../sonae.toml")).unwrap();
     assert_eq!(code, 404);
+}
+
+#[test]
+fn every_user_command_has_help() {
+    for args in [
+        vec!["user", "--help"],
+        vec!["user", "add", "--help"],
+        vec!["user", "list", "--help"],
+        vec!["user", "disable", "--help"],
+    ] {
+        let out = Command::new(SONAE).args(&args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("Usage:"), "{args:?}");
+        if args[1] == "add" {
+            assert!(
+                text.contains("--role") && text.contains("approver"),
+                "{text}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_city_edits_a_console_template_without_recompiling() {
+    let dir = tempfile::tempdir().unwrap();
+    let tpl = dir.path().join("tpl");
+    std::fs::create_dir(&tpl).unwrap();
+    let login = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/templates/console/login.html"
+    ))
+    .unwrap()
+    .replace(
+        "防災担当職員専用の画面です。",
+        "山形市 防災安全課 専用の画面です。",
+    );
+    std::fs::write(tpl.join("login.html"), login).unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let extra = format!("templates_dir = \"{}\"", tpl.display());
+    // `extra` lands after [line]; put it under [console] instead.
+    let config = write_config(dir.path(), addr, "");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("[console]\n", &format!("[console]\n{extra}\n"));
+    std::fs::write(&config, text).unwrap();
+    let daemon = Daemon::start(&config, addr);
+    let (code, body) = crate::helpers::reqwest::get_full(&daemon.url("/console/login")).unwrap();
+    assert_eq!(code, 200);
+    assert!(
+        body.contains("山形市 防災安全課 専用の画面です。"),
+        "{body}"
+    );
+    // Files the city did not copy come from the binary.
+    let (code, css) =
+        crate::helpers::reqwest::get_full(&daemon.url("/console/static/console.css")).unwrap();
+    assert_eq!(code, 200);
+    assert!(css.contains(".mode-banner"));
 }
