@@ -484,6 +484,18 @@ async fn multicast_takes_at_most_500_recipients_and_5_messages() {
         .await;
     assert_eq!(r.status, 400, "multicast takes user ids only");
     assert_eq!(sb.received(&uid(0)).await.len(), 5);
+    let twice = sb
+        .post(
+            "/v2/bot/message/multicast",
+            json!({"to": [uid(700), uid(700)], "messages": [text("once")]}),
+        )
+        .await;
+    assert_eq!(twice.status, 200);
+    assert_eq!(
+        sb.received(&uid(700)).await.len(),
+        1,
+        "a user listed twice gets it once"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -834,8 +846,17 @@ async fn a_redelivered_event_keeps_its_id_and_reply_token_and_says_so() {
     let e = &body["events"][0];
     assert_eq!(e["webhookEventId"], json!(id));
     assert_eq!(e["replyToken"], first["event"]["replyToken"]);
+    // An older event can be sent after a newer one (out of order), with its own timestamp.
+    let ts = first["event"]["timestamp"].as_i64().unwrap() - 60_000;
+    let old = sb
+        .event(
+            &uid(3),
+            json!({"type": "text", "text": "earlier", "timestamp": ts}),
+        )
+        .await;
+    assert_eq!(old["event"]["timestamp"], ts);
     assert_eq!(e["deliveryContext"]["isRedelivery"], true);
-    assert_eq!(hook.got.lock().unwrap().len(), 2);
+    assert_eq!(hook.got.lock().unwrap().len(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -564,11 +564,13 @@ impl State {
                 }
                 for id in to {
                     match self.deliverable(id) {
-                        Some(s) if !slots.contains(&s) || kind == SendKind::Push => slots.push(s),
-                        Some(_) => {}
+                        Some(s) => slots.push(s),
                         None => skipped += 1,
                     }
                 }
+                // A user listed twice in one multicast receives it once.
+                slots.sort_unstable();
+                slots.dedup();
             }
         }
         // Quota (reply is free).
