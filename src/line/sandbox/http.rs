@@ -832,6 +832,8 @@ struct SimEvent {
     /// Sign with a wrong secret, to test the daemon's rejection.
     #[serde(default)]
     bad_signature: bool,
+    /// Event time in epoch milliseconds (default: now), to simulate events arriving out of order.
+    timestamp: Option<i64>,
 }
 
 /// A 1×1 PNG, the default photo a simulated resident sends.
@@ -924,6 +926,9 @@ async fn user_event(
     }
     let now = sh.now();
     let mut event = base_event(&ev.kind, &user, now);
+    if let Some(ts) = ev.timestamp {
+        event["timestamp"] = json!(ts);
+    }
     match ev.kind.as_str() {
         "follow" => {
             sh.lock().follow(&user, ev.display_name.clone());
