@@ -222,7 +222,10 @@ pub fn enqueue(
         if recipients.is_empty() {
             continue;
         }
-        msg_stmt.execute(params![alert_id, Value::Array(p.messages.clone()).to_string()])?;
+        msg_stmt.execute(params![
+            alert_id,
+            Value::Array(p.messages.clone()).to_string()
+        ])?;
         let message_id = tx.last_insert_rowid();
         for chunk in recipients.chunks(MAX_RECIPIENTS) {
             batch_stmt.execute(params![
@@ -280,7 +283,11 @@ pub fn progress(conn: &Connection, alert_id: i64) -> anyhow::Result<Option<Progr
         "SELECT status, count(*), sum(n_recipients) FROM delivery_batches WHERE alert_id = ?1 GROUP BY status",
     )?;
     let rows = stmt.query_map([alert_id], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
     })?;
     for row in rows {
         let (status, batches, n) = row?;
@@ -301,7 +308,10 @@ pub fn progress(conn: &Connection, alert_id: i64) -> anyhow::Result<Option<Progr
 }
 
 /// Async form of [`progress`].
-pub async fn progress_of(store: &crate::store::Store, alert_id: i64) -> anyhow::Result<Option<Progress>> {
+pub async fn progress_of(
+    store: &crate::store::Store,
+    alert_id: i64,
+) -> anyhow::Result<Option<Progress>> {
     store.read(move |c| progress(c, alert_id)).await
 }
 
@@ -343,7 +353,10 @@ pub fn recent_alerts(conn: &Connection, limit: i64) -> anyhow::Result<Vec<AlertS
 
 /// Per-recipient outcome of one alert: (LINE user id, batch status), stored compactly as batch status +
 /// recipient list.
-pub fn recipient_outcomes(conn: &Connection, alert_id: i64) -> anyhow::Result<Vec<(String, String)>> {
+pub fn recipient_outcomes(
+    conn: &Connection,
+    alert_id: i64,
+) -> anyhow::Result<Vec<(String, String)>> {
     let mut stmt = conn.prepare_cached(
         "SELECT status, recipients FROM delivery_batches WHERE alert_id = ?1 ORDER BY id",
     )?;
@@ -362,3 +375,6 @@ pub fn recipient_outcomes(conn: &Connection, alert_id: i64) -> anyhow::Result<Ve
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
+
+#[cfg(test)]
+mod tests;

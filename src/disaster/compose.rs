@@ -28,13 +28,22 @@ pub const MAX_BUTTON_LABEL_CHARS: usize = 40;
 pub const MAX_SHELTERS: usize = 3;
 
 const EMBEDDED: [(&str, &str); 4] = [
-    ("alert.json", include_str!("../../templates/alerts/alert.json")),
-    ("lifted.json", include_str!("../../templates/alerts/lifted.json")),
+    (
+        "alert.json",
+        include_str!("../../templates/alerts/alert.json"),
+    ),
+    (
+        "lifted.json",
+        include_str!("../../templates/alerts/lifted.json"),
+    ),
     (
         "shelter_row.json",
         include_str!("../../templates/alerts/shelter_row.json"),
     ),
-    ("texts.json", include_str!("../../templates/alerts/texts.json")),
+    (
+        "texts.json",
+        include_str!("../../templates/alerts/texts.json"),
+    ),
 ];
 
 const KNOWN: &[&str] = &[
@@ -158,7 +167,8 @@ impl Templates {
 
     /// Loads `alert.json`, `lifted.json`, `shelter_row.json` and `texts.json` from `dir` and validates them.
     pub fn load(dir: &Path) -> Result<Templates, TemplateError> {
-        Templates::from_sources(|name| std::fs::read_to_string(dir.join(name))).map_err(|e| match e {
+        Templates::from_sources(|name| std::fs::read_to_string(dir.join(name))).map_err(|e| match e
+        {
             TemplateError::Io { source, .. } => TemplateError::Io {
                 dir: dir.display().to_string(),
                 source,
@@ -201,17 +211,17 @@ impl Templates {
         let lifted = json("lifted.json")?;
         let shelter_row = json("shelter_row.json")?;
         let texts_v = json("texts.json")?;
-        let texts: Texts =
-            serde_json::from_value(texts_v).map_err(|e| TemplateError::Invalid {
-                file: "texts.json".into(),
-                message: e.to_string(),
-            })?;
+        let texts: Texts = serde_json::from_value(texts_v).map_err(|e| TemplateError::Invalid {
+            file: "texts.json".into(),
+            message: e.to_string(),
+        })?;
         for (file, v) in [("alert.json", &alert), ("lifted.json", &lifted)] {
             if v.get("type").and_then(Value::as_str) != Some("bubble") {
                 return Err(TemplateError::Invalid {
                     file: file.into(),
-                    message: "the top-level object must be a Flex bubble ({\"type\": \"bubble\", …})"
-                        .into(),
+                    message:
+                        "the top-level object must be a Flex bubble ({\"type\": \"bubble\", …})"
+                            .into(),
                 });
             }
         }
@@ -225,13 +235,17 @@ impl Templates {
                     Some(c) => {
                         return Err(TemplateError::Invalid {
                             file: "texts.json".into(),
-                            message: format!("{name}.{key}: \"{c}\" is not a colour; write it like \"#AA00AA\""),
+                            message: format!(
+                                "{name}.{key}: \"{c}\" is not a colour; write it like \"#AA00AA\""
+                            ),
                         })
                     }
                     None => {
                         return Err(TemplateError::Invalid {
                             file: "texts.json".into(),
-                            message: format!("{name}.{key} is missing; add a colour like \"#AA00AA\""),
+                            message: format!(
+                                "{name}.{key} is missing; add a colour like \"#AA00AA\""
+                            ),
                         })
                     }
                 }
@@ -262,7 +276,9 @@ impl Templates {
             if !texts.actions.contains_key(level) {
                 return Err(TemplateError::Invalid {
                     file: "texts.json".into(),
-                    message: format!("actions.{level} is missing (what to do at 警戒レベル{level})"),
+                    message: format!(
+                        "actions.{level} is missing (what to do at 警戒レベル{level})"
+                    ),
                 });
             }
         }
@@ -305,13 +321,18 @@ impl Templates {
             .map(|i| ShelterRef {
                 name: format!("{}{i}", "山形市立第一小学校体育館".repeat(4)),
                 distance_m: 1234.0,
-                map_url: format!("https://maps.gsi.go.jp/#16/38.25/140.33/{}", "x".repeat(200)),
+                map_url: format!(
+                    "https://maps.gsi.go.jp/#16/38.25/140.33/{}",
+                    "x".repeat(200)
+                ),
             })
             .collect();
         let links = HazardLinks {
             kikikuru: Some("https://www.jma.go.jp/bosai/risk/#zoom:12/lat:38.25/lon:140.33".into()),
             hazard_map: Some("https://disaportal.gsi.go.jp/maps/?ll=38.25,140.33&z=14".into()),
-            jma: Some("https://www.jma.go.jp/bosai/warning/#area_type=class20s&area_code=0620100".into()),
+            jma: Some(
+                "https://www.jma.go.jp/bosai/warning/#area_type=class20s&area_code=0620100".into(),
+            ),
         };
         for kind in [
             StepKind::Issue,
@@ -423,11 +444,17 @@ impl Templates {
         vars.insert("title", subject.name.clone());
         vars.insert(
             "previous_title",
-            step.previous.as_ref().map(|p| p.name.clone()).unwrap_or_default(),
+            step.previous
+                .as_ref()
+                .map(|p| p.name.clone())
+                .unwrap_or_default(),
         );
         vars.insert(
             "current_title",
-            step.current.as_ref().map(|p| p.name.clone()).unwrap_or_default(),
+            step.current
+                .as_ref()
+                .map(|p| p.name.clone())
+                .unwrap_or_default(),
         );
         vars.insert("municipality", step.municipality_name.clone());
         vars.insert("district", input.district.name.clone());
@@ -435,7 +462,11 @@ impl Templates {
         vars.insert(
             "level_label",
             match (uses_alert, subject.level) {
-                (true, Some(l)) => tx.level_labels.get(&l.to_string()).cloned().unwrap_or_default(),
+                (true, Some(l)) => tx
+                    .level_labels
+                    .get(&l.to_string())
+                    .cloned()
+                    .unwrap_or_default(),
                 _ => String::new(),
             },
         );
@@ -446,7 +477,10 @@ impl Templates {
         );
         vars.insert(
             "text_colour",
-            tx.text_colours.get(&colour_key).cloned().unwrap_or_default(),
+            tx.text_colours
+                .get(&colour_key)
+                .cloned()
+                .unwrap_or_default(),
         );
         vars.insert(
             "accent_colour",
@@ -514,7 +548,11 @@ impl Templates {
                 })
                 .collect()
         };
-        let template = if uses_alert { &self.alert } else { &self.lifted };
+        let template = if uses_alert {
+            &self.alert
+        } else {
+            &self.lifted
+        };
         let bubble = render(template, &vars, &shelters);
         let mut alt = fill(&tx.alt_text, &vars);
         if alt.chars().count() > MAX_ALT_TEXT_CHARS {
@@ -541,7 +579,9 @@ pub fn check_message(m: &Value) -> Result<(), ComposeError> {
     let contents = m
         .get("contents")
         .ok_or_else(|| ComposeError::Limit("contents missing".into()))?;
-    let bytes = serde_json::to_vec(contents).map(|v| v.len()).unwrap_or(usize::MAX);
+    let bytes = serde_json::to_vec(contents)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX);
     if bytes > MAX_BUBBLE_BYTES {
         return Err(ComposeError::Limit(format!(
             "bubble is {bytes} bytes (≤ {MAX_BUBBLE_BYTES})"
@@ -555,7 +595,10 @@ pub fn check_message(m: &Value) -> Result<(), ComposeError> {
                     .iter()
                     .any(|p| uri.starts_with(p));
                 if uri.chars().count() > MAX_URI_CHARS || !ok_scheme {
-                    problem = Some(format!("bad URI action ({} characters)", uri.chars().count()));
+                    problem = Some(format!(
+                        "bad URI action ({} characters)",
+                        uri.chars().count()
+                    ));
                 }
             }
             if v.get("type").and_then(Value::as_str) == Some("button") {
@@ -567,7 +610,9 @@ pub fn check_message(m: &Value) -> Result<(), ComposeError> {
             }
         }
         if v.get("type").and_then(Value::as_str) == Some("text")
-            && v.get("text").and_then(Value::as_str).is_none_or(str::is_empty)
+            && v.get("text")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
         {
             problem = Some("empty text component".into());
         }
@@ -598,7 +643,9 @@ fn is_hex_colour(c: &str) -> bool {
 /// 「11月22日 14時05分」 in JST.
 pub fn jst(t: DateTime<Utc>) -> String {
     let tz = FixedOffset::east_opt(9 * 3600).expect("JST offset is valid");
-    t.with_timezone(&tz).format("%-m月%-d日 %-H時%M分").to_string()
+    t.with_timezone(&tz)
+        .format("%-m月%-d日 %-H時%M分")
+        .to_string()
 }
 
 /// `350m`, `1.2km`.
@@ -678,7 +725,10 @@ fn render(v: &Value, vars: &BTreeMap<&str, String>, shelters: &[Value]) -> Value
 
 fn keep(v: &Value) -> bool {
     match v.get("type").and_then(Value::as_str) {
-        Some("text") => v.get("text").and_then(Value::as_str).is_some_and(|t| !t.is_empty()),
+        Some("text") => v
+            .get("text")
+            .and_then(Value::as_str)
+            .is_some_and(|t| !t.is_empty()),
         Some("button") => v.get("action").is_some(),
         _ => true,
     }

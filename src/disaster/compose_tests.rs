@@ -36,7 +36,11 @@ fn special() -> WarningSnapshot {
     snap("33", "大雨特別警報", Severity::Emergency, Some(5))
 }
 
-fn step(kind: StepKind, current: Option<WarningSnapshot>, previous: Option<WarningSnapshot>) -> AlertStep {
+fn step(
+    kind: StepKind,
+    current: Option<WarningSnapshot>,
+    previous: Option<WarningSnapshot>,
+) -> AlertStep {
     AlertStep {
         key: "k".into(),
         thread: "actual/0620100/heavy_rain".into(),
@@ -68,7 +72,9 @@ fn links() -> HazardLinks {
     HazardLinks {
         kikikuru: Some("https://www.jma.go.jp/bosai/risk/#zoom:12/lat:38.25/lon:140.33".into()),
         hazard_map: Some("https://disaportal.gsi.go.jp/maps/?ll=38.25,140.33&z=14".into()),
-        jma: Some("https://www.jma.go.jp/bosai/warning/#area_type=class20s&area_code=0620100".into()),
+        jma: Some(
+            "https://www.jma.go.jp/bosai/warning/#area_type=class20s&area_code=0620100".into(),
+        ),
     }
 }
 
@@ -153,10 +159,26 @@ fn the_alt_text_states_the_warning_the_municipality_and_the_issue_time_in_jst() 
 #[test]
 fn the_colour_follows_the_alert_level() {
     let cases = [
-        (snap("33", "大雨特別警報", Severity::Emergency, Some(5)), "#0C000C", "命の危険　直ちに安全確保！"),
-        (snap("43", "レベル４大雨危険警報", Severity::Danger, Some(4)), "#AA00AA", "危険な場所から全員避難"),
-        (snap("03", "大雨警報", Severity::Warning, Some(3)), "#E60000", "危険な場所から高齢者等は避難"),
-        (snap("10", "大雨注意報", Severity::Advisory, Some(2)), "#F2E700", "ハザードマップ等で避難行動を確認"),
+        (
+            snap("33", "大雨特別警報", Severity::Emergency, Some(5)),
+            "#0C000C",
+            "命の危険　直ちに安全確保！",
+        ),
+        (
+            snap("43", "レベル４大雨危険警報", Severity::Danger, Some(4)),
+            "#AA00AA",
+            "危険な場所から全員避難",
+        ),
+        (
+            snap("03", "大雨警報", Severity::Warning, Some(3)),
+            "#E60000",
+            "危険な場所から高齢者等は避難",
+        ),
+        (
+            snap("10", "大雨注意報", Severity::Advisory, Some(2)),
+            "#F2E700",
+            "ハザードマップ等で避難行動を確認",
+        ),
     ];
     for (w, colour, action) in cases {
         let name = w.name.clone();
@@ -168,13 +190,23 @@ fn the_colour_follows_the_alert_level() {
 
 #[test]
 fn a_warning_without_a_level_is_coloured_by_its_severity() {
-    let mut s = step(StepKind::Issue, Some(snap("52", "大津波警報", Severity::Emergency, None)), None);
+    let mut s = step(
+        StepKind::Issue,
+        Some(snap("52", "大津波警報", Severity::Emergency, None)),
+        None,
+    );
     s.phenomenon = Phenomenon::Tsunami;
     let m = compose(&s, 1, &links());
     assert_eq!(header_colour(&m), "#0C000C");
     let all = texts(&m["contents"]);
-    assert!(all.iter().any(|t| t.contains("高台")), "tsunami advice: {all:?}");
-    assert!(!all.iter().any(|t| t.contains("警戒レベル")), "no level shown for a tsunami");
+    assert!(
+        all.iter().any(|t| t.contains("高台")),
+        "tsunami advice: {all:?}"
+    );
+    assert!(
+        !all.iter().any(|t| t.contains("警戒レベル")),
+        "no level shown for a tsunami"
+    );
 }
 
 #[test]
@@ -188,14 +220,21 @@ fn up_to_three_shelters_are_listed_with_distance_and_map_link() {
     assert!(all.iter().any(|t| t == "850m"));
     assert!(all.iter().any(|t| t == "1.4km"));
     let u = uris(&m["contents"]);
-    assert!(u.iter().any(|(_, u)| u == "https://maps.gsi.go.jp/#17/38.20/140.33/"));
-    assert!(!u.iter().any(|(_, u)| u.contains("38.23")), "the 4th shelter is not listed");
+    assert!(u
+        .iter()
+        .any(|(_, u)| u == "https://maps.gsi.go.jp/#17/38.20/140.33/"));
+    assert!(
+        !u.iter().any(|(_, u)| u.contains("38.23")),
+        "the 4th shelter is not listed"
+    );
 }
 
 #[test]
 fn no_open_shelter_says_so_instead_of_an_empty_list() {
     let m = compose(&step(StepKind::Issue, Some(special()), None), 0, &links());
-    assert!(texts(&m["contents"]).iter().any(|t| t.contains("避難所マップでご確認ください")));
+    assert!(texts(&m["contents"])
+        .iter()
+        .any(|t| t.contains("避難所マップでご確認ください")));
 }
 
 #[test]
@@ -203,7 +242,15 @@ fn the_buttons_link_the_shelter_map_kikikuru_hazard_map_and_jma() {
     let m = compose(&step(StepKind::Issue, Some(special()), None), 1, &links());
     let u = uris(&m["contents"]["footer"]);
     let labels: Vec<&str> = u.iter().map(|(l, _)| l.as_str()).collect();
-    assert_eq!(labels, vec!["避難所マップ", "キキクル（危険度分布）", "ハザードマップ", "気象庁の警報・注意報"]);
+    assert_eq!(
+        labels,
+        vec![
+            "避難所マップ",
+            "キキクル（危険度分布）",
+            "ハザードマップ",
+            "気象庁の警報・注意報"
+        ]
+    );
     assert_eq!(
         u[0].1,
         "https://bousai.example.lg.jp/shelters?district=yamagata-chuo&hazard=flood"
@@ -219,7 +266,10 @@ fn a_missing_link_drops_its_button() {
         ..links()
     };
     let m = compose(&step(StepKind::Issue, Some(special()), None), 1, &l);
-    let labels: Vec<String> = uris(&m["contents"]["footer"]).into_iter().map(|(l, _)| l).collect();
+    let labels: Vec<String> = uris(&m["contents"]["footer"])
+        .into_iter()
+        .map(|(l, _)| l)
+        .collect();
     assert!(!labels.iter().any(|l| l == "ハザードマップ"), "{labels:?}");
     assert_eq!(labels.len(), 3);
     check_message(&m).unwrap();
@@ -231,8 +281,13 @@ fn a_drill_is_marked_in_the_alt_text_and_the_message() {
     s.drill = true;
     s.audience = Audience::Drill;
     let m = compose(&s, 1, &links());
-    assert!(m["altText"].as_str().unwrap().starts_with("【訓練】【大雨特別警報】山形市"));
-    let heading = m["contents"]["header"]["contents"][0]["text"].as_str().unwrap();
+    assert!(m["altText"]
+        .as_str()
+        .unwrap()
+        .starts_with("【訓練】【大雨特別警報】山形市"));
+    let heading = m["contents"]["header"]["contents"][0]["text"]
+        .as_str()
+        .unwrap();
     assert!(heading.starts_with("【訓練】"), "{heading}");
     let all = texts(&m["contents"]);
     assert!(all.iter().any(|t| t.contains("これは訓練です")));
@@ -248,35 +303,68 @@ fn a_lift_uses_the_lift_template_with_the_lift_time() {
     assert_eq!(header_colour(&m), "#2E7D32");
     let all = texts(&m["contents"]);
     assert!(all.iter().any(|t| t.contains("解除されました")));
-    assert!(!all.iter().any(|t| t.contains("小学校")), "no shelters in a lift");
+    assert!(
+        !all.iter().any(|t| t.contains("小学校")),
+        "no shelters in a lift"
+    );
 }
 
 #[test]
 fn a_cancellation_says_the_alert_was_withdrawn() {
-    let m = compose(&step(StepKind::Cancellation, None, Some(special())), 1, &links());
+    let m = compose(
+        &step(StepKind::Cancellation, None, Some(special())),
+        1,
+        &links(),
+    );
     let alt = m["altText"].as_str().unwrap();
     assert!(alt.starts_with("【大雨特別警報 取消】"), "{alt}");
     assert_eq!(header_colour(&m), "#616161");
-    assert!(texts(&m["contents"]).iter().any(|t| t.contains("取り消されました")));
+    assert!(texts(&m["contents"])
+        .iter()
+        .any(|t| t.contains("取り消されました")));
 }
 
 #[test]
 fn a_cancellation_with_a_remaining_warning_names_both() {
     let cur = snap("03", "大雨警報", Severity::Warning, Some(3));
-    let m = compose(&step(StepKind::Cancellation, Some(cur), Some(special())), 1, &links());
+    let m = compose(
+        &step(StepKind::Cancellation, Some(cur), Some(special())),
+        1,
+        &links(),
+    );
     let all = texts(&m["contents"]);
-    assert!(all.iter().any(|t| t.contains("「大雨特別警報」の情報は取り消されました。現在は大雨警報が発表されています。")), "{all:?}");
+    assert!(
+        all.iter().any(|t| t.contains(
+            "「大雨特別警報」の情報は取り消されました。現在は大雨警報が発表されています。"
+        )),
+        "{all:?}"
+    );
     assert_eq!(header_colour(&m), "#E60000");
 }
 
 #[test]
 fn a_correction_and_an_escalation_say_what_changed() {
     let prev = snap("03", "大雨警報", Severity::Warning, Some(3));
-    let m = compose(&step(StepKind::Escalation, Some(special()), Some(prev.clone())), 1, &links());
-    assert!(texts(&m["contents"]).iter().any(|t| t == "大雨警報から大雨特別警報に引き上げられました。"));
-    let m = compose(&step(StepKind::Correction, Some(special()), Some(prev)), 1, &links());
-    assert!(m["altText"].as_str().unwrap().starts_with("【大雨特別警報 訂正】"));
-    assert!(texts(&m["contents"]).iter().any(|t| t.contains("誤りがありました")));
+    let m = compose(
+        &step(StepKind::Escalation, Some(special()), Some(prev.clone())),
+        1,
+        &links(),
+    );
+    assert!(texts(&m["contents"])
+        .iter()
+        .any(|t| t == "大雨警報から大雨特別警報に引き上げられました。"));
+    let m = compose(
+        &step(StepKind::Correction, Some(special()), Some(prev)),
+        1,
+        &links(),
+    );
+    assert!(m["altText"]
+        .as_str()
+        .unwrap()
+        .starts_with("【大雨特別警報 訂正】"));
+    assert!(texts(&m["contents"])
+        .iter()
+        .any(|t| t.contains("誤りがありました")));
 }
 
 #[test]
@@ -302,7 +390,12 @@ fn check_message_rejects_an_oversized_bubble_and_a_bad_uri() {
 fn template_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let src = concat!(env!("CARGO_MANIFEST_DIR"), "/templates/alerts");
-    for f in ["alert.json", "lifted.json", "shelter_row.json", "texts.json"] {
+    for f in [
+        "alert.json",
+        "lifted.json",
+        "shelter_row.json",
+        "texts.json",
+    ] {
         std::fs::copy(format!("{src}/{f}"), dir.path().join(f)).unwrap();
     }
     dir
@@ -312,10 +405,22 @@ fn template_dir() -> tempfile::TempDir {
 fn templates_load_from_a_directory_and_edits_take_effect_without_recompiling() {
     let dir = template_dir();
     let p = dir.path().join("texts.json");
-    let text = std::fs::read_to_string(&p).unwrap().replace("危険な場所から全員避難", "危険な場所から全員避難してください");
+    let text = std::fs::read_to_string(&p).unwrap().replace(
+        "危険な場所から全員避難",
+        "危険な場所から全員避難してください",
+    );
     std::fs::write(&p, text).unwrap();
     let tpl = Templates::load(dir.path()).unwrap();
-    let s = step(StepKind::Issue, Some(snap("43", "レベル４大雨危険警報", Severity::Danger, Some(4))), None);
+    let s = step(
+        StepKind::Issue,
+        Some(snap(
+            "43",
+            "レベル４大雨危険警報",
+            Severity::Danger,
+            Some(4),
+        )),
+        None,
+    );
     let m = tpl
         .compose(ComposeInput {
             step: &s,
@@ -325,14 +430,18 @@ fn templates_load_from_a_directory_and_edits_take_effect_without_recompiling() {
             public_url: "https://x.example",
         })
         .unwrap();
-    assert!(texts(&m[0]["contents"]).iter().any(|t| t == "危険な場所から全員避難してください"));
+    assert!(texts(&m[0]["contents"])
+        .iter()
+        .any(|t| t == "危険な場所から全員避難してください"));
 }
 
 #[test]
 fn a_template_with_an_unknown_placeholder_is_refused_at_load() {
     let dir = template_dir();
     let p = dir.path().join("alert.json");
-    let text = std::fs::read_to_string(&p).unwrap().replace("{{district}}", "{{ditsrict}}");
+    let text = std::fs::read_to_string(&p)
+        .unwrap()
+        .replace("{{district}}", "{{ditsrict}}");
     std::fs::write(&p, text).unwrap();
     let e = Templates::load(dir.path()).unwrap_err().to_string();
     assert!(e.contains("alert.json") && e.contains("ditsrict"), "{e}");
@@ -343,7 +452,10 @@ fn a_template_that_is_not_json_is_refused_at_load() {
     let dir = template_dir();
     std::fs::write(dir.path().join("lifted.json"), "{ not json").unwrap();
     let e = Templates::load(dir.path()).unwrap_err().to_string();
-    assert!(e.contains("lifted.json") && e.contains("not valid JSON"), "{e}");
+    assert!(
+        e.contains("lifted.json") && e.contains("not valid JSON"),
+        "{e}"
+    );
 }
 
 #[test]

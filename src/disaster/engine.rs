@@ -196,9 +196,10 @@ impl Phenomenon {
             Phenomenon::Tsunami => "tsunami",
             Phenomenon::Earthquake => "earthquake",
             Phenomenon::Volcano => "volcano",
-            Phenomenon::Storm | Phenomenon::Snowstorm | Phenomenon::HeavySnow | Phenomenon::Other => {
-                "earthquake"
-            }
+            Phenomenon::Storm
+            | Phenomenon::Snowstorm
+            | Phenomenon::HeavySnow
+            | Phenomenon::Other => "earthquake",
         }
     }
 }
@@ -540,7 +541,8 @@ pub fn decide(config: &DisasterConfig, memory: &EngineState, input: EngineInput<
     // The highest-ranked current warning per thread (試験 dropped, other cities dropped).
     let mut current: BTreeMap<String, (&ActiveWarning, Action)> = BTreeMap::new();
     for w in input.warnings {
-        if w.status == ReportStatus::Test || !districts_by_muni.contains_key(w.municipality.as_str())
+        if w.status == ReportStatus::Test
+            || !districts_by_muni.contains_key(w.municipality.as_str())
         {
             continue;
         }
@@ -703,9 +705,7 @@ pub fn decide(config: &DisasterConfig, memory: &EngineState, input: EngineInput<
                     Some(c) if c.kind == ChangeKind::Corrected && new_aud.is_some() => {
                         (Some(StepKind::Correction), c.report_key.clone())
                     }
-                    _ if new_aud.is_none() => {
-                        (Some(StepKind::Downgrade), issuance_source(&snap))
-                    }
+                    _ if new_aud.is_none() => (Some(StepKind::Downgrade), issuance_source(&snap)),
                     _ if w.rank() > prev_rank => {
                         (Some(StepKind::Escalation), issuance_source(&snap))
                     }
@@ -716,8 +716,8 @@ pub fn decide(config: &DisasterConfig, memory: &EngineState, input: EngineInput<
                 };
                 // An escalation is a new alert in its own right: a stale one is not sent, and the memory keeps
                 // the last announced warning so a fresh telegram for it is still announced as an escalation.
-                let stale_escalation = kind == Some(StepKind::Escalation)
-                    && now - w.report_datetime > max_age;
+                let stale_escalation =
+                    kind == Some(StepKind::Escalation) && now - w.report_datetime > max_age;
                 if stale_escalation {
                     stale.push(thread.clone());
                     continue;
@@ -791,10 +791,9 @@ pub fn decide(config: &DisasterConfig, memory: &EngineState, input: EngineInput<
     } else {
         let quiet = Duration::seconds(config.quiet_period_secs as i64);
         match (previous_mode, memory.last_trigger_at) {
-            (Mode::Disaster, Some(t)) if t + quiet > now => (
-                Mode::Disaster,
-                ModeReason::QuietPeriod { until: t + quiet },
-            ),
+            (Mode::Disaster, Some(t)) if t + quiet > now => {
+                (Mode::Disaster, ModeReason::QuietPeriod { until: t + quiet })
+            }
             _ => (Mode::Normal, ModeReason::NoTrigger),
         }
     };

@@ -48,7 +48,12 @@ fn warning(
     ActiveWarning {
         status: ReportStatus::Actual,
         municipality: muni.into(),
-        municipality_name: if muni == YAMAGATA { "山形市" } else { "天童市" }.into(),
+        municipality_name: if muni == YAMAGATA {
+            "山形市"
+        } else {
+            "天童市"
+        }
+        .into(),
         phenomenon,
         family,
         code: code.into(),
@@ -150,14 +155,20 @@ fn a_special_warning_switches_the_mode_and_alerts_everyone_in_the_municipalitys_
     let d = r.step(t(5, 5), &[rain_special(t(5, 5), t(5, 5))], &[], &[]);
     assert_eq!(d.mode, Mode::Disaster);
     assert!(d.mode_changed());
-    assert!(matches!(d.reason, ModeReason::Warnings { ref triggers } if triggers == &vec!["actual/0620100/heavy_rain".to_string()]));
+    assert!(
+        matches!(d.reason, ModeReason::Warnings { ref triggers } if triggers == &vec!["actual/0620100/heavy_rain".to_string()])
+    );
     assert_eq!(kinds(&d), vec![StepKind::Issue]);
     let s = &d.steps[0];
     assert_eq!(s.audience, Audience::Everyone);
     assert_eq!(s.priority, Priority::Disaster);
     assert!(!s.drill);
     let ids: Vec<&str> = s.districts.iter().map(|d| d.id.as_str()).collect();
-    assert_eq!(ids, vec!["yamagata-chuo", "yamagata-minami"], "only 山形市's districts");
+    assert_eq!(
+        ids,
+        vec!["yamagata-chuo", "yamagata-minami"],
+        "only 山形市's districts"
+    );
     assert_eq!(s.current.as_ref().unwrap().issued_at, t(5, 5));
 }
 
@@ -245,7 +256,11 @@ fn a_downgrade_from_special_warning_to_warning_is_told_to_everyone_alerted() {
     r.step(t(5, 0), &[rain_special(t(5, 0), t(5, 0))], &[], &[]);
     let d = r.step(t(7, 0), &[rain_warning(t(7, 0), t(7, 0))], &[], &[]);
     assert_eq!(kinds(&d), vec![StepKind::Downgrade]);
-    assert_eq!(d.steps[0].audience, Audience::Everyone, "not narrowed to opted-in");
+    assert_eq!(
+        d.steps[0].audience,
+        Audience::Everyone,
+        "not narrowed to opted-in"
+    );
 }
 
 #[test]
@@ -289,12 +304,7 @@ fn the_mode_leaves_disaster_only_after_the_quiet_period_without_triggers() {
     r.step(t(8, 0), &ws, &[], &[]); // still in force at 08:00: last trigger 08:00
     let d = r.step(t(8, 30), &[], &[], &[]);
     assert_eq!(d.mode, Mode::Disaster);
-    assert_eq!(
-        d.reason,
-        ModeReason::QuietPeriod {
-            until: t(9, 0)
-        }
-    );
+    assert_eq!(d.reason, ModeReason::QuietPeriod { until: t(9, 0) });
     let d = r.step(t(8, 59), &[], &[], &[]);
     assert_eq!(d.mode, Mode::Disaster);
     let d = r.step(t(9, 0), &[], &[], &[]);
@@ -314,14 +324,26 @@ fn a_manual_hold_keeps_disaster_mode_and_its_release_returns_to_normal_once_quie
     let d = r.step(t(4, 0), &[], &[], std::slice::from_ref(&hold));
     assert_eq!(d.mode, Mode::Disaster);
     assert!(matches!(d.reason, ModeReason::ManualHold { .. }));
-    assert!(d.steps.is_empty(), "a hold switches the mode but sends nothing");
-    r.step(t(5, 0), &[rain_special(t(5, 0), t(5, 0))], &[], std::slice::from_ref(&hold));
+    assert!(
+        d.steps.is_empty(),
+        "a hold switches the mode but sends nothing"
+    );
+    r.step(
+        t(5, 0),
+        &[rain_special(t(5, 0), t(5, 0))],
+        &[],
+        std::slice::from_ref(&hold),
+    );
     // Warning lifted at 06:00; the hold keeps the mode past the quiet period.
     r.step(t(6, 0), &[], &[], std::slice::from_ref(&hold));
     let d = r.step(t(8, 0), &[], &[], std::slice::from_ref(&hold));
     assert_eq!(d.mode, Mode::Disaster);
     let d = r.step(t(8, 1), &[], &[], &[]);
-    assert_eq!(d.mode, Mode::Normal, "released after the quiet period ended");
+    assert_eq!(
+        d.mode,
+        Mode::Normal,
+        "released after the quiet period ended"
+    );
 }
 
 #[test]
@@ -333,7 +355,12 @@ fn releasing_a_hold_within_the_quiet_period_of_a_warning_keeps_disaster_mode() {
         since: t(4, 0),
         note: String::new(),
     };
-    r.step(t(5, 0), &[rain_special(t(5, 0), t(5, 0))], &[], std::slice::from_ref(&hold));
+    r.step(
+        t(5, 0),
+        &[rain_special(t(5, 0), t(5, 0))],
+        &[],
+        std::slice::from_ref(&hold),
+    );
     let d = r.step(t(5, 30), &[], &[], &[]);
     assert_eq!(d.mode, Mode::Disaster);
     assert!(matches!(d.reason, ModeReason::QuietPeriod { .. }));
@@ -353,11 +380,21 @@ fn a_correction_is_sent_once_to_those_alerted() {
         report_key: "teisei-1".into(),
         report_datetime: t(5, 10),
     };
-    let d = r.step(t(5, 11), std::slice::from_ref(&corrected), std::slice::from_ref(&change), &[]);
+    let d = r.step(
+        t(5, 11),
+        std::slice::from_ref(&corrected),
+        std::slice::from_ref(&change),
+        &[],
+    );
     assert_eq!(kinds(&d), vec![StepKind::Correction]);
     assert_eq!(d.steps[0].audience, Audience::OptedIn);
     // The same change seen again (next cycle, or after a restart) sends nothing.
-    let d = r.step(t(5, 12), std::slice::from_ref(&corrected), std::slice::from_ref(&change), &[]);
+    let d = r.step(
+        t(5, 12),
+        std::slice::from_ref(&corrected),
+        std::slice::from_ref(&change),
+        &[],
+    );
     assert!(d.steps.is_empty());
 }
 
@@ -395,7 +432,12 @@ fn a_cancelled_escalation_that_leaves_a_warning_is_a_cancellation_with_the_remai
         report_key: "torikeshi-2".into(),
         report_datetime: t(6, 5),
     };
-    let d = r.step(t(6, 6), &[rain_warning(t(5, 0), t(6, 5))], std::slice::from_ref(&change), &[]);
+    let d = r.step(
+        t(6, 6),
+        &[rain_warning(t(5, 0), t(6, 5))],
+        std::slice::from_ref(&change),
+        &[],
+    );
     assert_eq!(kinds(&d), vec![StepKind::Cancellation]);
     assert_eq!(d.steps[0].current.as_ref().unwrap().code, "03");
     assert_eq!(d.steps[0].previous.as_ref().unwrap().code, "33");
@@ -470,7 +512,11 @@ fn a_telegram_older_than_the_max_report_age_never_triggers_a_send_by_itself() {
     let d = r.step(t(8, 1), std::slice::from_ref(&w), &[], &[]);
     assert!(d.steps.is_empty());
     assert_eq!(d.stale, vec!["actual/0620100/heavy_rain".to_string()]);
-    assert_eq!(d.mode, Mode::Normal, "a stale warning is not a trigger either");
+    assert_eq!(
+        d.mode,
+        Mode::Normal,
+        "a stale warning is not a trigger either"
+    );
     // A fresh telegram confirming it is announced.
     let d = r.step(t(8, 2), &[rain_special(t(2, 0), t(8, 2))], &[], &[]);
     assert_eq!(kinds(&d), vec![StepKind::Issue]);
@@ -520,15 +566,78 @@ fn two_rivers_in_one_town_collapse_to_the_highest_flood_level() {
 #[test]
 fn each_default_trigger_switches_the_mode() {
     let cases = [
-        (Phenomenon::Landslide, Family::Landslide, "3", "土砂災害警戒情報", Severity::Danger, Some(4)),
-        (Phenomenon::Landslide, Family::Weather, "49", "レベル４土砂災害危険警報", Severity::Danger, Some(4)),
-        (Phenomenon::HeavyRain, Family::Weather, "43", "レベル４大雨危険警報", Severity::Danger, Some(4)),
-        (Phenomenon::Flood, Family::Flood, "51", "レベル５氾濫特別警報", Severity::Emergency, Some(5)),
-        (Phenomenon::Tsunami, Family::Tsunami, "51", "津波警報", Severity::Warning, None),
-        (Phenomenon::Tsunami, Family::Tsunami, "52", "大津波警報", Severity::Emergency, None),
-        (Phenomenon::Earthquake, Family::Intensity, "5+", "震度５強", Severity::Warning, None),
-        (Phenomenon::Earthquake, Family::Intensity, "7", "震度７", Severity::Warning, None),
-        (Phenomenon::Storm, Family::Weather, "35", "暴風特別警報", Severity::Emergency, None),
+        (
+            Phenomenon::Landslide,
+            Family::Landslide,
+            "3",
+            "土砂災害警戒情報",
+            Severity::Danger,
+            Some(4),
+        ),
+        (
+            Phenomenon::Landslide,
+            Family::Weather,
+            "49",
+            "レベル４土砂災害危険警報",
+            Severity::Danger,
+            Some(4),
+        ),
+        (
+            Phenomenon::HeavyRain,
+            Family::Weather,
+            "43",
+            "レベル４大雨危険警報",
+            Severity::Danger,
+            Some(4),
+        ),
+        (
+            Phenomenon::Flood,
+            Family::Flood,
+            "51",
+            "レベル５氾濫特別警報",
+            Severity::Emergency,
+            Some(5),
+        ),
+        (
+            Phenomenon::Tsunami,
+            Family::Tsunami,
+            "51",
+            "津波警報",
+            Severity::Warning,
+            None,
+        ),
+        (
+            Phenomenon::Tsunami,
+            Family::Tsunami,
+            "52",
+            "大津波警報",
+            Severity::Emergency,
+            None,
+        ),
+        (
+            Phenomenon::Earthquake,
+            Family::Intensity,
+            "5+",
+            "震度５強",
+            Severity::Warning,
+            None,
+        ),
+        (
+            Phenomenon::Earthquake,
+            Family::Intensity,
+            "7",
+            "震度７",
+            Severity::Warning,
+            None,
+        ),
+        (
+            Phenomenon::Storm,
+            Family::Weather,
+            "35",
+            "暴風特別警報",
+            Severity::Emergency,
+            None,
+        ),
     ];
     for (ph, fam, code, name, sev, level) in cases {
         let mut r = Run::new();
@@ -542,9 +651,27 @@ fn each_default_trigger_switches_the_mode() {
 #[test]
 fn intensity_5_lower_and_a_tsunami_advisory_do_not_switch_the_mode() {
     for (ph, fam, code, name, sev) in [
-        (Phenomenon::Earthquake, Family::Intensity, "5-", "震度５弱", Severity::Warning),
-        (Phenomenon::Tsunami, Family::Tsunami, "62", "津波注意報", Severity::Advisory),
-        (Phenomenon::Flood, Family::Flood, "20", "レベル２氾濫注意報", Severity::Advisory),
+        (
+            Phenomenon::Earthquake,
+            Family::Intensity,
+            "5-",
+            "震度５弱",
+            Severity::Warning,
+        ),
+        (
+            Phenomenon::Tsunami,
+            Family::Tsunami,
+            "62",
+            "津波注意報",
+            Severity::Advisory,
+        ),
+        (
+            Phenomenon::Flood,
+            Family::Flood,
+            "20",
+            "レベル２氾濫注意報",
+            Severity::Advisory,
+        ),
     ] {
         let mut r = Run::new();
         let w = warning(YAMAGATA, ph, fam, code, name, sev, None, t(5, 0), t(5, 0));
@@ -578,7 +705,11 @@ fn a_municipality_override_replaces_only_the_lists_it_names() {
         )
     };
     let d = r.step(t(5, 0), &[storm(TENDO), storm(YAMAGATA)], &[], &[]);
-    assert_eq!(d.steps.len(), 1, "山形市 keeps the default (暴風警報 does nothing)");
+    assert_eq!(
+        d.steps.len(),
+        1,
+        "山形市 keeps the default (暴風警報 does nothing)"
+    );
     assert_eq!(d.steps[0].municipality, TENDO);
     assert_eq!(d.steps[0].audience, Audience::Everyone);
     assert_eq!(d.mode, Mode::Normal);
@@ -596,10 +727,22 @@ fn the_ignore_list_wins_over_every_other_list() {
 #[test]
 fn step_keys_differ_by_kind_municipality_and_source() {
     let a = step_key("actual/0620100/heavy_rain", StepKind::Issue, "x");
-    assert_ne!(a, step_key("actual/0620100/heavy_rain", StepKind::Lift, "x"));
-    assert_ne!(a, step_key("actual/0621000/heavy_rain", StepKind::Issue, "x"));
-    assert_ne!(a, step_key("actual/0620100/heavy_rain", StepKind::Issue, "y"));
-    assert_eq!(a, step_key("actual/0620100/heavy_rain", StepKind::Issue, "x"));
+    assert_ne!(
+        a,
+        step_key("actual/0620100/heavy_rain", StepKind::Lift, "x")
+    );
+    assert_ne!(
+        a,
+        step_key("actual/0621000/heavy_rain", StepKind::Issue, "x")
+    );
+    assert_ne!(
+        a,
+        step_key("actual/0620100/heavy_rain", StepKind::Issue, "y")
+    );
+    assert_eq!(
+        a,
+        step_key("actual/0620100/heavy_rain", StepKind::Issue, "x")
+    );
 }
 
 #[test]
@@ -617,7 +760,14 @@ fn the_engine_memory_survives_a_json_round_trip() {
 
 #[test]
 fn selectors_parse_and_reject_with_the_fix_in_the_message() {
-    for ok in ["weather:33", "flood:*", "severity:特別警報", "level:3", "level:4+", "intensity:5+"] {
+    for ok in [
+        "weather:33",
+        "flood:*",
+        "severity:特別警報",
+        "level:3",
+        "level:4+",
+        "intensity:5+",
+    ] {
         let s = Selector::try_from(ok.to_string()).unwrap();
         assert_eq!(s.to_string(), ok);
     }

@@ -17,9 +17,9 @@ pub mod engine;
 pub mod policy;
 
 #[cfg(test)]
-mod engine_tests;
-#[cfg(test)]
 mod compose_tests;
+#[cfg(test)]
+mod engine_tests;
 
 use rusqlite::{Connection, OptionalExtension, Transaction};
 use serde_json::json;

@@ -92,7 +92,9 @@ impl TryFrom<String> for Selector {
         let (head, tail) = s.split_once(':').ok_or_else(bad)?;
         let tail = tail.trim();
         match head.trim() {
-            "severity" => Severity::from_ja(tail).map(Selector::Severity).ok_or_else(bad),
+            "severity" => Severity::from_ja(tail)
+                .map(Selector::Severity)
+                .ok_or_else(bad),
             "level" => {
                 let (num, or_more) = match tail.strip_suffix('+') {
                     Some(n) => (n, true),
