@@ -40,6 +40,9 @@ pub enum Command {
     /// Run a self-contained demonstration on embedded defaults (temporary data directory, in-process
     /// LINE stand-in, recorded JMA feeds) and print where to look.
     Demo(crate::demo::DemoArgs),
+    /// Run the local LINE stand-in (a fake api.line.me / api-data.line.me with LINE's limits and
+    /// semantics, which records deliveries and acts as residents). For tests, demos and benchmarks.
+    LineSandbox(crate::line::sandbox::cli::LineSandboxArgs),
     /// Database maintenance.
     Db {
         #[command(subcommand)]
@@ -122,6 +125,17 @@ pub fn main() -> ExitCode {
         Command::Demo(args) => {
             let _ = crate::telemetry::init(&crate::config::LogConfig::default(), std::io::stderr);
             runtime(crate::demo::run(args))
+        }
+        Command::LineSandbox(args) => {
+            let config = match args.into_config() {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(EXIT_USAGE);
+                }
+            };
+            let _ = crate::telemetry::init(&crate::config::LogConfig::default(), std::io::stderr);
+            runtime(crate::line::sandbox::run_cli(config))
         }
         Command::Db {
             command: DbCommand::Backup { dest, config, db },

@@ -44,3 +44,6 @@ impl LineConfig {
         problems
     }
 }
+
+pub mod sandbox;
+pub mod spec;
