@@ -48,7 +48,8 @@ fn rss_kib() -> (u64, u64) {
 }
 
 fn enqueue(store: &Store, key: &str, n: usize) -> (i64, Duration) {
-    let message = vec![json!({"type": "text", "text": "【大雨特別警報】山形市 命の危険　直ちに安全確保！"})];
+    let message =
+        vec![json!({"type": "text", "text": "【大雨特別警報】山形市 命の危険　直ちに安全確保！"})];
     let plans: Vec<Planned> = (0..20)
         .map(|d| Planned {
             messages: message.clone(),
@@ -72,7 +73,12 @@ fn enqueue(store: &Store, key: &str, n: usize) -> (i64, Duration) {
     (e.alert_id(), t.elapsed())
 }
 
-async fn drain(store: &Store, alert_id: i64, cfg: DeliveryConfig, latency: Duration) -> (Duration, usize) {
+async fn drain(
+    store: &Store,
+    alert_id: i64,
+    cfg: DeliveryConfig,
+    latency: Duration,
+) -> (Duration, usize) {
     let line = Arc::new(FakeLine {
         latency,
         accepted: AtomicUsize::new(0),
@@ -90,7 +96,10 @@ async fn drain(store: &Store, alert_id: i64, cfg: DeliveryConfig, latency: Durat
     ));
     let mut done_at = None;
     loop {
-        let p = delivery::progress_of(store, alert_id).await.expect("progress").expect("alert");
+        let p = delivery::progress_of(store, alert_id)
+            .await
+            .expect("progress")
+            .expect("alert");
         if p.remaining == 0 {
             done_at.get_or_insert(t.elapsed());
             break;
@@ -99,7 +108,10 @@ async fn drain(store: &Store, alert_id: i64, cfg: DeliveryConfig, latency: Durat
     }
     shutdown.cancel();
     h.await.expect("join").expect("sender");
-    (done_at.unwrap_or_default(), line.accepted.load(Ordering::SeqCst))
+    (
+        done_at.unwrap_or_default(),
+        line.accepted.load(Ordering::SeqCst),
+    )
 }
 
 fn main() {
@@ -116,7 +128,12 @@ fn main() {
         "enqueue 1,000,000 recipients (2,000 batches) in one transaction: {:.2} s",
         t.as_secs_f64()
     );
-    let (d, n) = rt.block_on(drain(&store, id, DeliveryConfig::default(), Duration::from_millis(30)));
+    let (d, n) = rt.block_on(drain(
+        &store,
+        id,
+        DeliveryConfig::default(),
+        Duration::from_millis(30),
+    ));
     println!(
         "fan-out at 200 req/s, 30 ms fake LINE: {n} recipients accepted in {:.2} s ({:.1} % of the 10 s bound; {:.0} req/s)",
         d.as_secs_f64(),
@@ -138,5 +155,9 @@ fn main() {
         n as f64 / d.as_secs_f64()
     );
     let (rss, hwm) = rss_kib();
-    println!("process RSS now {} MiB, peak {} MiB", rss / 1024, hwm / 1024);
+    println!(
+        "process RSS now {} MiB, peak {} MiB",
+        rss / 1024,
+        hwm / 1024
+    );
 }

@@ -314,22 +314,34 @@ mod tests {
     #[test]
     fn a_bad_drill_audience_id_is_refused_without_printing_it_in_full() {
         let e = err("[disaster]\ndrill_audience = [\"Uxyz-not-an-id-but-long-enough\"]\n");
-        assert!(e.contains("disaster.drill_audience[0]") && e.contains("32 hex digits"), "{e}");
+        assert!(
+            e.contains("disaster.drill_audience[0]") && e.contains("32 hex digits"),
+            "{e}"
+        );
         assert!(!e.contains("not-an-id-but-long-enough"), "{e}");
     }
 
     #[test]
     fn a_municipality_key_must_be_a_7_digit_code() {
         let e = err("[disaster.municipalities.\"yamagata\"]\nalert_all = [\"weather:05\"]\n");
-        assert!(e.contains("disaster.municipalities.\"yamagata\"") && e.contains("0620100"), "{e}");
+        assert!(
+            e.contains("disaster.municipalities.\"yamagata\"") && e.contains("0620100"),
+            "{e}"
+        );
     }
 
     #[test]
     fn out_of_range_timings_are_refused_with_the_range() {
         let e = err("[disaster]\nmax_report_age_secs = 5\n");
-        assert!(e.contains("disaster.max_report_age_secs: 5") && e.contains("21600"), "{e}");
+        assert!(
+            e.contains("disaster.max_report_age_secs: 5") && e.contains("21600"),
+            "{e}"
+        );
         let e = err("[delivery]\nmulticast_per_sec = 1000\n");
-        assert!(e.contains("delivery.multicast_per_sec: 1000") && e.contains("200"), "{e}");
+        assert!(
+            e.contains("delivery.multicast_per_sec: 1000") && e.contains("200"),
+            "{e}"
+        );
         let e = err("[delivery]\nbackoff_base_ms = 60000\n");
         assert!(e.contains("delivery.backoff_base_ms"), "{e}");
     }
@@ -337,7 +349,10 @@ mod tests {
     #[test]
     fn a_missing_templates_dir_is_refused() {
         let e = err("[disaster]\ntemplates_dir = \"/nonexistent/sonae/alerts\"\n");
-        assert!(e.contains("disaster.templates_dir") && e.contains("not found"), "{e}");
+        assert!(
+            e.contains("disaster.templates_dir") && e.contains("not found"),
+            "{e}"
+        );
     }
 
     #[test]

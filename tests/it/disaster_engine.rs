@@ -128,10 +128,11 @@ fn cycle(
     changes: &[WarningChange],
 ) -> Decision {
     let templates = Templates::embedded().unwrap();
-    let memory = store.read_blocking(disaster::load_state).unwrap();
-    let decision = decide(
+    let (decision, enqueued) = disaster::run_cycle_blocking(
+        store,
         config,
-        &memory,
+        &templates,
+        "https://bousai.example.lg.jp",
         EngineInput {
             now,
             warnings,
@@ -139,37 +140,24 @@ fn cycle(
             holds: &[],
             districts: &c.districts,
         },
-    );
-    let mut planned = Vec::new();
-    for step in &decision.steps {
-        let plans = disaster::plan_step(
-            &templates,
-            step,
-            "https://bousai.example.lg.jp",
-            &c.staff,
-            |_, _| {
-                vec![ShelterRef {
-                    name: "第一小学校".into(),
-                    distance_m: 420.0,
-                    map_url: "https://maps.gsi.go.jp/#17/38.25/140.33/".into(),
-                }]
-            },
-            |_| HazardLinks::default(),
-            |d, a| {
-                Ok(c.residents[&d.id]
-                    .iter()
-                    .filter(|(_, opted)| a == Audience::Everyone || *opted)
-                    .map(|(u, _)| u.clone())
-                    .collect())
-            },
-        )
-        .unwrap();
-        planned.push((step.clone(), plans));
-    }
-    let d2 = decision.clone();
-    store
-        .write_blocking(move |tx| disaster::commit(tx, &d2, &planned, delivery::now_ms()))
-        .unwrap();
+        |_, _| {
+            vec![ShelterRef {
+                name: "第一小学校".into(),
+                distance_m: 420.0,
+                map_url: "https://maps.gsi.go.jp/#17/38.25/140.33/".into(),
+            }]
+        },
+        |_| HazardLinks::default(),
+        |d, a| {
+            Ok(c.residents[&d.id]
+                .iter()
+                .filter(|(_, opted)| a == Audience::Everyone || *opted)
+                .map(|(u, _)| u.clone())
+                .collect())
+        },
+    )
+    .unwrap();
+    assert_eq!(enqueued.len(), decision.steps.len());
     decision
 }
 
