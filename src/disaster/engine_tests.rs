@@ -787,3 +787,25 @@ fn codes_match_with_or_without_leading_zeros() {
     let sel = Selector::try_from("weather:30".to_string()).unwrap();
     assert!(!sel.matches(&w));
 }
+
+#[test]
+fn an_observed_intensity_leaving_the_state_sends_no_lift() {
+    let mut r = Run::new();
+    let quake = warning(
+        YAMAGATA,
+        Phenomenon::Earthquake,
+        Family::Intensity,
+        "6-",
+        "震度６弱",
+        Severity::Warning,
+        None,
+        t(5, 0),
+        t(5, 0),
+    );
+    let d = r.step(t(5, 0), &[quake], &[], &[]);
+    assert_eq!(kinds(&d), vec![StepKind::Issue]);
+    assert_eq!(d.mode, Mode::Disaster);
+    let d = r.step(t(8, 0), &[], &[], &[]);
+    assert!(d.steps.is_empty(), "no 解除 for an earthquake");
+    assert!(r.state.announced.is_empty());
+}
