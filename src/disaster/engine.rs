@@ -515,6 +515,10 @@ fn issuance_source(w: &WarningSnapshot) -> String {
     format!("{}:{}@{}", w.family.key(), w.code, w.issued_at.to_rfc3339())
 }
 
+fn transition(from: &WarningSnapshot, to: &WarningSnapshot) -> String {
+    format!("{}>{}", issuance_source(from), issuance_source(to))
+}
+
 fn audience_for(action: Action) -> Option<Audience> {
     match action {
         Action::Nothing => None,
@@ -713,12 +717,15 @@ pub fn decide(config: &DisasterConfig, memory: &EngineState, input: EngineInput<
                     Some(c) if c.kind == ChangeKind::Corrected && new_aud.is_some() => {
                         (Some(StepKind::Correction), c.report_key.clone())
                     }
-                    _ if new_aud.is_none() => (Some(StepKind::Downgrade), issuance_source(&snap)),
+                    // From-and-to, so a second 特別警報→警報 downgrade to the same 警報 is its own step.
+                    _ if new_aud.is_none() => {
+                        (Some(StepKind::Downgrade), transition(&p.warning, &snap))
+                    }
                     _ if w.rank() > prev_rank => {
-                        (Some(StepKind::Escalation), issuance_source(&snap))
+                        (Some(StepKind::Escalation), transition(&p.warning, &snap))
                     }
                     _ if w.rank() < prev_rank => {
-                        (Some(StepKind::Downgrade), issuance_source(&snap))
+                        (Some(StepKind::Downgrade), transition(&p.warning, &snap))
                     }
                     _ => (None, String::new()),
                 };
