@@ -816,7 +816,7 @@ mod properties {
     use std::collections::{BTreeMap, HashSet};
 
     /// Candidate warnings: (status, phenomenon, family, code, name, severity, level).
-    fn candidates() -> Vec<(
+    type Candidate = (
         ReportStatus,
         Phenomenon,
         Family,
@@ -824,7 +824,9 @@ mod properties {
         &'static str,
         Severity,
         Option<u8>,
-    )> {
+    );
+
+    fn candidates() -> Vec<Candidate> {
         let mut v = Vec::new();
         for status in [
             ReportStatus::Actual,
