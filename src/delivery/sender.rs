@@ -522,6 +522,18 @@ async fn record_loop(
                 SendOutcome::RateLimited | SendOutcome::Transient { .. } => retry_soon = true,
             }
         }
+        let quota = items
+            .iter()
+            .any(|d| d.outcome == SendOutcome::QuotaExhausted);
+        let accepted = items.iter().any(|d| {
+            matches!(
+                d.outcome,
+                SendOutcome::Accepted { .. } | SendOutcome::AlreadyAccepted { .. }
+            )
+        });
+        if accepted && !quota {
+            health.set("delivery", Status::Ok, "配信待ちを処理しています");
+        }
         if retry_soon {
             wake.notify_one();
         }

@@ -664,6 +664,11 @@ async fn an_exhausted_monthly_quota_pauses_sending_and_raises_an_alarm() {
     );
     wait_done(&store, e.alert_id()).await;
     assert!(Instant::now() - t0 >= Duration::from_secs(600));
+    let h = serde_json::to_value(r.health.snapshot()).unwrap();
+    assert_eq!(
+        h["delivery"]["status"], "ok",
+        "sending again clears the alarm: {h}"
+    );
     assert_eq!(line.calls.lock().unwrap().len(), 2);
     stop(r).await;
 }

@@ -263,11 +263,18 @@ impl DisasterConfig {
                 ));
             }
         }
-        if !self.templates_dir.is_empty() && !std::path::Path::new(&self.templates_dir).is_dir() {
-            problems.push(format!(
-                "disaster.templates_dir: directory \"{}\" not found; create it from templates/alerts or leave it empty for the built-in templates",
-                self.templates_dir
-            ));
+        if !self.templates_dir.is_empty() {
+            if !std::path::Path::new(&self.templates_dir).is_dir() {
+                problems.push(format!(
+                    "disaster.templates_dir: directory \"{}\" not found; create it from templates/alerts or leave it empty for the built-in templates",
+                    self.templates_dir
+                ));
+            } else if let Err(e) =
+                super::compose::Templates::load(std::path::Path::new(&self.templates_dir))
+            {
+                // Refused at `sonae check` and at start, never discovered while composing an alert.
+                problems.push(format!("disaster.templates_dir: {e}"));
+            }
         }
         problems
     }
@@ -351,6 +358,28 @@ mod tests {
         let e = err("[disaster]\ntemplates_dir = \"/nonexistent/sonae/alerts\"\n");
         assert!(
             e.contains("disaster.templates_dir") && e.contains("not found"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_broken_template_directory_is_refused_at_check_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = concat!(env!("CARGO_MANIFEST_DIR"), "/templates/alerts");
+        for f in [
+            "alert.json",
+            "lifted.json",
+            "shelter_row.json",
+            "texts.json",
+        ] {
+            std::fs::copy(format!("{src}/{f}"), dir.path().join(f)).unwrap();
+        }
+        let toml = format!("[disaster]\ntemplates_dir = \"{}\"\n", dir.path().display());
+        assert!(Config::parse(&toml).is_ok());
+        std::fs::write(dir.path().join("alert.json"), "[]").unwrap();
+        let e = err(&toml);
+        assert!(
+            e.contains("disaster.templates_dir") && e.contains("alert.json"),
             "{e}"
         );
     }
