@@ -206,10 +206,28 @@ pub async fn run_sender<S: Sender>(
                 last_expiry_scan = Some(Instant::now());
             }
             let give_up_ms = (cfg.give_up_after_secs * 1000) as i64;
-            let (claimed, expired) = store
+            let claim_result = store
                 .write(move |tx| claim(tx, now, n, scan_expiry.then_some(now - give_up_ms)))
-                .await
-                .context("claiming batches")?;
+                .await;
+            let (claimed, expired) = match claim_result {
+                Ok(c) => c,
+                Err(e) => {
+                    // The database is the outbox: without it nothing can be sent, but the task must not die.
+                    // Nothing was claimed; try again in a second.
+                    tracing::error!(error = %format!("{e:#}"), "claiming delivery batches failed");
+                    health.set(
+                        "delivery",
+                        Status::Down,
+                        "配信待ちをデータベースから読み出せません",
+                    );
+                    drop(permit);
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = shutdown.cancelled() => break 'claim,
+                    }
+                    continue;
+                }
+            };
             for (id, alert_id, n) in &expired {
                 metrics.add(
                     "sonae_delivery_recipients_total",
@@ -238,7 +256,11 @@ pub async fn run_sender<S: Sender>(
                         |r| r.get::<_, Option<i64>>(0),
                     )?)
                 })
-                .await?;
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::error!(error = %format!("{e:#}"), "reading the next delivery time failed");
+                    None
+                });
                 let wait = match next_due {
                     Some(t) if t > now => Duration::from_millis((t - now) as u64).min(IDLE_POLL),
                     Some(_) => Duration::from_millis(1),
