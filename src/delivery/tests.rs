@@ -91,7 +91,9 @@ impl Sender for FakeSender {
 }
 
 fn users(prefix: &str, n: usize) -> Vec<String> {
-    (0..n).map(|i| format!("U{prefix}{i:031x}")).collect()
+    (0..n)
+        .map(|i| format!("U{prefix}{i:0w$x}", w = 32 - prefix.len()))
+        .collect()
 }
 
 fn message(text: &str) -> Vec<Value> {
@@ -206,6 +208,7 @@ fn enqueue_cuts_recipients_into_batches_of_at_most_500_each_with_its_own_uuid_ke
         alert_id,
         batches,
         recipients,
+        ..
     } = e
     else {
         panic!("{e:?}")
@@ -270,6 +273,43 @@ fn the_same_step_key_twice_inserts_nothing_and_a_recipient_in_two_districts_is_p
         })
         .unwrap();
     assert_eq!(n, 2);
+}
+
+#[test]
+fn a_malformed_user_id_is_dropped_and_reported_so_it_cannot_sink_its_batch() {
+    let (_d, store) = store();
+    let mut r = users("a", 3);
+    r.push("not-a-user".into());
+    r.push(String::new());
+    let e = enqueue_now(
+        &store,
+        alert("ids", 100),
+        vec![Planned {
+            messages: message("避難"),
+            recipients: r,
+        }],
+    );
+    assert!(
+        matches!(
+            e,
+            Enqueued::Created {
+                recipients: 3,
+                invalid: 2,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    let problems: i64 = store
+        .read_blocking(|c| {
+            Ok(c.query_row(
+                "SELECT count(*) FROM problems WHERE source = 'delivery' AND message LIKE '%2 件%'",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+        .unwrap();
+    assert_eq!(problems, 1);
 }
 
 #[test]
@@ -414,7 +454,7 @@ async fn disaster_alerts_are_claimed_before_normal_traffic() {
         alert("normal", 10),
         vec![Planned {
             messages: message("ゴミ出し"),
-            recipients: users("n", 2000),
+            recipients: users("e", 2000),
         }],
     );
     let urgent = enqueue_now(
@@ -440,7 +480,7 @@ async fn disaster_alerts_are_claimed_before_normal_traffic() {
         .iter()
         .map(|c| c.1.chars().nth(1).unwrap())
         .collect();
-    assert_eq!(order, vec!['d', 'd', 'd', 'd', 'n', 'n', 'n', 'n']);
+    assert_eq!(order, vec!['d', 'd', 'd', 'd', 'e', 'e', 'e', 'e']);
     stop(r).await;
 }
 
