@@ -742,3 +742,24 @@ async fn shutdown_finishes_requests_already_sent_and_records_them() {
     );
     assert!(keys.iter().all(|k| k.2 != "rejected"));
 }
+
+#[test]
+fn progress_of_an_unknown_alert_is_none_and_recent_alerts_lists_newest_first() {
+    let (_d, store) = store();
+    assert_eq!(store.read_blocking(|c| progress(c, 42)).unwrap(), None);
+    for k in ["first", "second"] {
+        enqueue_now(
+            &store,
+            alert(k, 50),
+            vec![Planned {
+                messages: message(k),
+                recipients: users("a", 2),
+            }],
+        );
+    }
+    let list = store.read_blocking(|c| recent_alerts(c, 10)).unwrap();
+    let names: Vec<&str> = list.iter().map(|a| a.summary.as_str()).collect();
+    assert_eq!(names, vec!["test second", "test first"]);
+    assert_eq!(list[0].progress.planned, 2);
+    assert_eq!(list[0].progress.remaining, 2);
+}
