@@ -140,6 +140,8 @@ pub enum Enqueued {
         alert_id: i64,
         batches: usize,
         recipients: usize,
+        /// Recipients dropped because they are not well-formed LINE user ids (recorded as a problem).
+        invalid: usize,
     },
     /// An alert with this step key already exists: nothing was inserted.
     Duplicate { alert_id: i64 },
@@ -180,7 +182,10 @@ pub fn enqueue(
             );
         }
     }
+    // LINE rejects a whole multicast (nobody receives it) when one id is malformed, so a bad id is dropped
+    // here, counted and shown to operators, instead of costing 499 residents their alert.
     let mut seen: HashSet<&str> = HashSet::new();
+    let mut invalid = 0usize;
     let deduped: Vec<(&Planned, Vec<&str>)> = plans
         .iter()
         .map(|p| {
@@ -188,11 +193,27 @@ pub fn enqueue(
                 .recipients
                 .iter()
                 .map(String::as_str)
-                .filter(|id| !id.is_empty() && seen.insert(id))
+                .filter(|id| {
+                    let ok = crate::ids::LineUserId::parse(id).is_some();
+                    if !ok {
+                        invalid += 1;
+                    }
+                    ok && seen.insert(id)
+                })
                 .collect();
             (p, r)
         })
         .collect();
+    if invalid > 0 {
+        tx.execute(
+            "INSERT INTO problems (at, source, message, detail) VALUES (?1, 'delivery', ?2, ?3)",
+            params![
+                chrono::Utc::now().to_rfc3339(),
+                format!("配信「{}」の宛先のうち {invalid} 件は LINE のユーザー ID の形式ではないため、送信対象から外しました。", alert.summary),
+                format!("step_key {}", alert.step_key)
+            ],
+        )?;
+    }
     let planned = seen.len();
     tx.execute(
         "INSERT INTO delivery_alerts (step_key, source, kind, priority, summary, detail, planned, created_at)
@@ -244,6 +265,7 @@ pub fn enqueue(
         alert_id,
         batches,
         recipients: planned,
+        invalid,
     })
 }
 
@@ -375,3 +397,6 @@ pub fn recipient_outcomes(
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
+
+#[cfg(test)]
+mod tests;

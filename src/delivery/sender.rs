@@ -161,7 +161,9 @@ pub async fn run_sender<S: Sender>(
     let pause: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
     let rate_limited_in_row = Arc::new(AtomicU32::new(0));
     let (out_tx, out_rx) = mpsc::channel::<Done>(cfg.concurrency * 2);
-    let recorder = tokio::spawn(record_loop(
+    // The recorder runs inside this future (not spawned), so aborting the sender (a crash in tests) stops
+    // everything at once, like kill -9 would.
+    let recorder = record_loop(
         store.clone(),
         out_rx,
         cfg.clone(),
@@ -169,52 +171,71 @@ pub async fn run_sender<S: Sender>(
         metrics.clone(),
         health.clone(),
         wake.clone(),
-    ));
-    let mut sends = JoinSet::new();
-    let mut last_expiry_scan: Option<Instant> = None;
+    );
+    let claim_loop = async move {
+        let mut sends = JoinSet::new();
+        let mut last_expiry_scan: Option<Instant> = None;
 
-    'claim: loop {
-        while sends.try_join_next().is_some() {}
-        metrics.set(
-            "sonae_delivery_in_flight_requests",
-            "Multicast requests in flight",
-            &[],
-            (cfg.concurrency - permits.available_permits()) as f64,
-        );
-        // A 429 pauses everything; the bucket is emptied as LINE's is.
-        if let Some(until) = paused_until(&pause) {
-            bucket.drain();
-            // Cancel-safety: sleeping holds nothing; on shutdown nothing is lost.
-            tokio::select! {
-                _ = tokio::time::sleep_until(until) => {}
-                _ = shutdown.cancelled() => break 'claim,
-            }
-            continue;
-        }
-        // Cancel-safety: an un-acquired permit is simply dropped.
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => p.context("permits closed")?,
-            _ = shutdown.cancelled() => break 'claim,
-        };
-        let n = (1 + permits.available_permits()).min(CLAIM_MAX);
-        let now = clock.now_ms();
-        let scan_expiry = last_expiry_scan.is_none_or(|t| t.elapsed() >= EXPIRY_SCAN);
-        if scan_expiry {
-            last_expiry_scan = Some(Instant::now());
-        }
-        let give_up_ms = (cfg.give_up_after_secs * 1000) as i64;
-        let (claimed, expired) = store
-            .write(move |tx| claim(tx, now, n, scan_expiry.then_some(now - give_up_ms)))
-            .await
-            .context("claiming batches")?;
-        for (id, alert_id, n) in &expired {
-            metrics.add(
-                "sonae_delivery_recipients_total",
-                "Recipients by final outcome",
-                &[("outcome", "expired")],
-                *n as f64,
+        'claim: loop {
+            while sends.try_join_next().is_some() {}
+            metrics.set(
+                "sonae_delivery_in_flight_requests",
+                "Multicast requests in flight",
+                &[],
+                (cfg.concurrency - permits.available_permits()) as f64,
             );
-            store
+            // A 429 pauses everything; the bucket is emptied as LINE's is.
+            if let Some(until) = paused_until(&pause) {
+                bucket.drain();
+                // Cancel-safety: sleeping holds nothing; on shutdown nothing is lost.
+                tokio::select! {
+                    _ = tokio::time::sleep_until(until) => {}
+                    _ = shutdown.cancelled() => break 'claim,
+                }
+                continue;
+            }
+            // Cancel-safety: an un-acquired permit is simply dropped.
+            let permit = tokio::select! {
+                p = permits.clone().acquire_owned() => p.context("permits closed")?,
+                _ = shutdown.cancelled() => break 'claim,
+            };
+            let n = (1 + permits.available_permits()).min(CLAIM_MAX);
+            let now = clock.now_ms();
+            let scan_expiry = last_expiry_scan.is_none_or(|t| t.elapsed() >= EXPIRY_SCAN);
+            if scan_expiry {
+                last_expiry_scan = Some(Instant::now());
+            }
+            let give_up_ms = (cfg.give_up_after_secs * 1000) as i64;
+            let claim_result = store
+                .write(move |tx| claim(tx, now, n, scan_expiry.then_some(now - give_up_ms)))
+                .await;
+            let (claimed, expired) = match claim_result {
+                Ok(c) => c,
+                Err(e) => {
+                    // The database is the outbox: without it nothing can be sent, but the task must not die.
+                    // Nothing was claimed; try again in a second.
+                    tracing::error!(error = %format!("{e:#}"), "claiming delivery batches failed");
+                    health.set(
+                        "delivery",
+                        Status::Down,
+                        "配信待ちをデータベースから読み出せません",
+                    );
+                    drop(permit);
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = shutdown.cancelled() => break 'claim,
+                    }
+                    continue;
+                }
+            };
+            for (id, alert_id, n) in &expired {
+                metrics.add(
+                    "sonae_delivery_recipients_total",
+                    "Recipients by final outcome",
+                    &[("outcome", "expired")],
+                    *n as f64,
+                );
+                store
                 .record_problem(
                     "delivery",
                     format!(
@@ -224,10 +245,10 @@ pub async fn run_sender<S: Sender>(
                     Some(format!("batch {id}")),
                 )
                 .await;
-        }
-        if claimed.is_empty() {
-            drop(permit);
-            let next_due = store
+            }
+            if claimed.is_empty() {
+                drop(permit);
+                let next_due = store
                 .read(|c| {
                     Ok(c.query_row(
                         "SELECT min(next_attempt_at) FROM delivery_batches WHERE status = 'pending'",
@@ -235,37 +256,23 @@ pub async fn run_sender<S: Sender>(
                         |r| r.get::<_, Option<i64>>(0),
                     )?)
                 })
-                .await?;
-            let wait = match next_due {
-                Some(t) if t > now => Duration::from_millis((t - now) as u64).min(IDLE_POLL),
-                Some(_) => Duration::from_millis(1),
-                None => IDLE_POLL,
-            };
-            // Cancel-safety: each branch only waits.
-            tokio::select! {
-                _ = wake.notified() => {}
-                _ = tokio::time::sleep(wait) => {}
-                _ = shutdown.cancelled() => break 'claim,
-            }
-            continue;
-        }
-        let mut first = Some(permit);
-        for c in claimed {
-            let permit = match first.take() {
-                Some(p) => p,
-                None => permits
-                    .clone()
-                    .acquire_owned()
-                    .await
-                    .context("permits closed")?,
-            };
-            if let Some(until) = paused_until(&pause) {
-                bucket.drain();
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::error!(error = %format!("{e:#}"), "reading the next delivery time failed");
+                    None
+                });
+                let wait = match next_due {
+                    Some(t) if t > now => Duration::from_millis((t - now) as u64).min(IDLE_POLL),
+                    Some(_) => Duration::from_millis(1),
+                    None => IDLE_POLL,
+                };
+                // Cancel-safety: each branch only waits.
                 tokio::select! {
-                    _ = tokio::time::sleep_until(until) => {}
-                    // The rest of this claim stays in_flight; the next start re-sends it with its keys.
+                    _ = wake.notified() => {}
+                    _ = tokio::time::sleep(wait) => {}
                     _ = shutdown.cancelled() => break 'claim,
                 }
+                continue;
             }
             // Rate limit: block, never drop. Cancel-safety: `acquire` takes a token only when it returns.
             tokio::select! {
@@ -292,35 +299,81 @@ pub async fn run_sender<S: Sender>(
                         let wait =
                             Duration::from_millis(backoff_ms(&cfg, k).max(cfg.backoff_base_ms / 2));
                         set_pause(&pause, Instant::now() + wait);
+                        let mut first = Some(permit);
+            for c in claimed {
+                let permit = match first.take() {
+                    Some(p) => p,
+                    None => permits
+                        .clone()
+                        .acquire_owned()
+                        .await
+                        .context("permits closed")?,
+                };
+                if let Some(until) = paused_until(&pause) {
+                    bucket.drain();
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(until) => {}
+                        // The rest of this claim stays in_flight; the next start re-sends it with its keys.
+                        _ = shutdown.cancelled() => break 'claim,
                     }
-                    SendOutcome::QuotaExhausted => {
-                        set_pause(
-                            &pause,
-                            Instant::now() + Duration::from_secs(cfg.quota_pause_secs),
-                        );
-                    }
-                    SendOutcome::Accepted { .. } | SendOutcome::AlreadyAccepted { .. } => {
-                        in_row.store(0, Ordering::SeqCst);
-                    }
-                    _ => {}
                 }
-                let _ = out
-                    .send(Done {
-                        id: c.id,
-                        alert_id: c.alert_id,
-                        n: c.recipients.len(),
-                        outcome,
-                    })
-                    .await;
-                drop(permit);
-            });
+                // Rate limit: block, never drop. Cancel-safety: `acquire` takes a token only when it returns.
+                tokio::select! {
+                    _ = bucket.acquire() => {}
+                    _ = shutdown.cancelled() => break 'claim,
+                }
+                let sender = sender.clone();
+                let out = out_tx.clone();
+                let pause = pause.clone();
+                let in_row = rate_limited_in_row.clone();
+                let cfg = cfg.clone();
+                metrics.inc(
+                    "sonae_delivery_requests_started_total",
+                    "Multicast requests started",
+                    &[],
+                );
+                sends.spawn(async move {
+                    let outcome = sender
+                        .multicast(c.retry_key, &c.recipients, &c.messages)
+                        .await;
+                    match &outcome {
+                        SendOutcome::RateLimited => {
+                            let k = in_row.fetch_add(1, Ordering::SeqCst) + 1;
+                            let wait = Duration::from_millis(
+                                backoff_ms(&cfg, k).max(cfg.backoff_base_ms / 2),
+                            );
+                            set_pause(&pause, Instant::now() + wait);
+                        }
+                        SendOutcome::QuotaExhausted => {
+                            set_pause(
+                                &pause,
+                                Instant::now() + Duration::from_secs(cfg.quota_pause_secs),
+                            );
+                        }
+                        SendOutcome::Accepted { .. } | SendOutcome::AlreadyAccepted { .. } => {
+                            in_row.store(0, Ordering::SeqCst);
+                        }
+                        _ => {}
+                    }
+                    let _ = out
+                        .send(Done {
+                            id: c.id,
+                            alert_id: c.alert_id,
+                            n: c.recipients.len(),
+                            outcome,
+                        })
+                        .await;
+                    drop(permit);
+                });
+            }
         }
-    }
-    // Requests already sent finish (each bounded by the client's timeout) so their outcomes are recorded.
-    while sends.join_next().await.is_some() {}
-    drop(out_tx);
-    recorder.await.context("delivery recorder panicked")?;
-    Ok(())
+        // Requests already sent finish (each bounded by the client's timeout) so their outcomes are recorded.
+        while sends.join_next().await.is_some() {}
+        drop(out_tx);
+        Ok::<(), anyhow::Error>(())
+    };
+    let (res, ()) = tokio::join!(claim_loop, recorder);
+    res
 }
 
 fn paused_until(pause: &Mutex<Option<Instant>>) -> Option<Instant> {
@@ -515,6 +568,18 @@ async fn record_loop(
                 }
                 SendOutcome::RateLimited | SendOutcome::Transient { .. } => retry_soon = true,
             }
+        }
+        let quota = items
+            .iter()
+            .any(|d| d.outcome == SendOutcome::QuotaExhausted);
+        let accepted = items.iter().any(|d| {
+            matches!(
+                d.outcome,
+                SendOutcome::Accepted { .. } | SendOutcome::AlreadyAccepted { .. }
+            )
+        });
+        if accepted && !quota {
+            health.set("delivery", Status::Ok, "配信待ちを処理しています");
         }
         if retry_soon {
             wake.notify_one();

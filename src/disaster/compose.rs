@@ -4,8 +4,9 @@
 //!
 //! Placeholders are filled *inside parsed JSON strings*, never by text substitution on the file, so a shelter
 //! name with a quote or a backslash cannot break the JSON. Every composed message is checked against LINE's
-//! limits (altText ≤ 1,500 characters, bubble JSON ≤ 30 KB, URI ≤ 1,000, button label ≤ 40) before it is
-//! handed to the outbox.
+//! limits (altText ≤ 1,500 characters, bubble JSON ≤ 30 KB, URI ≤ 1,000, button label ≤ 40) and against the
+//! `Message` schema of LINE's official OpenAPI document ([`crate::line::spec::validate_schema`]) before it is
+//! handed to the outbox; the same checks run over every variant when the templates are loaded.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -119,6 +120,8 @@ pub enum TemplateError {
 pub enum ComposeError {
     #[error("composed message breaks a LINE limit: {0}")]
     Limit(String),
+    #[error("composed message does not match LINE's OpenAPI schema: {}", .0.join("; "))]
+    Schema(Vec<String>),
     #[error("step has no warning to describe")]
     NoWarning,
 }
@@ -560,6 +563,7 @@ impl Templates {
         }
         let message = json!({"type": "flex", "altText": alt, "contents": bubble});
         check_message(&message)?;
+        crate::line::spec::validate_schema("Message", &message).map_err(ComposeError::Schema)?;
         Ok(vec![message])
     }
 }

@@ -380,6 +380,38 @@ fn every_composed_message_is_within_line_limits_even_with_very_long_names() {
 }
 
 #[test]
+fn every_variant_passes_the_official_line_message_schema() {
+    let prev = snap("03", "大雨警報", Severity::Warning, Some(3));
+    for (kind, cur, previous) in [
+        (StepKind::Issue, Some(special()), None),
+        (StepKind::Escalation, Some(special()), Some(prev.clone())),
+        (StepKind::Downgrade, Some(prev.clone()), Some(special())),
+        (StepKind::Correction, Some(special()), Some(prev.clone())),
+        (StepKind::Lift, None, Some(special())),
+        (StepKind::Cancellation, None, Some(special())),
+        (StepKind::Cancellation, Some(prev.clone()), Some(special())),
+    ] {
+        for drill in [false, true] {
+            let mut s = step(kind, cur.clone(), previous.clone());
+            s.drill = drill;
+            for n in [0, 3] {
+                let m = compose(&s, n, &links());
+                crate::line::spec::validate_schema("Message", &m)
+                    .unwrap_or_else(|e| panic!("{kind:?} drill={drill}: {e:?}"));
+            }
+        }
+    }
+}
+
+#[test]
+fn the_schema_check_catches_what_the_size_check_does_not() {
+    // A box with an unknown layout passes the size checks but not LINE's schema.
+    let m = serde_json::json!({"type": "flex", "altText": "x", "contents": {"type": "bubble", "body": {"type": "box", "layout": "sideways", "contents": []}}});
+    assert!(check_message(&m).is_ok());
+    assert!(crate::line::spec::validate_schema("Message", &m).is_err());
+}
+
+#[test]
 fn check_message_rejects_an_oversized_bubble_and_a_bad_uri() {
     let big = serde_json::json!({"type": "flex", "altText": "x", "contents": {"type": "bubble", "body": {"type": "box", "layout": "vertical", "contents": [{"type": "text", "text": "あ".repeat(11_000)}]}}});
     assert!(matches!(check_message(&big), Err(ComposeError::Limit(_))));

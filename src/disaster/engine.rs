@@ -16,6 +16,8 @@
 //!   the quiet window returns to normal at once (an operator's hold is not a warning).
 //! * **訓練 / 試験.** 訓練 warnings follow the same rules in a separate memory, never move the real mode, and
 //!   every step is marked `drill` with the [`Audience::Drill`] audience (staff only). 試験 reaches nobody.
+//! * **Observed intensity** (震度) is an event: the adapter keeps it in the active list as long as it should
+//!   hold the mode (e.g. a few hours); when it leaves the list no 解除 is sent (a 取消 still is).
 //! * **Idempotency.** Every step has a deterministic [`AlertStep::key`] (SHA-256 of status, municipality,
 //!   phenomenon, step kind and the source of the step); the outbox refuses a second alert with the same key,
 //!   and the memory returned in [`Decision::state`] makes the same input produce no step the second time.
@@ -513,6 +515,10 @@ fn issuance_source(w: &WarningSnapshot) -> String {
     format!("{}:{}@{}", w.family.key(), w.code, w.issued_at.to_rfc3339())
 }
 
+fn transition(from: &WarningSnapshot, to: &WarningSnapshot) -> String {
+    format!("{}>{}", issuance_source(from), issuance_source(to))
+}
+
 fn audience_for(action: Action) -> Option<Audience> {
     match action {
         Action::Nothing => None,
@@ -646,7 +652,13 @@ pub fn decide(config: &DisasterConfig, memory: &EngineState, input: EngineInput<
                 );
             }
             (Some(p), None) => {
-                // Gone from the state: lifted, or withdrawn by 取消.
+                // Gone from the state: lifted, or withdrawn by 取消. An observed intensity is an event, not a
+                // warning: when the state drops it there is nothing to lift, so residents hear nothing.
+                let cancelled = change.is_some_and(|c| c.kind == ChangeKind::Cancelled);
+                if p.warning.family == Family::Intensity && !cancelled {
+                    state.announced.remove(&thread);
+                    continue;
+                }
                 let (kind, source) = match change {
                     Some(c) if c.kind == ChangeKind::Cancelled => {
                         (StepKind::Cancellation, c.report_key.clone())
@@ -706,11 +718,15 @@ pub fn decide(config: &DisasterConfig, memory: &EngineState, input: EngineInput<
                         (Some(StepKind::Correction), c.report_key.clone())
                     }
                     _ if new_aud.is_none() => (Some(StepKind::Downgrade), issuance_source(&snap)),
+                    // From-and-to, so a second 特別警報→警報 downgrade to the same 警報 is its own step.
+                    _ if new_aud.is_none() => {
+                        (Some(StepKind::Downgrade), transition(&p.warning, &snap))
+                    }
                     _ if w.rank() > prev_rank => {
-                        (Some(StepKind::Escalation), issuance_source(&snap))
+                        (Some(StepKind::Escalation), transition(&p.warning, &snap))
                     }
                     _ if w.rank() < prev_rank => {
-                        (Some(StepKind::Downgrade), issuance_source(&snap))
+                        (Some(StepKind::Downgrade), transition(&p.warning, &snap))
                     }
                     _ => (None, String::new()),
                 };

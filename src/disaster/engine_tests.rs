@@ -787,3 +787,163 @@ fn codes_match_with_or_without_leading_zeros() {
     let sel = Selector::try_from("weather:30".to_string()).unwrap();
     assert!(!sel.matches(&w));
 }
+
+#[test]
+fn an_observed_intensity_leaving_the_state_sends_no_lift() {
+    let mut r = Run::new();
+    let quake = warning(
+        YAMAGATA,
+        Phenomenon::Earthquake,
+        Family::Intensity,
+        "6-",
+        "震度６弱",
+        Severity::Warning,
+        None,
+        t(5, 0),
+        t(5, 0),
+    );
+    let d = r.step(t(5, 0), &[quake], &[], &[]);
+    assert_eq!(kinds(&d), vec![StepKind::Issue]);
+    assert_eq!(d.mode, Mode::Disaster);
+    let d = r.step(t(8, 0), &[], &[], &[]);
+    assert!(d.steps.is_empty(), "no 解除 for an earthquake");
+    assert!(r.state.announced.is_empty());
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::{BTreeMap, HashSet};
+
+    /// Candidate warnings: (status, phenomenon, family, code, name, severity, level).
+    type Candidate = (
+        ReportStatus,
+        Phenomenon,
+        Family,
+        &'static str,
+        &'static str,
+        Severity,
+        Option<u8>,
+    );
+
+    fn candidates() -> Vec<Candidate> {
+        let mut v = Vec::new();
+        for status in [
+            ReportStatus::Actual,
+            ReportStatus::Exercise,
+            ReportStatus::Test,
+        ] {
+            v.push((
+                status,
+                Phenomenon::HeavyRain,
+                Family::Weather,
+                "10",
+                "大雨注意報",
+                Severity::Advisory,
+                Some(2),
+            ));
+            v.push((
+                status,
+                Phenomenon::HeavyRain,
+                Family::Weather,
+                "03",
+                "大雨警報",
+                Severity::Warning,
+                Some(3),
+            ));
+            v.push((
+                status,
+                Phenomenon::HeavyRain,
+                Family::Weather,
+                "43",
+                "レベル４大雨危険警報",
+                Severity::Danger,
+                Some(4),
+            ));
+            v.push((
+                status,
+                Phenomenon::HeavyRain,
+                Family::Weather,
+                "33",
+                "大雨特別警報",
+                Severity::Emergency,
+                Some(5),
+            ));
+            v.push((
+                status,
+                Phenomenon::Landslide,
+                Family::Landslide,
+                "3",
+                "土砂災害警戒情報",
+                Severity::Danger,
+                Some(4),
+            ));
+        }
+        v
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        #[test]
+        fn any_sequence_of_states_gives_unique_keys_idempotent_decisions_and_a_clean_end(
+            seq in proptest::collection::vec(proptest::collection::vec(any::<bool>(), 15), 1..12)
+        ) {
+            let cands = candidates();
+            let mut r = Run::new();
+            let mut keys = HashSet::new();
+            let mut since: BTreeMap<usize, DateTime<Utc>> = BTreeMap::new();
+            let mut now = t(0, 0);
+            for present in &seq {
+                now += chrono::Duration::minutes(10);
+                // One level per (status, phenomenon) at a time, as the active state holds it.
+                let mut chosen: BTreeMap<(ReportStatus, Phenomenon), usize> = BTreeMap::new();
+                for (i, on) in present.iter().enumerate() {
+                    if *on {
+                        chosen.insert((cands[i].0, cands[i].1), i);
+                    }
+                }
+                let live: HashSet<usize> = chosen.values().copied().collect();
+                since.retain(|i, _| live.contains(i));
+                let ws: Vec<ActiveWarning> = live
+                    .iter()
+                    .map(|&i| {
+                        let (status, ph, fam, code, name, sev, level) = cands[i];
+                        let issued = *since.entry(i).or_insert(now);
+                        let mut w = warning(YAMAGATA, ph, fam, code, name, sev, level, issued, now);
+                        w.status = status;
+                        w
+                    })
+                    .collect();
+                let d = r.step(now, &ws, &[], &[]);
+                for s in &d.steps {
+                    prop_assert!(keys.insert(s.key.clone()), "step key reused: {:?}", s);
+                    prop_assert!(!s.thread.starts_with("test/"));
+                    prop_assert_eq!(s.drill, s.audience == Audience::Drill);
+                }
+                let again = r.step(now, &ws, &[], &[]);
+                prop_assert!(again.steps.is_empty(), "repeat produced {:?}", again.steps);
+            }
+            // Everything ends: one final cycle lifts what is left; after the quiet period the mode is normal.
+            now += chrono::Duration::minutes(10);
+            let d = r.step(now, &[], &[], &[]);
+            prop_assert!(d.steps.iter().all(|s| matches!(s.kind, StepKind::Lift)));
+            prop_assert!(r.state.announced.is_empty());
+            let d = r.step(now + chrono::Duration::hours(2), &[], &[], &[]);
+            prop_assert_eq!(d.mode, Mode::Normal);
+        }
+    }
+}
+
+#[test]
+fn a_second_downgrade_to_the_same_warning_has_its_own_key() {
+    let mut r = Run::new();
+    let w3 = rain_warning(t(5, 0), t(5, 0));
+    r.step(t(5, 0), std::slice::from_ref(&w3), &[], &[]);
+    r.step(t(6, 0), &[rain_special(t(6, 0), t(6, 0))], &[], &[]);
+    let first = r.step(t(6, 10), &[rain_warning(t(5, 0), t(6, 10))], &[], &[]);
+    r.step(t(6, 30), &[rain_special(t(6, 30), t(6, 30))], &[], &[]);
+    let second = r.step(t(6, 40), &[rain_warning(t(5, 0), t(6, 40))], &[], &[]);
+    assert_eq!(kinds(&first), vec![StepKind::Downgrade]);
+    assert_eq!(kinds(&second), vec![StepKind::Downgrade]);
+    assert_ne!(first.steps[0].key, second.steps[0].key);
+}

@@ -178,3 +178,46 @@ pub fn commit(
     }
     Ok(out)
 }
+
+/// One engine cycle, synchronous (run it inside `spawn_blocking`, from ONE task so two cycles never
+/// interleave): load memory → [`decide`] → [`plan_step`] for every step → [`commit`] in one transaction.
+/// Returns the decision and one [`Enqueued`] per step; wake the sender afterwards. A compose or recipient
+/// error aborts the whole cycle before anything is written, so the next cycle decides again.
+#[allow(clippy::too_many_arguments)]
+pub fn run_cycle_blocking(
+    store: &Store,
+    config: &DisasterConfig,
+    templates: &compose::Templates,
+    public_url: &str,
+    input: EngineInput<'_>,
+    mut shelters_for: impl FnMut(&DistrictRef, Phenomenon) -> Vec<compose::ShelterRef>,
+    mut links_for: impl FnMut(&str) -> compose::HazardLinks,
+    mut recipients_for: impl FnMut(&DistrictRef, Audience) -> anyhow::Result<Vec<String>>,
+) -> anyhow::Result<(Decision, Vec<Enqueued>)> {
+    let memory = store.read_blocking(load_state)?;
+    let decision = decide(config, &memory, input);
+    let mut planned = Vec::with_capacity(decision.steps.len());
+    for step in &decision.steps {
+        let plans = plan_step(
+            templates,
+            step,
+            public_url,
+            &config.drill_audience,
+            &mut shelters_for,
+            &mut links_for,
+            &mut recipients_for,
+        )?;
+        planned.push((step.clone(), plans));
+    }
+    let enqueued = store.write_blocking(|tx| {
+        // The memory must not have moved since it was read (a second cycle running concurrently would
+        // otherwise announce the same step twice; the unique step key would still stop the duplicate).
+        let now_state = load_state(tx)?;
+        anyhow::ensure!(
+            now_state == memory,
+            "disaster engine memory changed during the cycle; run cycles from one task"
+        );
+        commit(tx, &decision, &planned, delivery::now_ms())
+    })?;
+    Ok((decision, enqueued))
+}

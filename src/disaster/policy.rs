@@ -263,11 +263,18 @@ impl DisasterConfig {
                 ));
             }
         }
-        if !self.templates_dir.is_empty() && !std::path::Path::new(&self.templates_dir).is_dir() {
-            problems.push(format!(
-                "disaster.templates_dir: directory \"{}\" not found; create it from templates/alerts or leave it empty for the built-in templates",
-                self.templates_dir
-            ));
+        if !self.templates_dir.is_empty() {
+            if !std::path::Path::new(&self.templates_dir).is_dir() {
+                problems.push(format!(
+                    "disaster.templates_dir: directory \"{}\" not found; create it from templates/alerts or leave it empty for the built-in templates",
+                    self.templates_dir
+                ));
+            } else if let Err(e) =
+                super::compose::Templates::load(std::path::Path::new(&self.templates_dir))
+            {
+                // Refused at `sonae check` and at start, never discovered while composing an alert.
+                problems.push(format!("disaster.templates_dir: {e}"));
+            }
         }
         problems
     }
@@ -293,5 +300,104 @@ impl DisasterConfig {
         } else {
             Action::Nothing
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    fn err(toml: &str) -> String {
+        Config::parse(toml).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn an_unknown_selector_names_the_key_the_value_and_the_syntax() {
+        let e = err("[disaster.policy]\nswitch = [\"rain:33\"]\n");
+        assert!(e.contains("disaster.policy.switch"), "{e}");
+        assert!(e.contains("rain:33") && e.contains("FAMILY:CODE"), "{e}");
+    }
+
+    #[test]
+    fn a_bad_drill_audience_id_is_refused_without_printing_it_in_full() {
+        let e = err("[disaster]\ndrill_audience = [\"Uxyz-not-an-id-but-long-enough\"]\n");
+        assert!(
+            e.contains("disaster.drill_audience[0]") && e.contains("32 hex digits"),
+            "{e}"
+        );
+        assert!(!e.contains("not-an-id-but-long-enough"), "{e}");
+    }
+
+    #[test]
+    fn a_municipality_key_must_be_a_7_digit_code() {
+        let e = err("[disaster.municipalities.\"yamagata\"]\nalert_all = [\"weather:05\"]\n");
+        assert!(
+            e.contains("disaster.municipalities.\"yamagata\"") && e.contains("0620100"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn out_of_range_timings_are_refused_with_the_range() {
+        let e = err("[disaster]\nmax_report_age_secs = 5\n");
+        assert!(
+            e.contains("disaster.max_report_age_secs: 5") && e.contains("21600"),
+            "{e}"
+        );
+        let e = err("[delivery]\nmulticast_per_sec = 1000\n");
+        assert!(
+            e.contains("delivery.multicast_per_sec: 1000") && e.contains("200"),
+            "{e}"
+        );
+        let e = err("[delivery]\nbackoff_base_ms = 60000\n");
+        assert!(e.contains("delivery.backoff_base_ms"), "{e}");
+    }
+
+    #[test]
+    fn a_missing_templates_dir_is_refused() {
+        let e = err("[disaster]\ntemplates_dir = \"/nonexistent/sonae/alerts\"\n");
+        assert!(
+            e.contains("disaster.templates_dir") && e.contains("not found"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_broken_template_directory_is_refused_at_check_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = concat!(env!("CARGO_MANIFEST_DIR"), "/templates/alerts");
+        for f in [
+            "alert.json",
+            "lifted.json",
+            "shelter_row.json",
+            "texts.json",
+        ] {
+            std::fs::copy(format!("{src}/{f}"), dir.path().join(f)).unwrap();
+        }
+        let toml = format!("[disaster]\ntemplates_dir = \"{}\"\n", dir.path().display());
+        assert!(Config::parse(&toml).is_ok());
+        std::fs::write(dir.path().join("alert.json"), "[]").unwrap();
+        let e = err(&toml);
+        assert!(
+            e.contains("disaster.templates_dir") && e.contains("alert.json"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_in_the_disaster_section_are_errors() {
+        let e = err("[disaster]\nquiet_secs = 10\n");
+        assert!(e.contains("quiet_secs"), "{e}");
+    }
+
+    #[test]
+    fn a_municipality_override_parses_and_keeps_the_other_lists() {
+        let c = Config::parse(
+            "[disaster.municipalities.\"0620100\"]\nalert_all = [\"weather:02\", \"weather:06\"]\n",
+        )
+        .unwrap();
+        let o = &c.disaster.municipalities["0620100"];
+        assert_eq!(o.alert_all.as_ref().map(Vec::len), Some(2));
+        assert!(o.switch.is_none());
     }
 }
