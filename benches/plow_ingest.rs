@@ -32,11 +32,18 @@ const VEHICLES: usize = 200;
 const TOPIC: &str = "sonae/plows/+/position";
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn main() -> anyhow::Result<()> {
-    let n: usize = std::env::var("PLOW_BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000);
+    let n: usize = std::env::var("PLOW_BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
     let dir = tempfile::tempdir()?;
     let port = free_port();
     let conf = dir.path().join("mosquitto.conf");
@@ -55,7 +62,10 @@ fn main() -> anyhow::Result<()> {
         .spawn()?;
     let start = Instant::now();
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        anyhow::ensure!(start.elapsed() < Duration::from_secs(10), "mosquitto did not start");
+        anyhow::ensure!(
+            start.elapsed() < Duration::from_secs(10),
+            "mosquitto did not start"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let result = run(n, port, dir.path());
@@ -73,7 +83,9 @@ fn is_root() -> bool {
 }
 
 fn run(n: usize, port: u16, dir: &std::path::Path) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let net = Arc::new(RoadNetwork::from_geojson(ROADS, None)?);
     let config = PlowConfig {
         enabled: true,
@@ -89,8 +101,19 @@ fn run(n: usize, port: u16, dir: &std::path::Path) -> anyhow::Result<()> {
     let plow = Arc::new(Plow::new(config.clone(), Some(net.clone())));
     rt.block_on(async {
         plow.change_storm(&store, true, "bench", "").await?;
-        let (m, h, stop) = (Arc::new(Metrics::new()), Arc::new(Health::new()), CancellationToken::new());
-        let task = tokio::spawn(sonae::plow::ingest::run(plow.clone(), store.clone(), m.clone(), h, None, stop.clone()));
+        let (m, h, stop) = (
+            Arc::new(Metrics::new()),
+            Arc::new(Health::new()),
+            CancellationToken::new(),
+        );
+        let task = tokio::spawn(sonae::plow::ingest::run(
+            plow.clone(),
+            store.clone(),
+            m.clone(),
+            h,
+            None,
+            stop.clone(),
+        ));
         while m.get("sonae_plow_mqtt_connected", &[]) != Some(1.0) {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -101,20 +124,41 @@ fn run(n: usize, port: u16, dir: &std::path::Path) -> anyhow::Result<()> {
     })?;
     // 2b. The raw subscriber's persistent session.
     let st = Command::new("mosquitto_sub")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-c", "-i", "raw-bench", "-q", "1", "-t", TOPIC, "-E"])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-c",
+            "-i",
+            "raw-bench",
+            "-q",
+            "1",
+            "-t",
+            TOPIC,
+            "-E",
+        ])
         .status()?;
     anyhow::ensure!(st.success(), "mosquitto_sub -E failed");
 
     // 3. Publish N positions while nobody is connected.
     let graph = Graph::new(&net);
     let mut walkers: Vec<Walker> = (0..VEHICLES)
-        .filter_map(|i| Walker::new(format!("bench-{i:03}"), &net, (i * 7919) % net.segments.len(), 0xabcdef + i as u64))
+        .filter_map(|i| {
+            Walker::new(
+                format!("bench-{i:03}"),
+                &net,
+                (i * 7919) % net.segments.len(),
+                0xabcdef + i as u64,
+            )
+        })
         .collect();
     let per_vehicle = n.div_ceil(VEHICLES);
     let t0 = chrono::Utc::now() - chrono::Duration::seconds(per_vehicle as i64 + 60);
     let mut msgs = Vec::with_capacity(n);
     'outer: for step in 0..per_vehicle {
-        let ts = (t0 + chrono::Duration::seconds(step as i64)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let ts = (t0 + chrono::Duration::seconds(step as i64))
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         for w in &mut walkers {
             if msgs.len() == n {
                 break 'outer;
@@ -131,12 +175,30 @@ fn run(n: usize, port: u16, dir: &std::path::Path) -> anyhow::Result<()> {
     }
     let bytes: usize = msgs.iter().map(|(_, p)| p.len()).sum();
     let publish_secs = rt.block_on(publish_all(port, msgs))?;
-    println!("plow_ingest: published {n} positions ({} bytes avg) in {publish_secs:.2} s ({:.0}/s)", bytes / n, n as f64 / publish_secs);
+    println!(
+        "plow_ingest: published {n} positions ({} bytes avg) in {publish_secs:.2} s ({:.0}/s)",
+        bytes / n,
+        n as f64 / publish_secs
+    );
 
     // 4. Raw drain.
     let started = Instant::now();
     let mut sub = Command::new("mosquitto_sub")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-c", "-i", "raw-bench", "-q", "1", "-t", TOPIC, "-C", &n.to_string()])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-c",
+            "-i",
+            "raw-bench",
+            "-q",
+            "1",
+            "-t",
+            TOPIC,
+            "-C",
+            &n.to_string(),
+        ])
         .stdout(Stdio::piped())
         .spawn()?;
     let mut lines = 0usize;
@@ -148,35 +210,56 @@ fn run(n: usize, port: u16, dir: &std::path::Path) -> anyhow::Result<()> {
     let _ = sub.wait();
     anyhow::ensure!(lines == n, "mosquitto_sub printed {lines} of {n}");
     let raw_rate = n as f64 / raw_secs;
-    println!("plow_ingest: raw mosquitto_sub drained {n} in {raw_secs:.2} s = {raw_rate:.0} positions/s");
+    println!(
+        "plow_ingest: raw mosquitto_sub drained {n} in {raw_secs:.2} s = {raw_rate:.0} positions/s"
+    );
 
     // 5. Sonae drain: the full pipeline.
     let plow = Arc::new(Plow::new(config, Some(net)));
     let (sonae_secs, segs) = rt.block_on(async {
-        let (m, h, stop) = (Arc::new(Metrics::new()), Arc::new(Health::new()), CancellationToken::new());
+        let (m, h, stop) = (
+            Arc::new(Metrics::new()),
+            Arc::new(Health::new()),
+            CancellationToken::new(),
+        );
         let started = Instant::now();
-        let task = tokio::spawn(sonae::plow::ingest::run(plow.clone(), store.clone(), m.clone(), h, None, stop.clone()));
+        let task = tokio::spawn(sonae::plow::ingest::run(
+            plow.clone(),
+            store.clone(),
+            m.clone(),
+            h,
+            None,
+            stop.clone(),
+        ));
         loop {
             let stored = m.get("sonae_plow_positions_total", &[]).unwrap_or(0.0) as usize;
             let dup = m.get("sonae_plow_duplicates_total", &[]).unwrap_or(0.0) as usize;
             if stored + dup >= n {
                 break;
             }
-            anyhow::ensure!(started.elapsed() < Duration::from_secs(600), "ingest stalled at {stored}");
+            anyhow::ensure!(
+                started.elapsed() < Duration::from_secs(600),
+                "ingest stalled at {stored}"
+            );
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         let secs = started.elapsed().as_secs_f64();
         let segs = m.get("sonae_plow_segment_passes_total", &[]).unwrap_or(0.0);
         let rejected: f64 = ["outside_area", "implausible_speed", "future_timestamp"]
             .iter()
-            .map(|r| m.get("sonae_plow_rejected_total", &[("reason", r)]).unwrap_or(0.0))
+            .map(|r| {
+                m.get("sonae_plow_rejected_total", &[("reason", r)])
+                    .unwrap_or(0.0)
+            })
             .sum();
         anyhow::ensure!(rejected == 0.0, "{rejected} positions rejected");
         stop.cancel();
         let _ = task.await;
         anyhow::Ok((secs, segs))
     })?;
-    let stored: i64 = store.read_blocking(|c| Ok(c.query_row("SELECT count(*) FROM plow_positions", [], |r| r.get(0))?))?;
+    let stored: i64 = store.read_blocking(|c| {
+        Ok(c.query_row("SELECT count(*) FROM plow_positions", [], |r| r.get(0))?)
+    })?;
     anyhow::ensure!(stored as usize == n, "stored {stored} of {n}");
     let sonae_rate = n as f64 / sonae_secs;
     println!(
