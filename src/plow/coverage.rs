@@ -317,6 +317,9 @@ pub fn axis_difference(heading_deg: f64, axis_deg: f64) -> f64 {
     d.min(180.0 - d)
 }
 
+/// A run of consecutive segments of one feature in one band: feature, last index, band, newest pass, coordinates.
+type Run = (Arc<str>, u32, &'static str, Option<Millis>, Vec<[f64; 2]>);
+
 /// What one position changed.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Applied {
@@ -507,22 +510,20 @@ impl Coverage {
             }
         };
         let mut features = Vec::new();
-        let mut run: Option<(Arc<str>, u32, &'static str, Option<Millis>, Vec<[f64; 2]>)> = None;
-        let flush =
-            |run: &mut Option<(Arc<str>, u32, &'static str, Option<Millis>, Vec<[f64; 2]>)>,
-             features: &mut Vec<serde_json::Value>| {
-                if let Some((f, _, b, last, coords)) = run.take() {
-                    features.push(serde_json::json!({
-                        "type": "Feature",
-                        "properties": {
-                            "road": &*f,
-                            "band": b,
-                            "last_plowed": last.map(super::rfc3339),
-                        },
-                        "geometry": {"type": "LineString", "coordinates": coords},
-                    }));
-                }
-            };
+        let mut run: Option<Run> = None;
+        let flush = |run: &mut Option<Run>, features: &mut Vec<serde_json::Value>| {
+            if let Some((f, _, b, last, coords)) = run.take() {
+                features.push(serde_json::json!({
+                    "type": "Feature",
+                    "properties": {
+                        "road": &*f,
+                        "band": b,
+                        "last_plowed": last.map(super::rfc3339),
+                    },
+                    "geometry": {"type": "LineString", "coordinates": coords},
+                }));
+            }
+        };
         for (i, s) in self.net.segments.iter().enumerate() {
             let t = self.plowed_at[i];
             let b = band(t);

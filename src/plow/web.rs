@@ -94,7 +94,7 @@ async fn vehicles(State(ctx): State<Context>) -> Response {
         return not_found();
     }
     let now = now_ms();
-    match ctx.store.read(|c| super::store::vehicles(c)).await {
+    match ctx.store.read(super::store::vehicles).await {
         Ok(vs) => {
             let f = vehicle_json(&ctx, now);
             let [w, s, e, n] = ctx.plow.config.service_area;
@@ -174,7 +174,7 @@ async fn dispatch(State(ctx): State<Context>) -> Response {
         return not_found();
     }
     let now = now_ms();
-    let vs = match ctx.store.read(|c| super::store::vehicles(c)).await {
+    let vs = match ctx.store.read(super::store::vehicles).await {
         Ok(v) => v,
         Err(e) => return internal(e),
     };
