@@ -549,6 +549,57 @@ mod tests {
             .unwrap()
     }
 
+    #[test]
+    fn tls_options_name_the_unreadable_file() {
+        let mut config = PlowConfig::default();
+        config.tls.enabled = true;
+        config.tls.ca_file = Some("/nonexistent/ca.pem".into());
+        let p = Plow::new(config, None);
+        let e = mqtt_options(&p, None).unwrap_err().to_string();
+        assert_eq!(e, "plow.tls.ca_file: cannot read /nonexistent/ca.pem");
+    }
+
+    #[test]
+    fn tls_options_accept_a_ca_and_a_client_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = |n: &str| {
+            let p = dir.path().join(n);
+            std::fs::write(
+                &p,
+                "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n",
+            )
+            .unwrap();
+            Some(p)
+        };
+        let mut config = PlowConfig::default();
+        config.tls.enabled = true;
+        config.tls.ca_file = w("ca.pem");
+        config.tls.client_cert_file = w("c.pem");
+        config.tls.client_key_file = w("k.pem");
+        config.username = Some("sonae".into());
+        let p = Plow::new(config, None);
+        let o = mqtt_options(&p, Some(&Secret::new("pw"))).unwrap();
+        assert!(
+            !o.clean_session(),
+            "a persistent session keeps queued positions"
+        );
+        assert_eq!(o.credentials(), Some(("sonae".into(), "pw".into())));
+        assert!(matches!(o.transport(), Transport::Tls(_)));
+    }
+
+    #[test]
+    fn the_embedded_broker_reports_a_taken_port_by_its_config_key() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = taken.local_addr().unwrap();
+        let e = crate::plow::broker::start_embedded(addr, None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("plow.embedded_broker_listen: cannot listen on"),
+            "{e}"
+        );
+    }
+
     #[tokio::test]
     async fn a_redelivery_after_a_restart_is_applied_once_thanks_to_the_stored_key() {
         let dir = tempfile::tempdir().unwrap();
