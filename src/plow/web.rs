@@ -146,15 +146,38 @@ async fn trails(State(ctx): State<Context>, Query(q): Query<TrailQuery>) -> Resp
     }
 }
 
-async fn roads(State(ctx): State<Context>) -> Response {
+#[derive(Deserialize)]
+struct RoadsQuery {
+    /// `west,south,east,north` in degrees.
+    bbox: Option<String>,
+}
+
+async fn roads(State(ctx): State<Context>, Query(q): Query<RoadsQuery>) -> Response {
     if !ctx.plow.config.enabled {
         return not_found();
     }
+    let bbox = match q.bbox.as_deref().map(|b| {
+        b.split(',')
+            .map(|v| v.trim().parse::<f64>())
+            .collect::<Result<Vec<_>, _>>()
+    }) {
+        None => None,
+        Some(Ok(v)) if v.len() == 4 && v.iter().all(|x| x.is_finite()) => {
+            Some([v[0], v[1], v[2], v[3]])
+        }
+        Some(_) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error": "bbox must be west,south,east,north in degrees"})),
+            )
+                .into_response()
+        }
+    };
     let gj = match &ctx.plow.coverage {
         Some(c) => c
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .roads_geojson(now_ms()),
+            .roads_geojson(now_ms(), bbox),
         None => json!({"type": "FeatureCollection", "features": []}),
     };
     no_store(Json(gj))
