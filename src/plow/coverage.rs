@@ -317,6 +317,9 @@ pub fn axis_difference(heading_deg: f64, axis_deg: f64) -> f64 {
     d.min(180.0 - d)
 }
 
+/// A run of consecutive segments of one feature in one band: feature, last index, band, newest pass, coordinates.
+type Run = (Arc<str>, u32, &'static str, Option<Millis>, Vec<[f64; 2]>);
+
 /// What one position changed.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Applied {
@@ -496,7 +499,9 @@ impl Coverage {
     /// Roads as a GeoJSON FeatureCollection coloured by time since last plowed at `now_ms`. Consecutive
     /// segments of one feature in the same band are merged into one LineString to keep the answer small.
     /// Bands: `lt1h`, `lt3h`, `lt6h`, `gt6h`, `never`.
-    pub fn roads_geojson(&self, now_ms: Millis) -> serde_json::Value {
+    /// `bbox` (`[west, south, east, north]`) keeps only segments whose extent overlaps it, so a map showing
+    /// part of a whole-city network (170 000 segments for 札幌市) gets only what it shows.
+    pub fn roads_geojson(&self, now_ms: Millis, bbox: Option<[f64; 4]>) -> serde_json::Value {
         let band = |t: Option<Millis>| -> &'static str {
             match t.map(|t| now_ms - t) {
                 None => "never",
@@ -507,23 +512,30 @@ impl Coverage {
             }
         };
         let mut features = Vec::new();
-        let mut run: Option<(Arc<str>, u32, &'static str, Option<Millis>, Vec<[f64; 2]>)> = None;
-        let flush =
-            |run: &mut Option<(Arc<str>, u32, &'static str, Option<Millis>, Vec<[f64; 2]>)>,
-             features: &mut Vec<serde_json::Value>| {
-                if let Some((f, _, b, last, coords)) = run.take() {
-                    features.push(serde_json::json!({
-                        "type": "Feature",
-                        "properties": {
-                            "road": &*f,
-                            "band": b,
-                            "last_plowed": last.map(super::rfc3339),
-                        },
-                        "geometry": {"type": "LineString", "coordinates": coords},
-                    }));
-                }
-            };
+        let mut run: Option<Run> = None;
+        let flush = |run: &mut Option<Run>, features: &mut Vec<serde_json::Value>| {
+            if let Some((f, _, b, last, coords)) = run.take() {
+                features.push(serde_json::json!({
+                    "type": "Feature",
+                    "properties": {
+                        "road": &*f,
+                        "band": b,
+                        "last_plowed": last.map(super::rfc3339),
+                    },
+                    "geometry": {"type": "LineString", "coordinates": coords},
+                }));
+            }
+        };
         for (i, s) in self.net.segments.iter().enumerate() {
+            if let Some([w, so, e, n]) = bbox {
+                let outside = s.a[0].max(s.b[0]) < w
+                    || s.a[0].min(s.b[0]) > e
+                    || s.a[1].max(s.b[1]) < so
+                    || s.a[1].min(s.b[1]) > n;
+                if outside {
+                    continue;
+                }
+            }
             let t = self.plowed_at[i];
             let b = band(t);
             let continues = matches!(&run, Some((f, idx, rb, _, coords))
@@ -645,7 +657,13 @@ mod tests {
     fn roads_are_banded_by_time_since_last_plowed_and_merged_per_run() {
         let mut c = Coverage::new(cross(), 25.0, 30.0);
         c.apply("P1", 0, 43.06, 141.3503, Some(90.0), Blade::Down);
-        let gj = c.roads_geojson(2 * 3_600_000);
+        let gj = c.roads_geojson(2 * 3_600_000, None);
+        let east_only = c.roads_geojson(0, Some([141.3513, 43.0, 141.36, 43.1]));
+        assert_eq!(
+            east_only["features"].as_array().unwrap().len(),
+            1,
+            "only ew#1 lies east of the crossing"
+        );
         let bands: Vec<(&str, &str, usize)> = gj["features"]
             .as_array()
             .unwrap()

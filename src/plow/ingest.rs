@@ -18,6 +18,7 @@
 //! * **Never crash on garbage.** Every rejection is counted on `sonae_plow_rejected_total{reason}`, logged at
 //!   most once a minute per reason and recorded as an operator problem at most once per 10 minutes per reason.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -167,6 +168,8 @@ impl Pipeline {
             .as_ref()
             .map(|c| c.lock().unwrap_or_else(|p| p.into_inner()));
         let mut entered = Vec::new();
+        // One row per segment per batch: a plow passing a segment re-marks it with every fix.
+        let mut passes: HashMap<u32, Millis> = HashMap::new();
         for (topic, payload) in msgs {
             let msg = match payload::parse(topic, payload, self.plow.config.owntracks_blade_down) {
                 Ok(m) => m,
@@ -186,9 +189,8 @@ impl Pipeline {
                             let applied =
                                 cov.apply(&p.vehicle, p.ts_ms, p.lat, p.lon, p.heading, p.blade);
                             for (seg, at) in applied.plowed {
-                                batch
-                                    .passes
-                                    .push((cov.net.segments[seg as usize].key(), at));
+                                let e = passes.entry(seg).or_insert(at);
+                                *e = (*e).max(at);
                             }
                             if let Some(d) = applied.entered_district {
                                 let district = &cov.net.districts[d];
@@ -222,6 +224,26 @@ impl Pipeline {
                 ),
             }
         }
+        if let Some(cov) = cov.as_ref() {
+            batch.passes = passes
+                .into_iter()
+                .map(|(seg, at)| (cov.net.segments[seg as usize].key(), at))
+                .collect();
+        }
+        // Only the newest accepted position per vehicle in this batch updates its latest row.
+        let mut newest: HashMap<&str, usize> = HashMap::new();
+        for (i, a) in batch.positions.iter().enumerate() {
+            if a.newest {
+                newest.insert(&a.position.vehicle, i);
+            }
+        }
+        let keep: Vec<usize> = newest.into_values().collect();
+        for a in batch.positions.iter_mut() {
+            a.newest = false;
+        }
+        for i in keep {
+            batch.positions[i].newest = true;
+        }
         (batch, problems, entered, storm)
     }
 
@@ -252,11 +274,20 @@ impl Pipeline {
                 })
                 .await
                 .context("writing plow positions")?;
-            for a in &batch.positions {
-                self.metrics.inc(
+            let owntracks = batch
+                .positions
+                .iter()
+                .filter(|a| a.position.format == payload::Format::OwnTracks)
+                .count();
+            for (format, k) in [
+                ("sonae", batch.positions.len() - owntracks),
+                ("owntracks", owntracks),
+            ] {
+                self.metrics.add(
                     "sonae_plow_messages_total",
                     "Accepted plow positions by format (before the store's duplicate check).",
-                    &[("format", a.position.format.label())],
+                    &[("format", format)],
+                    k as f64,
                 );
             }
             self.metrics.add(
@@ -475,4 +506,177 @@ async fn mqtt_loop(
     let _ = client.try_disconnect();
     plow.connected
         .store(false, std::sync::atomic::Ordering::Relaxed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::LineUserId;
+    use crate::plow::coverage::RoadNetwork;
+    use crate::plow::PlowConfig;
+    use std::sync::Mutex;
+
+    const EXCERPT: &str = include_str!("../../tests/fixtures/plow/sapporo-odori-excerpt.geojson");
+    const T0: Millis = 1_768_000_000_000;
+
+    fn plow() -> Arc<Plow> {
+        let config = PlowConfig {
+            enabled: true,
+            service_area: [141.33, 43.045, 141.38, 43.075],
+            ..PlowConfig::default()
+        };
+        let net = RoadNetwork::from_geojson(EXCERPT, None).unwrap();
+        Arc::new(Plow::new(config, Some(Arc::new(net))))
+    }
+
+    fn msg(vehicle: &str, ts_ms: Millis, lon: f64) -> (String, Bytes) {
+        let ts = chrono::DateTime::from_timestamp_millis(ts_ms)
+            .unwrap()
+            .to_rfc3339();
+        (
+            format!("sonae/plows/{vehicle}/position"),
+            Bytes::from(format!(
+                r#"{{"vehicle":"{vehicle}","lat":43.06057,"lon":{lon},"ts":"{ts}","heading":259,"blade":"down"}}"#
+            )),
+        )
+    }
+
+    fn count(store: &Store) -> i64 {
+        store
+            .read_blocking(|c| {
+                Ok(c.query_row("SELECT count(*) FROM plow_positions", [], |r| r.get(0))?)
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn tls_options_name_the_unreadable_file() {
+        let mut config = PlowConfig::default();
+        config.tls.enabled = true;
+        config.tls.ca_file = Some("/nonexistent/ca.pem".into());
+        let p = Plow::new(config, None);
+        let e = mqtt_options(&p, None).unwrap_err().to_string();
+        assert_eq!(e, "plow.tls.ca_file: cannot read /nonexistent/ca.pem");
+    }
+
+    #[test]
+    fn tls_options_accept_a_ca_and_a_client_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = |n: &str| {
+            let p = dir.path().join(n);
+            std::fs::write(
+                &p,
+                "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n",
+            )
+            .unwrap();
+            Some(p)
+        };
+        let mut config = PlowConfig::default();
+        config.tls.enabled = true;
+        config.tls.ca_file = w("ca.pem");
+        config.tls.client_cert_file = w("c.pem");
+        config.tls.client_key_file = w("k.pem");
+        config.username = Some("sonae".into());
+        let p = Plow::new(config, None);
+        let o = mqtt_options(&p, Some(&Secret::new("pw"))).unwrap();
+        assert!(
+            !o.clean_session(),
+            "a persistent session keeps queued positions"
+        );
+        assert_eq!(o.credentials(), Some(("sonae".into(), "pw".into())));
+        assert!(matches!(o.transport(), Transport::Tls(_)));
+    }
+
+    #[test]
+    fn the_embedded_broker_reports_a_taken_port_by_its_config_key() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = taken.local_addr().unwrap();
+        let e = crate::plow::broker::start_embedded(addr, None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("plow.embedded_broker_listen: cannot listen on"),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_redelivery_after_a_restart_is_applied_once_thanks_to_the_stored_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).unwrap();
+        let batch = vec![msg("P1", T0, 141.3553), msg("P1", T0 + 2000, 141.3550)];
+        let metrics = Arc::new(Metrics::new());
+        let mut first = Pipeline::new(plow(), store.clone(), metrics.clone())
+            .await
+            .unwrap();
+        first.handle(&batch, T0 + 5000).await.unwrap();
+        assert_eq!(count(&store), 2);
+        // A new process: the validator is seeded with the newest position only, so the older one is caught by the key.
+        let metrics = Arc::new(Metrics::new());
+        let mut second = Pipeline::new(plow(), store.clone(), metrics.clone())
+            .await
+            .unwrap();
+        second.handle(&batch, T0 + 6000).await.unwrap();
+        assert_eq!(count(&store), 2);
+        assert_eq!(metrics.get(DUPLICATES, &[]), Some(2.0));
+        assert_eq!(
+            metrics.get("sonae_plow_positions_total", &[]),
+            Some(0.0),
+            "nothing new stored"
+        );
+    }
+
+    #[tokio::test]
+    async fn entering_a_district_in_a_storm_hands_each_subscriber_to_the_notice_hook_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).unwrap();
+        let p = plow();
+        let seen: Arc<Mutex<Vec<(String, String, usize)>>> = Arc::default();
+        let s2 = seen.clone();
+        let hook: crate::plow::NoticeHook = Arc::new(move |_tx, id, name, users| {
+            s2.lock()
+                .unwrap()
+                .push((id.to_string(), name.to_string(), users.len()));
+            Ok(())
+        });
+        assert!(p.notice_hook.set(hook).is_ok());
+        let resident = LineUserId::new(format!("U{:032x}", 7));
+        let r = resident.clone();
+        store
+            .write(move |tx| crate::plow::notice::subscribe(tx, &r, "all"))
+            .await
+            .unwrap();
+        let mut pipe = Pipeline::new(p.clone(), store.clone(), Arc::new(Metrics::new()))
+            .await
+            .unwrap();
+        // Before any storm: no notice.
+        pipe.handle(&[msg("P1", T0, 141.3553)], T0).await.unwrap();
+        assert!(seen.lock().unwrap().is_empty());
+        p.change_storm(&store, true, "test", "").await.unwrap();
+        let now = now_ms();
+        pipe.handle(
+            &[
+                msg("P1", now - 2000, 141.3550),
+                msg("P2", now - 1000, 141.3540),
+            ],
+            now,
+        )
+        .await
+        .unwrap();
+        pipe.handle(&[msg("P1", now, 141.3547)], now).await.unwrap();
+        assert_eq!(
+            *seen.lock().unwrap(),
+            vec![("all".into(), "市内全域".into(), 1)]
+        );
+        // The resident opts out; a new storm notifies nobody.
+        store
+            .write(move |tx| crate::plow::notice::unsubscribe(tx, &resident, None))
+            .await
+            .unwrap();
+        p.change_storm(&store, false, "test", "").await.unwrap();
+        p.change_storm(&store, true, "test", "").await.unwrap();
+        let now = now_ms() + 1000;
+        pipe.handle(&[msg("P1", now, 141.3544)], now).await.unwrap();
+        assert_eq!(seen.lock().unwrap().len(), 1);
+    }
 }

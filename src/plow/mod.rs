@@ -410,7 +410,7 @@ async fn maintain(
             _ = tick.tick() => {}
         }
         let now = ingest::now_ms();
-        if let Ok(vs) = store.read(|c| store::vehicles(c)).await {
+        if let Ok(vs) = store.read(store::vehicles).await {
             let mut counts = [0usize; 3];
             for v in &vs {
                 let st = validate::vehicle_state(

@@ -21,6 +21,8 @@ pub const SPEED_KMH: f64 = 25.0;
 pub const FLEET: usize = 4;
 
 type NodeKey = (i64, i64);
+/// An edge leaving a node: segment id, this end, the far end.
+type Edge = (u32, [f64; 2], [f64; 2]);
 
 fn node(p: [f64; 2]) -> NodeKey {
     ((p[0] * 1e6).round() as i64, (p[1] * 1e6).round() as i64)
@@ -28,12 +30,12 @@ fn node(p: [f64; 2]) -> NodeKey {
 
 /// The road graph: for each node, the segments touching it (with the far end).
 pub struct Graph {
-    adj: HashMap<NodeKey, Vec<(u32, [f64; 2], [f64; 2])>>,
+    adj: HashMap<NodeKey, Vec<Edge>>,
 }
 
 impl Graph {
     pub fn new(net: &RoadNetwork) -> Graph {
-        let mut adj: HashMap<NodeKey, Vec<(u32, [f64; 2], [f64; 2])>> = HashMap::new();
+        let mut adj: HashMap<NodeKey, Vec<Edge>> = HashMap::new();
         for (i, s) in net.segments.iter().enumerate() {
             adj.entry(node(s.a)).or_default().push((i as u32, s.a, s.b));
             adj.entry(node(s.b)).or_default().push((i as u32, s.b, s.a));
@@ -42,12 +44,7 @@ impl Graph {
     }
 
     /// Next edge from `at`, not `came_by` unless it is the only one. `r` picks among the choices.
-    fn next(
-        &self,
-        at: [f64; 2],
-        came_by: Option<u32>,
-        r: u64,
-    ) -> Option<(u32, [f64; 2], [f64; 2])> {
+    fn next(&self, at: [f64; 2], came_by: Option<u32>, r: u64) -> Option<Edge> {
         let edges = self.adj.get(&node(at))?;
         let choices: Vec<_> = edges.iter().filter(|e| Some(e.0) != came_by).collect();
         if choices.is_empty() {

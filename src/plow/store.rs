@@ -297,3 +297,72 @@ pub fn entered_districts(conn: &Connection, storm_id: i64) -> anyhow::Result<Vec
     rows.collect::<Result<_, _>>()
         .context("reading plow_district_entries")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plow::payload::Format;
+
+    fn accepted(vehicle: &str, ts_ms: Millis, lat: f64) -> Accepted {
+        Accepted {
+            position: Position {
+                vehicle: vehicle.into(),
+                ts_ms,
+                lat,
+                lon: 140.33,
+                speed_kmh: Some(20.0),
+                heading: None,
+                blade: Blade::Down,
+                format: Format::Sonae,
+            },
+            newest: true,
+        }
+    }
+
+    #[test]
+    fn trails_older_than_the_retention_are_pruned_in_chunks_and_the_latest_row_never_goes_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(&dir.path().join("t.db")).unwrap();
+        const DAY: Millis = 86_400_000;
+        let batch = Batch {
+            positions: (0..10)
+                .map(|d| accepted("P1", d * DAY, 38.0 + d as f64 / 100.0))
+                .collect(),
+            ..Batch::default()
+        };
+        let out = store
+            .write_blocking(|tx| write_batch(tx, &batch, None, 0))
+            .unwrap();
+        assert_eq!(
+            out,
+            BatchOutcome {
+                stored: 10,
+                duplicates: 0
+            }
+        );
+        // A late position (day 3 again, other place) does not move the latest row back.
+        let late = Batch {
+            positions: vec![accepted("P1", 3 * DAY + 1, 30.0)],
+            ..Batch::default()
+        };
+        store
+            .write_blocking(|tx| write_batch(tx, &late, None, 0))
+            .unwrap();
+        let v = store.read_blocking(vehicles).unwrap();
+        assert_eq!((v[0].ts_ms, v[0].lat), (9 * DAY, 38.09));
+        // Retention 7 days at day 9.5: days 0, 1 and 2 go, in chunks of 2.
+        let before = 9 * DAY + DAY / 2 - 7 * DAY;
+        let mut removed = vec![];
+        loop {
+            let k = store.write_blocking(|tx| prune(tx, before, 2)).unwrap();
+            if k == 0 {
+                break;
+            }
+            removed.push(k);
+        }
+        assert_eq!(removed, vec![2, 1]);
+        let left = store.read_blocking(|c| trails(c, 0, 1000)).unwrap();
+        assert_eq!(left[0].1.len(), 8);
+        assert_eq!(left[0].1[0][2], (3 * DAY / 1000) as f64);
+    }
+}

@@ -94,7 +94,7 @@ async fn vehicles(State(ctx): State<Context>) -> Response {
         return not_found();
     }
     let now = now_ms();
-    match ctx.store.read(|c| super::store::vehicles(c)).await {
+    match ctx.store.read(super::store::vehicles).await {
         Ok(vs) => {
             let f = vehicle_json(&ctx, now);
             let [w, s, e, n] = ctx.plow.config.service_area;
@@ -146,15 +146,38 @@ async fn trails(State(ctx): State<Context>, Query(q): Query<TrailQuery>) -> Resp
     }
 }
 
-async fn roads(State(ctx): State<Context>) -> Response {
+#[derive(Deserialize)]
+struct RoadsQuery {
+    /// `west,south,east,north` in degrees.
+    bbox: Option<String>,
+}
+
+async fn roads(State(ctx): State<Context>, Query(q): Query<RoadsQuery>) -> Response {
     if !ctx.plow.config.enabled {
         return not_found();
     }
+    let bbox = match q.bbox.as_deref().map(|b| {
+        b.split(',')
+            .map(|v| v.trim().parse::<f64>())
+            .collect::<Result<Vec<_>, _>>()
+    }) {
+        None => None,
+        Some(Ok(v)) if v.len() == 4 && v.iter().all(|x| x.is_finite()) => {
+            Some([v[0], v[1], v[2], v[3]])
+        }
+        Some(_) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error": "bbox must be west,south,east,north in degrees"})),
+            )
+                .into_response()
+        }
+    };
     let gj = match &ctx.plow.coverage {
         Some(c) => c
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .roads_geojson(now_ms()),
+            .roads_geojson(now_ms(), bbox),
         None => json!({"type": "FeatureCollection", "features": []}),
     };
     no_store(Json(gj))
@@ -174,7 +197,7 @@ async fn dispatch(State(ctx): State<Context>) -> Response {
         return not_found();
     }
     let now = now_ms();
-    let vs = match ctx.store.read(|c| super::store::vehicles(c)).await {
+    let vs = match ctx.store.read(super::store::vehicles).await {
         Ok(v) => v,
         Err(e) => return internal(e),
     };
