@@ -158,6 +158,9 @@ pub fn feed_health(store: &Store, url: &str) -> anyhow::Result<FeedHealth> {
     })
 }
 
+/// (url, title, updated, author, data type, wanted) of one feed entry, ready to insert.
+type EntryRow = (String, String, Option<String>, String, Option<String>, bool);
+
 /// Everything the poller needs, shared by the per-feed loops.
 pub struct Poller {
     cfg: JmaConfig,
@@ -441,7 +444,7 @@ impl Poller {
         let entries = feed.entries.len();
         // Validators are stored only together with the entries of a complete feed, so a truncated or failed
         // download is fetched again in full next time.
-        let rows: Vec<(String, String, Option<String>, String, Option<String>, bool)> = feed
+        let rows: Vec<EntryRow> = feed
             .entries
             .iter()
             .map(|e| {

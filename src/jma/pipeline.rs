@@ -183,7 +183,7 @@ impl Pipeline {
                     .write(move |tx| {
                         persist(tx, scope, &touched, &key, report_dt, &events, id)?;
                         archive::set_status(tx, id, ArchiveStatus::Applied, None)?;
-                        Ok(last_event_id(tx)?)
+                        last_event_id(tx)
                     })
                     .await
             }
@@ -196,7 +196,7 @@ impl Pipeline {
                 self.store
                     .write(move |tx| {
                         archive::set_status(tx, id, status, detail.as_deref())?;
-                        Ok(last_event_id(tx)?)
+                        last_event_id(tx)
                     })
                     .await
             }
@@ -206,7 +206,7 @@ impl Pipeline {
             Err(e) => {
                 // The in-memory state is ahead of the database: reload it, and leave the row `stored`
                 // so it is processed again.
-                *states = self.store.read(|c| load_states(c)).await?;
+                *states = self.store.read(load_states).await?;
                 return Err(e.context(format!("persisting the result of archive row {id}")));
             }
         };
