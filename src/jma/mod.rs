@@ -221,7 +221,10 @@ mod tests {
         assert!(cfg.wants(Some("VPWW55")));
         assert!(cfg.wants(Some("VXKO52")));
         assert!(!cfg.wants(Some("VPFD50")));
-        assert!(cfg.wants(None), "an unrecognised URL is fetched rather than risk a miss");
+        assert!(
+            cfg.wants(None),
+            "an unrecognised URL is fetched rather than risk a miss"
+        );
         let all = JmaConfig {
             fetch_types: vec![],
             ..JmaConfig::default()

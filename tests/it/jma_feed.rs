@@ -724,3 +724,86 @@ fn the_daemon_polls_its_configured_feeds_and_shows_them_on_metrics_and_healthz()
     let store = Store::open(&dir.path().join("sonae.db")).unwrap();
     assert_eq!(archived(&store).len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_scenario_replayed_over_http_is_downloaded_completely_and_once_even_across_a_gap()
+{
+    use sonae::jma::replay::{ReplayServer, Scenario};
+    let scenario =
+        Scenario::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("feeds/demo-heavy-rain"))
+            .unwrap();
+    let total = scenario.steps.len();
+    let token = tokio_util::sync::CancellationToken::new();
+    let server = ReplayServer::start(
+        scenario,
+        "127.0.0.1:0".parse().unwrap(),
+        60.0,
+        t0(),
+        token.clone(),
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock(Mutex::new(t0())));
+    let cfg = JmaConfig {
+        feeds: vec![server.feed_url("extra")],
+        request_timeout_secs: 5,
+        ..JmaConfig::default()
+    };
+    let extra = server.feed_url("extra");
+    let h = harness(&dir.path().join("s.db"), cfg, clock.clone(), parser(vec![])).await;
+    let step = |secs: u64| {
+        server.advance(Duration::from_secs(secs));
+        clock.advance(secs as i64);
+    };
+    let mut catchup = false;
+    let r = h.poller.cycle(&extra, &mut catchup).await;
+    assert_eq!(
+        (r.downloaded, r.caught_up),
+        (1, true),
+        "step 1 at replay second 0"
+    );
+    step(60);
+    let r = h.poller.cycle(&extra, &mut catchup).await;
+    assert_eq!(r.downloaded, 0);
+    assert_eq!(
+        h.metrics.get(
+            "sonae_jma_feed_polls_total",
+            &[("feed", "extra.xml"), ("outcome", "unchanged")]
+        ),
+        Some(1.0)
+    );
+    step(100);
+    assert_eq!(
+        h.poller.cycle(&extra, &mut catchup).await.downloaded,
+        1,
+        "step 2 at 150 s"
+    );
+    // Down for 20 minutes: steps 3–9 were published; 3–7 have left the short feed.
+    step(1200);
+    let r = h.poller.cycle(&extra, &mut catchup).await;
+    assert!(r.caught_up);
+    assert_eq!(r.downloaded, total - 2);
+    assert_eq!(h.poller.cycle(&extra, &mut catchup).await.downloaded, 0);
+    let bodies: Vec<String> = h
+        .store
+        .read_blocking(|c| {
+            let mut s = c.prepare("SELECT body FROM jma_archive ORDER BY id")?;
+            let rows = s
+                .query_map([], |r| r.get::<_, Vec<u8>>(0))?
+                .map(|b| b.map(|b| String::from_utf8(b).unwrap()))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .unwrap();
+    assert_eq!(bodies.len(), total);
+    // Archived in publication order, with every timestamp moved to replay time (base 06:00 JST → t0).
+    assert!(
+        bodies[0].contains("<ReportDateTime>2026-07-01T10:00:00+09:00</ReportDateTime>"),
+        "{}",
+        &bodies[0][..600]
+    );
+    assert!(bodies[1].contains("<ReportDateTime>2026-07-01T10:02:30+09:00</ReportDateTime>"));
+    assert!(bodies.iter().all(|b| !b.contains("2026-09-12T")));
+    token.cancel();
+}
