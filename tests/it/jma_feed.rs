@@ -69,26 +69,28 @@ struct FeedServer {
     script: Arc<Mutex<Script>>,
 }
 
+/// (body, (Last-Modified, ETag) for feeds).
+type Reply = (Vec<u8>, Option<(String, String)>);
+
 async fn serve(State(script): State<Arc<Mutex<Script>>>, uri: Uri, headers: HeaderMap) -> Response {
     let path = uri.path().to_string();
     let (fault, reply) = {
         let mut s = script.lock().unwrap();
         *s.hits.entry(path.clone()).or_default() += 1;
         let fault = s.faults.get_mut(&path).and_then(|q| q.pop_front());
-        let reply: Option<(Vec<u8>, Option<(String, String)>)> =
-            if let Some((xml, lm, etag)) = s.feeds.get(&path).cloned() {
-                let inm = headers.get("if-none-match").and_then(|v| v.to_str().ok());
-                let ims = headers
-                    .get("if-modified-since")
-                    .and_then(|v| v.to_str().ok());
-                if fault.is_none() && (inm == Some(etag.as_str()) || ims == Some(lm.as_str())) {
-                    *s.not_modified.entry(path.clone()).or_default() += 1;
-                    return StatusCode::NOT_MODIFIED.into_response();
-                }
-                Some((xml.into_bytes(), Some((lm, etag))))
-            } else {
-                s.docs.get(&path).cloned().map(|d| (d, None))
-            };
+        let reply: Option<Reply> = if let Some((xml, lm, etag)) = s.feeds.get(&path).cloned() {
+            let inm = headers.get("if-none-match").and_then(|v| v.to_str().ok());
+            let ims = headers
+                .get("if-modified-since")
+                .and_then(|v| v.to_str().ok());
+            if fault.is_none() && (inm == Some(etag.as_str()) || ims == Some(lm.as_str())) {
+                *s.not_modified.entry(path.clone()).or_default() += 1;
+                return StatusCode::NOT_MODIFIED.into_response();
+            }
+            Some((xml.into_bytes(), Some((lm, etag))))
+        } else {
+            s.docs.get(&path).cloned().map(|d| (d, None))
+        };
         if fault.is_none() && reply.is_some() {
             *s.ok.entry(path.clone()).or_default() += 1;
         }
