@@ -399,7 +399,9 @@ impl Poller {
             }
             Err(e) => {
                 tracing::warn!(feed = %label, error = %e, failures, "feed poll failed");
-                if failures == 1 || failures % 10 == 0 {
+                // A single failed poll is routine (CDN hiccup) and is retried within seconds; three in a row,
+                // and every 30th after that, is worth an operator's look. Silence has its own alarm.
+                if failures == 3 || (failures > 3 && failures % 30 == 0) {
                     self.store
                         .record_problem(
                             "jma.feed",

@@ -520,6 +520,23 @@ async fn every_telegram_is_downloaded_exactly_once_through_304s_500s_timeouts_tr
         err.starts_with("feed is not usable"),
         "the truncated feed was rejected: {err}"
     );
+    let failed_polls: Vec<String> = h
+        .store
+        .read_blocking(|c| {
+            let mut s = c.prepare("SELECT message FROM problems WHERE source = 'jma.feed'")?;
+            let rows = s
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .unwrap();
+    assert_eq!(
+        failed_polls,
+        vec![format!(
+            "気象庁フィード extra.xml を取得できませんでした（3 回連続）: {err}"
+        )],
+        "one operator-visible problem after three failures in a row"
+    );
     clock.advance(60);
     let r = h.poller.cycle(&extra, &mut catchup).await;
     assert!(r.short_ok && !r.caught_up, "{r:?}");
