@@ -826,3 +826,28 @@ async fn the_demo_scenario_replayed_over_http_is_downloaded_completely_and_once_
     assert!(bodies.iter().all(|b| !b.contains("2026-09-12T")));
     token.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_poller_stops_on_shutdown_even_in_the_middle_of_a_hanging_request() {
+    let server = FeedServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock(Mutex::new(t0())));
+    let mut cfg = config(&server, &["/feed/extra.xml"]);
+    cfg.request_timeout_secs = 120;
+    server.feed("/feed/extra.xml", &[]);
+    server.fault("/feed/extra.xml", Fault::Hang(Duration::from_secs(600)));
+    let h = harness(&dir.path().join("s.db"), cfg, clock, parser(vec![])).await;
+    let poller = Arc::new(h.poller);
+    let token = tokio_util::sync::CancellationToken::new();
+    let run = tokio::spawn(poller.clone().run(token.clone()));
+    while server.hits("/feed/extra.xml") == 0 {
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    token.cancel();
+    // Not a timing test: the bound only keeps a broken shutdown from hanging CI for the 600 s hang.
+    tokio::time::timeout(Duration::from_secs(30), run)
+        .await
+        .expect("the poller returned after cancellation")
+        .unwrap();
+}
