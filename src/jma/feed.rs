@@ -158,6 +158,9 @@ pub fn feed_health(store: &Store, url: &str) -> anyhow::Result<FeedHealth> {
     })
 }
 
+/// (url, title, updated, author, data type, wanted) of one feed entry, ready to insert.
+type EntryRow = (String, String, Option<String>, String, Option<String>, bool);
+
 /// Everything the poller needs, shared by the per-feed loops.
 pub struct Poller {
     cfg: JmaConfig,
@@ -396,7 +399,9 @@ impl Poller {
             }
             Err(e) => {
                 tracing::warn!(feed = %label, error = %e, failures, "feed poll failed");
-                if failures == 1 || failures % 10 == 0 {
+                // A single failed poll is routine (CDN hiccup) and is retried within seconds; three in a row,
+                // and every 30th after that, is worth an operator's look. Silence has its own alarm.
+                if failures == 3 || (failures > 3 && failures % 30 == 0) {
                     self.store
                         .record_problem(
                             "jma.feed",
@@ -441,7 +446,7 @@ impl Poller {
         let entries = feed.entries.len();
         // Validators are stored only together with the entries of a complete feed, so a truncated or failed
         // download is fetched again in full next time.
-        let rows: Vec<(String, String, Option<String>, String, Option<String>, bool)> = feed
+        let rows: Vec<EntryRow> = feed
             .entries
             .iter()
             .map(|e| {

@@ -7,6 +7,7 @@ pub mod codes;
 pub mod feed;
 pub mod inspect;
 pub mod pipeline;
+pub mod replay;
 pub mod report;
 pub mod state;
 
@@ -190,5 +191,47 @@ impl JmaConfig {
             // A URL without a recognisable code: fetch it rather than risk missing a warning.
             None => true,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_feed_settings_are_named_with_the_value_and_the_fix() {
+        let cfg = JmaConfig {
+            feeds: vec!["extra.xml".into()],
+            short_feed_window_secs: 5,
+            max_concurrent_fetches: 0,
+            backoff_base_secs: 900,
+            fetch_types: vec!["VP WW".into()],
+            ..JmaConfig::default()
+        };
+        let p = cfg.validate();
+        assert_eq!(p.len(), 5, "{p:#?}");
+        assert!(p[0].starts_with("jma.feeds[0]: \"extra.xml\" is not a URL"));
+        assert!(p[1].starts_with("jma.short_feed_window_secs: 5 is out of range; use 60..=86400"));
+        assert!(p[2].starts_with("jma.max_concurrent_fetches: 0"));
+        assert!(p[3].starts_with("jma.backoff_base_secs: 900 must be at least 1 and at most"));
+        assert!(p[4].starts_with("jma.fetch_types[0]: \"VP WW\" is not a data-type code"));
+        assert!(JmaConfig::default().validate().is_empty());
+    }
+
+    #[test]
+    fn fetch_types_match_codes_and_prefixes() {
+        let cfg = JmaConfig::default();
+        assert!(cfg.wants(Some("VPWW55")));
+        assert!(cfg.wants(Some("VXKO52")));
+        assert!(!cfg.wants(Some("VPFD50")));
+        assert!(
+            cfg.wants(None),
+            "an unrecognised URL is fetched rather than risk a miss"
+        );
+        let all = JmaConfig {
+            fetch_types: vec![],
+            ..JmaConfig::default()
+        };
+        assert!(all.wants(Some("VPFD50")));
     }
 }

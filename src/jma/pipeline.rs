@@ -68,6 +68,10 @@ impl Pipeline {
         table: Arc<dyn CodeTable>,
         metrics: Option<Arc<Metrics>>,
     ) -> anyhow::Result<Pipeline> {
+        let pruned = store.write(prune_applied).await?;
+        if pruned > 0 {
+            tracing::info!(pruned, "forgot old apply-once keys");
+        }
         let (states, last_id) = store
             .read(|c| Ok((load_states(c)?, last_event_id(c)?)))
             .await?;
@@ -183,7 +187,7 @@ impl Pipeline {
                     .write(move |tx| {
                         persist(tx, scope, &touched, &key, report_dt, &events, id)?;
                         archive::set_status(tx, id, ArchiveStatus::Applied, None)?;
-                        Ok(last_event_id(tx)?)
+                        last_event_id(tx)
                     })
                     .await
             }
@@ -196,7 +200,7 @@ impl Pipeline {
                 self.store
                     .write(move |tx| {
                         archive::set_status(tx, id, status, detail.as_deref())?;
-                        Ok(last_event_id(tx)?)
+                        last_event_id(tx)
                     })
                     .await
             }
@@ -206,7 +210,7 @@ impl Pipeline {
             Err(e) => {
                 // The in-memory state is ahead of the database: reload it, and leave the row `stored`
                 // so it is processed again.
-                *states = self.store.read(|c| load_states(c)).await?;
+                *states = self.store.read(load_states).await?;
                 return Err(e.context(format!("persisting the result of archive row {id}")));
             }
         };
@@ -353,6 +357,42 @@ fn last_event_id(c: &Connection) -> anyhow::Result<i64> {
             r.get(0)
         })?,
     )
+}
+
+/// Events with an id above `after`, oldest first, for consumers (the disaster engine) that remember the last
+/// id they handled.
+pub fn events_after(c: &Connection, after: i64) -> anyhow::Result<Vec<(i64, WarningEvent)>> {
+    let mut stmt = c.prepare("SELECT id, json FROM jma_events WHERE id > ?1 ORDER BY id")?;
+    let rows = stmt
+        .query_map([after], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter()
+        .map(|(id, json)| {
+            let e: WarningEvent = serde_json::from_str(&json)
+                .with_context(|| format!("jma_events row {id} is not a valid event"))?;
+            Ok((id, e))
+        })
+        .collect()
+}
+
+/// Deletes apply-once keys older than [`APPLIED_RETENTION_DAYS`] before the newest one.
+pub fn prune_applied(tx: &Transaction<'_>) -> anyhow::Result<usize> {
+    let newest: Option<String> =
+        tx.query_row("SELECT max(report_datetime) FROM jma_applied", [], |r| {
+            r.get(0)
+        })?;
+    let Some(cut) = newest
+        .and_then(|n| DateTime::parse_from_rfc3339(&n).ok())
+        .map(|n| n.with_timezone(&Utc) - chrono::Duration::days(APPLIED_RETENTION_DAYS))
+    else {
+        return Ok(0);
+    };
+    Ok(tx.execute(
+        "DELETE FROM jma_applied WHERE report_datetime < ?1",
+        [cut.to_rfc3339()],
+    )?)
 }
 
 /// Reads the persisted state, dropping apply-once keys older than [`APPLIED_RETENTION_DAYS`].
@@ -549,6 +589,13 @@ mod tests {
             ]
         );
         assert_eq!(ev[2].3, 4, "events carry the archive id of their telegram");
+        let typed = store.read_blocking(|c| events_after(c, 2)).unwrap();
+        assert_eq!(typed.len(), 1);
+        assert_eq!(typed[0].1.after.as_ref().unwrap().code, "43");
+        assert_eq!(
+            typed[0].1.before.as_ref().unwrap().active_since,
+            crate::jma::state::tests::t("10:00")
+        );
         let active: Vec<(String, String)> = store
             .read_blocking(|c| {
                 let mut s = c.prepare("SELECT scope, code FROM jma_active ORDER BY scope")?;
