@@ -274,32 +274,7 @@ pub async fn run_sender<S: Sender>(
                 }
                 continue;
             }
-            // Rate limit: block, never drop. Cancel-safety: `acquire` takes a token only when it returns.
-            tokio::select! {
-                _ = bucket.acquire() => {}
-                _ = shutdown.cancelled() => break 'claim,
-            }
-            let sender = sender.clone();
-            let out = out_tx.clone();
-            let pause = pause.clone();
-            let in_row = rate_limited_in_row.clone();
-            let cfg = cfg.clone();
-            metrics.inc(
-                "sonae_delivery_requests_started_total",
-                "Multicast requests started",
-                &[],
-            );
-            sends.spawn(async move {
-                let outcome = sender
-                    .multicast(c.retry_key, &c.recipients, &c.messages)
-                    .await;
-                match &outcome {
-                    SendOutcome::RateLimited => {
-                        let k = in_row.fetch_add(1, Ordering::SeqCst) + 1;
-                        let wait =
-                            Duration::from_millis(backoff_ms(&cfg, k).max(cfg.backoff_base_ms / 2));
-                        set_pause(&pause, Instant::now() + wait);
-                        let mut first = Some(permit);
+            let mut first = Some(permit);
             for c in claimed {
                 let permit = match first.take() {
                     Some(p) => p,

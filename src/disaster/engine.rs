@@ -717,7 +717,6 @@ pub fn decide(config: &DisasterConfig, memory: &EngineState, input: EngineInput<
                     Some(c) if c.kind == ChangeKind::Corrected && new_aud.is_some() => {
                         (Some(StepKind::Correction), c.report_key.clone())
                     }
-                    _ if new_aud.is_none() => (Some(StepKind::Downgrade), issuance_source(&snap)),
                     // From-and-to, so a second 特別警報→警報 downgrade to the same 警報 is its own step.
                     _ if new_aud.is_none() => {
                         (Some(StepKind::Downgrade), transition(&p.warning, &snap))
