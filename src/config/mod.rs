@@ -28,6 +28,7 @@ pub struct Config {
     pub place: crate::place::PlaceConfig,
 }
 
+#[allow(clippy::derivable_impls)] // one line per section keeps parallel additions mergeable
 impl Default for Config {
     fn default() -> Self {
         Config {
