@@ -224,6 +224,32 @@ pub async fn unfollow(store: &Store, user: LineUserId) -> anyhow::Result<bool> {
     store.write(move |tx| unfollow_tx(tx, &user)).await
 }
 
+/// The follow handler for the webhook worker: records the follow and returns the welcome messages
+/// (the caller also links the rich menu of the current mode).
+pub async fn on_follow(
+    store: &Store,
+    districts: &Districts,
+    city: &str,
+    user: LineUserId,
+) -> anyhow::Result<Vec<serde_json::Value>> {
+    let outcome = follow(store, user).await.context("recording a follow")?;
+    let returning = match &outcome {
+        FollowOutcome::Returning { district_id } => district_id.as_deref(),
+        FollowOutcome::New => None,
+    };
+    Ok(flow::welcome(districts, city, returning))
+}
+
+/// Stores a reply's effect, then hands back its messages to send as the reply.
+pub async fn settle(
+    store: &Store,
+    user: LineUserId,
+    reply: flow::Reply,
+) -> anyhow::Result<Vec<serde_json::Value>> {
+    apply_effect(store, user, reply.effect).await?;
+    Ok(reply.messages)
+}
+
 /// Applies what a registration reply asks for ([`flow::Effect`]).
 pub async fn apply_effect(
     store: &Store,
@@ -494,7 +520,8 @@ mod tests {
             })
             .unwrap();
         assert_eq!(
-            plan.matches("USING COVERING INDEX residents_audience").count(),
+            plan.matches("USING COVERING INDEX residents_audience")
+                .count(),
             2,
             "{plan}"
         );
