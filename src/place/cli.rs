@@ -84,7 +84,7 @@ fn actor(given: Option<String>) -> String {
 }
 
 /// Loads the config, the place files and opens the store; prints errors and returns the exit code on failure.
-fn open(config: &PathBuf) -> Result<(Config, PlaceData, Store), ExitCode> {
+fn open(config: &std::path::Path) -> Result<(Config, PlaceData, Store), ExitCode> {
     let cfg = Config::from_file(config).map_err(|e| {
         for p in &e.problems {
             eprintln!("error: {p}");
@@ -171,7 +171,7 @@ pub fn shelter(cmd: ShelterCommand) -> ExitCode {
                 Ok(x) => x,
                 Err(code) => return code,
             };
-            let statuses = match store.read_blocking(|c| status::load_statuses(c)) {
+            let statuses = match store.read_blocking(status::load_statuses) {
                 Ok(s) => s,
                 Err(e) => {
                     eprintln!("error: {e:#}");

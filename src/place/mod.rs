@@ -328,6 +328,38 @@ impl PlaceData {
             problems,
         })
     }
+
+    /// [`PlaceData::load`] for the daemon: every bad row becomes an operator-visible problem
+    /// (`source = "place.load"`), and an unreadable file is recorded before the error is returned.
+    pub async fn load_and_record(
+        cfg: &PlaceConfig,
+        store: &crate::store::Store,
+    ) -> Result<PlaceData, PlaceError> {
+        match PlaceData::load(cfg) {
+            Ok(data) => {
+                for p in &data.problems {
+                    store
+                        .record_problem(
+                            "place.load",
+                            format!("地区・避難所データの不正な行: {p}"),
+                            None,
+                        )
+                        .await;
+                }
+                Ok(data)
+            }
+            Err(e) => {
+                store
+                    .record_problem(
+                        "place.load",
+                        format!("地区・避難所データを読めません: {e}"),
+                        None,
+                    )
+                    .await;
+                Err(e)
+            }
+        }
+    }
 }
 
 #[cfg(test)]

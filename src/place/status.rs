@@ -142,7 +142,7 @@ pub fn load_statuses(conn: &Connection) -> anyhow::Result<HashMap<String, Shelte
 
 /// Async form for the console and the composer.
 pub async fn statuses(store: &Store) -> anyhow::Result<HashMap<String, ShelterStatus>> {
-    store.read(|c| load_statuses(c)).await
+    store.read(load_statuses).await
 }
 
 /// Looks a status up in a loaded map (absent = open).
@@ -173,7 +173,7 @@ mod tests {
             .write_blocking(|tx| set_status_tx(tx, id, ShelterStatus::Full, "operator-b"))
             .unwrap();
         assert_eq!(r, StatusChange::Unchanged(ShelterStatus::Full));
-        let map = store.read_blocking(|c| load_statuses(c)).unwrap();
+        let map = store.read_blocking(load_statuses).unwrap();
         assert_eq!(status_of(&map, id), ShelterStatus::Full);
         assert_eq!(status_of(&map, "E0000"), ShelterStatus::Open);
         let audits: Vec<(String, String)> = store

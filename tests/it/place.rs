@@ -742,3 +742,91 @@ fn demo_data_generation_is_repeatable_and_matches_the_committed_files() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_resident_follows_registers_by_location_unfollows_and_comes_back_with_the_district_kept()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let store = sonae::store::Store::open(&dir.path().join("sonae.db")).unwrap();
+    let (d, _) = demo();
+    let u = sonae::ids::LineUserId::parse("U4af4980629a0b1c2d3e4f5a6b7c8d9e0").unwrap();
+    let welcome = sonae::resident::on_follow(&store, &d, "札幌市", u.clone())
+        .await
+        .unwrap();
+    assert_eq!(welcome.len(), 2);
+    let reply = flow::on_location(&d, "札幌市", LatLon::new(43.061017, 141.356364).unwrap());
+    let district = match &reply.effect {
+        Effect::Register { district_id } => district_id.clone(),
+        other => panic!("{other:?}"),
+    };
+    let sent = sonae::resident::settle(&store, u.clone(), reply)
+        .await
+        .unwrap();
+    assert!(sent[0]["text"].as_str().unwrap().contains("大通西一丁目"));
+    let aud = sonae::resident::Audience {
+        districts: vec![district.clone()],
+        level3_opt_in_only: false,
+    };
+    let who = |store: &sonae::store::Store| {
+        let aud = aud.clone();
+        store
+            .read_blocking(move |c| sonae::resident::audience(c, &aud))
+            .unwrap()
+    };
+    assert_eq!(who(&store), vec![u.clone()]);
+    assert!(sonae::resident::unfollow(&store, u.clone()).await.unwrap());
+    assert!(
+        who(&store).is_empty(),
+        "an unfollowed resident gets no alert"
+    );
+    let back = sonae::resident::on_follow(&store, &d, "札幌市", u.clone())
+        .await
+        .unwrap();
+    assert_eq!(back.len(), 1);
+    let text = back[0]["text"].as_str().unwrap();
+    assert!(
+        text.contains("おかえりなさい") && text.contains("中央区 大通西一丁目"),
+        "{text}"
+    );
+    assert_eq!(who(&store), vec![u]);
+}
+
+#[tokio::test]
+async fn bad_rows_in_the_configured_files_become_operator_visible_problems() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sonae::store::Store::open(&dir.path().join("sonae.db")).unwrap();
+    let csv = dir.path().join("shelters.csv");
+    let text = std::fs::read_to_string(shared(SAPPORO_CSV)).unwrap();
+    std::fs::write(&csv, text.replacen(",1,43.03806002377,", ",1,,", 1)).unwrap();
+    let cfg = sonae::place::PlaceConfig {
+        districts: repo("deploy/demo/sapporo-districts.geojson"),
+        shelters: vec![csv],
+        ..Default::default()
+    };
+    let data = sonae::place::PlaceData::load_and_record(&cfg, &store)
+        .await
+        .unwrap();
+    assert_eq!(data.shelters.len(), 348);
+    let problems: Vec<String> = store
+        .read_blocking(|c| {
+            let mut s = c.prepare("SELECT message FROM problems WHERE source = 'place.load'")?;
+            let v = s
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<Vec<String>, _>>()?;
+            Ok(v)
+        })
+        .unwrap();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].contains("shelters.csv:2: 共通ID E0110000001202: 緯度 is empty"),
+        "{}",
+        problems[0]
+    );
+    let missing = sonae::place::PlaceConfig {
+        districts: dir.path().join("nope.geojson"),
+        ..Default::default()
+    };
+    assert!(sonae::place::PlaceData::load_and_record(&missing, &store)
+        .await
+        .is_err());
+}

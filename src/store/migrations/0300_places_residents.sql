@@ -20,6 +20,6 @@ CREATE TABLE residents (
     updated_at     TEXT NOT NULL,
     source         TEXT NOT NULL                -- 'follow' | 'import'
 );
--- The audience query: active residents of a set of districts. Partial and covering, so a query for a few
--- districts touches only their index entries, even with 1 M rows.
-CREATE INDEX residents_audience ON residents (district_id, user_id) WHERE active = 1;
+-- The audience query: active residents of a set of districts (optionally only レベル3 opt-ins). Partial and
+-- covering, so a query touches only the index entries of its districts, even with 1 M rows.
+CREATE INDEX residents_audience ON residents (district_id, opt_level3, user_id) WHERE active = 1;
