@@ -16,7 +16,7 @@ use crate::secret::{Secret, SecretSource};
 /// The commented default configuration, as printed by `sonae config default`.
 pub const DEFAULT_TOML: &str = include_str!("default.toml");
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub server: ServerConfig,
@@ -25,19 +25,6 @@ pub struct Config {
     pub console: ConsoleConfig,
     pub line: crate::line::LineConfig,
     pub jma: crate::jma::JmaConfig,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            server: ServerConfig::default(),
-            store: StoreConfig::default(),
-            log: LogConfig::default(),
-            console: ConsoleConfig::default(),
-            line: crate::line::LineConfig::default(),
-            jma: crate::jma::JmaConfig::default(),
-        }
-    }
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]

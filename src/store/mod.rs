@@ -178,7 +178,7 @@ impl Store {
 
     /// `PRAGMA integrity_check`; `Ok(())` when the answer is "ok".
     pub fn integrity_check(&self) -> anyhow::Result<()> {
-        self.read_blocking(|c| integrity_check(c))
+        self.read_blocking(integrity_check)
     }
 
     /// Writes a problem an operator should see (bad input, failing feed, rejected request) to the
