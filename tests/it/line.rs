@@ -1198,15 +1198,29 @@ async fn a_new_follower_is_linked_to_the_menu_of_the_current_mode() {
 // ------------------------------------------------------------------------------------------ CLI
 
 async fn run_sonae(args: &[&str]) -> (i32, Value, String) {
-    let out = tokio::process::Command::new(crate::helpers::SONAE).args(args).env("RUST_LOG", "warn").output().await.unwrap();
+    let out = tokio::process::Command::new(crate::helpers::SONAE)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .await
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let v = serde_json::from_str(stdout.trim()).unwrap_or(Value::Null);
-    (out.status.code().unwrap_or(-1), v, String::from_utf8_lossy(&out.stderr).to_string())
+    (
+        out.status.code().unwrap_or(-1),
+        v,
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
 }
 
 #[tokio::test]
 async fn sonae_richmenu_sync_on_the_command_line_is_idempotent_and_switch_moves_the_account() {
-    let sb = Sandbox::start(SandboxConfig { access_token: "test-access-token".into(), ..SandboxConfig::default() }).await.unwrap();
+    let sb = Sandbox::start(SandboxConfig {
+        access_token: "test-access-token".into(),
+        ..SandboxConfig::default()
+    })
+    .await
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config = crate::helpers::write_config(
         dir.path(),
@@ -1216,11 +1230,20 @@ async fn sonae_richmenu_sync_on_the_command_line_is_idempotent_and_switch_moves_
     let config = config.to_str().unwrap();
     let (code, first, err) = run_sonae(&["richmenu", "sync", "--config", config]).await;
     assert_eq!(code, 0, "{err}");
-    assert_eq!(first["created"], json!(["normal-a", "normal-b", "emergency"]));
+    assert_eq!(
+        first["created"],
+        json!(["normal-a", "normal-b", "emergency"])
+    );
     assert_eq!(first["default_set"], "normal-a");
     let (code, second, err) = run_sonae(&["richmenu", "sync", "--config", config]).await;
     assert_eq!(code, 0, "{err}");
-    for k in ["created", "adopted", "images_uploaded", "aliases_created", "aliases_updated"] {
+    for k in [
+        "created",
+        "adopted",
+        "images_uploaded",
+        "aliases_created",
+        "aliases_updated",
+    ] {
         assert_eq!(second[k], json!([]), "{k}: {second}");
     }
     assert_eq!(second["default_set"], Value::Null);
@@ -1228,7 +1251,9 @@ async fn sonae_richmenu_sync_on_the_command_line_is_idempotent_and_switch_moves_
     let (code, sw, err) = run_sonae(&["richmenu", "switch", "--config", config, "emergency"]).await;
     assert_eq!(code, 0, "{err}");
     assert_eq!(sw["mode"], "emergency");
-    let default = stats(&sb).await["defaultRichMenuId"].as_str().map(str::to_string);
+    let default = stats(&sb).await["defaultRichMenuId"]
+        .as_str()
+        .map(str::to_string);
     assert_eq!(default.as_deref(), sw["default_menu"].as_str());
     let (code, _, err) = run_sonae(&["richmenu", "switch", "--config", config, "panic"]).await;
     assert_eq!(code, 2, "{err}");
