@@ -268,30 +268,24 @@ async fn messages_over_lines_limits_never_leave_the_daemon() {
     assert_eq!(stats(&sb).await["requests"].as_u64(), Some(0));
 }
 
+/// Empties the stand-in's bucket for `endpoint`, as if other traffic had just used it up.
+fn drain_sandbox_bucket(sb: &SandboxHandle, endpoint: &str) {
+    sb.with_state(|s| while s.take_token(endpoint, chrono::Utc::now()) {});
+}
+
 #[tokio::test]
 async fn rate_limit_429s_are_backed_off_and_every_multicast_is_delivered_exactly_once() {
     let sb = sandbox(Settings::default()).await;
-    // Two daemons' worth of clients share LINE's per-channel bucket (200/s): together they exceed it.
-    let a = client_for(
+    let c = client_for(
         &sb,
         RetryPolicy {
-            max_attempts: 20,
+            max_attempts: 30,
             ..fast_retry()
         },
     );
-    let b = client_for(
-        &sb,
-        RetryPolicy {
-            max_attempts: 20,
-            ..fast_retry()
-        },
-    );
-    let sends = (0..400u32).map(|i| {
-        let c = if i % 2 == 0 {
-            a.client.clone()
-        } else {
-            b.client.clone()
-        };
+    drain_sandbox_bucket(&sb, "POST /v2/bot/message/multicast");
+    let sends = (0..60u32).map(|i| {
+        let c = c.client.clone();
         async move {
             c.multicast(&[user(1000 + i)], vec![alert()], RetryKey::new())
                 .await
@@ -309,17 +303,57 @@ async fn rate_limit_429s_are_backed_off_and_every_multicast_is_delivered_exactly
         s["rateLimited"].as_u64().unwrap() > 0,
         "the stand-in answered 429: {s}"
     );
-    let limited = |c: &Client| {
-        c.metrics
-            .get(
-                "sonae_line_requests_total",
-                &[("class", "multicast"), ("outcome", "rate_limited")],
-            )
-            .unwrap_or(0.0)
+    let limited = c
+        .metrics
+        .get(
+            "sonae_line_requests_total",
+            &[("class", "multicast"), ("outcome", "rate_limited")],
+        )
+        .unwrap_or(0.0);
+    assert!(limited > 0.0);
+    assert_eq!(s["deliveries"].as_u64(), Some(60));
+    assert!(!c.client.quota_stopped());
+}
+
+#[tokio::test]
+async fn a_rate_limited_hourly_endpoint_empties_our_bucket_instead_of_hammering_line() {
+    let sb = sandbox(Settings::default()).await;
+    let c = client_for(
+        &sb,
+        RetryPolicy {
+            max_attempts: 1,
+            max_rate_wait: Duration::from_secs(1),
+            ..fast_retry()
+        },
+    );
+    drain_sandbox_bucket(&sb, "POST /v2/bot/message/broadcast");
+    let out = c
+        .client
+        .broadcast(vec![alert()], RetryKey::new())
+        .await
+        .unwrap();
+    let SendOutcome::GaveUp { last_error, .. } = &out else {
+        panic!("expected GaveUp, got {out:?}")
     };
-    assert!(limited(&a) + limited(&b) > 0.0);
-    assert_eq!(s["deliveries"].as_u64(), Some(400));
-    assert!(!a.client.quota_stopped() && !b.client.quota_stopped());
+    assert!(last_error.contains("rate limit"), "{last_error}");
+    assert!(
+        !c.client.quota_stopped(),
+        "a rate limit is not the monthly limit"
+    );
+    // Our bucket is empty now (LINE's refills one per minute): the next broadcast waits locally.
+    let out = c
+        .client
+        .broadcast(vec![alert()], RetryKey::new())
+        .await
+        .unwrap();
+    assert!(
+        matches!(out, SendOutcome::GaveUp { attempts: 0, .. }),
+        "{out:?}"
+    );
+    assert_eq!(
+        endpoint_count(&stats(&sb).await, "POST /v2/bot/message/broadcast"),
+        1
+    );
 }
 
 #[tokio::test]
