@@ -1293,3 +1293,106 @@ async fn sonae_richmenu_sync_on_the_command_line_is_idempotent_and_switch_moves_
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("\"panic\" is not a mode"), "{err}");
 }
+
+#[tokio::test]
+async fn text_location_and_image_events_reach_their_handlers_which_reply_and_download_the_photo() {
+    use sonae::line::client::Content;
+    use sonae::line::events::{handler_fn, Route};
+    use std::sync::Mutex;
+    let sb = sandbox(Settings::default()).await;
+    let d = TestDaemon::start(&sb).await;
+    let got: Arc<Mutex<Vec<String>>> = Arc::default();
+    let g = got.clone();
+    d.ctx.line.events.register(
+        Route::Text,
+        handler_fn(move |ctx, ev| {
+            let g = g.clone();
+            async move {
+                let text = ev.message.and_then(|m| m.text).unwrap_or_default();
+                g.lock().unwrap().push(format!("text:{text}"));
+                let token = ev.reply_token.unwrap_or_default();
+                let out = ctx
+                    .line
+                    .client
+                    .reply(&token, vec![Message::text("受け付けました")])
+                    .await?;
+                anyhow::ensure!(out.is_success(), "reply: {out:?}");
+                Ok(())
+            }
+        }),
+    );
+    let g = got.clone();
+    d.ctx.line.events.register(
+        Route::Location,
+        handler_fn(move |_ctx, ev| {
+            let g = g.clone();
+            async move {
+                let m = ev.message.unwrap_or_default();
+                g.lock()
+                    .unwrap()
+                    .push(format!("location:{:?},{:?}", m.latitude, m.longitude));
+                Ok(())
+            }
+        }),
+    );
+    let g = got.clone();
+    d.ctx.line.events.register(
+        Route::Image,
+        handler_fn(move |ctx, ev| {
+            let g = g.clone();
+            async move {
+                let id = ev.message.map(|m| m.id).unwrap_or_default();
+                match ctx.line.client.content(&id, 10_000_000).await? {
+                    Content::Ready {
+                        content_type,
+                        bytes,
+                    } => {
+                        anyhow::ensure!(bytes.starts_with(b"\x89PNG"), "not the photo");
+                        g.lock().unwrap().push(format!("image:{content_type}"));
+                    }
+                    other => anyhow::bail!("content: {other:?}"),
+                }
+                Ok(())
+            }
+        }),
+    );
+    let u = user(50);
+    let ev = |body: Value| {
+        post(
+            format!("{}/sandbox/users/{}/events", sb.url(), u.as_str()),
+            body,
+        )
+    };
+    assert_eq!(
+        ev(json!({"type":"text","text":"道路が陥没しています"})).await["webhookStatus"],
+        200
+    );
+    assert_eq!(
+        ev(json!({"type":"location","latitude":38.2554,"longitude":140.3396})).await
+            ["webhookStatus"],
+        200
+    );
+    assert_eq!(ev(json!({"type":"image"})).await["webhookStatus"], 200);
+    d.drained().await;
+    let mut got = got.lock().unwrap().clone();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            "image:image/png".to_string(),
+            "location:Some(38.2554),Some(140.3396)".to_string(),
+            "text:道路が陥没しています".to_string(),
+        ]
+    );
+    // The reply went out once, accepted (the handler checks the outcome).
+    assert_eq!(
+        stats(&sb).await["endpoints"]["POST /v2/bot/message/reply"]["200"],
+        1
+    );
+    assert_eq!(
+        d.count("SELECT count(*) FROM line_webhook_events WHERE state = 'done'")
+            .await,
+        3
+    );
+    d.stop().await;
+}
