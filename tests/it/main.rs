@@ -3,3 +3,4 @@
 mod foundation;
 mod helpers;
 mod line;
+mod line_sandbox;

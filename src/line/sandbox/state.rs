@@ -529,8 +529,8 @@ impl State {
                 if let Some(entry) = self.reply_tokens.get_mut(token) {
                     entry.used = true;
                 }
-                let u = &self.users[t.user as usize];
-                if u.friend && !u.blocked {
+                // Anyone who just talked to the account can be replied to, friend or not; not after a block.
+                if !self.users[t.user as usize].blocked {
                     slots.push(t.user);
                 } else {
                     skipped += 1;
