@@ -87,6 +87,7 @@ fn report(i: usize) -> Report {
             info_kind_version: "1.2_2".into(),
             headline: String::new(),
         },
+        details: Default::default(),
         warnings: vec![WarningBlock {
             block_type: "気象警報・注意報（市町村等）".into(),
             items,

@@ -82,8 +82,10 @@ impl fmt::Debug for RetryKey {
     }
 }
 
-/// What happened to a push, multicast or broadcast. The outbox stores it.
-#[derive(Clone, Debug, PartialEq)]
+/// What happened to a push, multicast or broadcast. The outbox stores it (serialises as
+/// `{"outcome": "accepted", "request_id": …}` etc.).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum SendOutcome {
     /// 200: LINE accepted the request (accepted is not delivered: blocked users are silently skipped).
     Accepted {
@@ -1231,6 +1233,18 @@ mod tests {
         // Jitter: not every draw is the same.
         let draws: std::collections::HashSet<_> = (0..50).map(|_| p.backoff(5)).collect();
         assert!(draws.len() > 1);
+    }
+
+    #[test]
+    fn outcomes_serialise_for_the_outbox_with_their_label() {
+        let o = SendOutcome::AlreadyAccepted {
+            request_id: Some("r-1".into()),
+        };
+        assert_eq!(
+            serde_json::to_value(&o).unwrap(),
+            serde_json::json!({"outcome": "already_accepted", "request_id": "r-1"})
+        );
+        assert_eq!(o.label(), "already_accepted");
     }
 
     #[test]

@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::line::message::{FlexContainer, Message};
+use crate::line::message::{FlexCarousel, FlexContainer, Message};
 
 /// A group of endpoints sharing one LINE rate limit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -293,7 +293,7 @@ pub fn check_messages(messages: &[Message]) -> Result<(), LimitError> {
                             return Err(LimitError::BubbleTooLarge { index, bytes });
                         }
                     }
-                    FlexContainer::Carousel { contents } => {
+                    FlexContainer::Carousel(FlexCarousel { contents }) => {
                         if contents.len() > MAX_CAROUSEL_BUBBLES || contents.is_empty() {
                             return Err(LimitError::TooManyBubbles {
                                 index,
@@ -471,9 +471,7 @@ mod tests {
         let c = |n, size| {
             Message::flex(
                 "a",
-                FlexContainer::Carousel {
-                    contents: vec![bubble_with_text(size); n],
-                },
+                FlexContainer::carousel(vec![bubble_with_text(size); n]),
             )
         };
         assert!(check_messages(&[c(12, 10)]).is_ok());

@@ -343,16 +343,51 @@ pub struct AltUri {
     pub desktop: String,
 }
 
-/// A Flex container: one bubble or a carousel of bubbles.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "camelCase")]
+/// A Flex container: one bubble or a carousel of bubbles. Each serialises with its own `type`, so a bubble
+/// inside a carousel carries `"type": "bubble"` as LINE requires.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
 pub enum FlexContainer {
     Bubble(Box<FlexBubble>),
-    Carousel { contents: Vec<FlexBubble> },
+    Carousel(FlexCarousel),
+}
+
+impl<'de> Deserialize<'de> for FlexContainer {
+    /// Chooses by `type` (serde's struct tags are written but not checked on reading).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let v = Value::deserialize(d)?;
+        match v.get("type").and_then(Value::as_str) {
+            Some("bubble") => serde_json::from_value(v).map(|b| FlexContainer::Bubble(Box::new(b))),
+            Some("carousel") => serde_json::from_value(v).map(FlexContainer::Carousel),
+            other => {
+                return Err(D::Error::custom(format!(
+                    "unknown Flex container type {other:?}"
+                )))
+            }
+        }
+        .map_err(D::Error::custom)
+    }
+}
+
+impl FlexContainer {
+    pub fn bubble(b: FlexBubble) -> Self {
+        FlexContainer::Bubble(Box::new(b))
+    }
+
+    pub fn carousel(contents: Vec<FlexBubble>) -> Self {
+        FlexContainer::Carousel(FlexCarousel { contents })
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(tag = "type", rename = "carousel")]
+pub struct FlexCarousel {
+    pub contents: Vec<FlexBubble>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename = "bubble", rename_all = "camelCase")]
 pub struct FlexBubble {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<String>,
@@ -710,6 +745,24 @@ mod tests {
             serde_json::from_value(json!({"phase":"paused","acceptedTime":"2026-01-01T00:00:00Z"}))
                 .unwrap();
         assert_eq!(p.phase, BatchPhase::Unknown);
+    }
+
+    #[test]
+    fn carousel_bubbles_carry_their_type_and_containers_read_back() {
+        let c = FlexContainer::carousel(vec![FlexBubble::default(), FlexBubble::default()]);
+        let v = serde_json::to_value(&c).unwrap();
+        assert_eq!(
+            v,
+            json!({"type":"carousel","contents":[{"type":"bubble"},{"type":"bubble"}]})
+        );
+        assert_eq!(serde_json::from_value::<FlexContainer>(v).unwrap(), c);
+        let b = FlexContainer::bubble(FlexBubble {
+            size: Some("kilo".into()),
+            ..FlexBubble::default()
+        });
+        let v = serde_json::to_value(&b).unwrap();
+        assert_eq!(v, json!({"type":"bubble","size":"kilo"}));
+        assert_eq!(serde_json::from_value::<FlexContainer>(v).unwrap(), b);
     }
 
     #[test]

@@ -688,6 +688,9 @@ pub async fn switch_account(ctx: &Context, mode: Mode) -> anyhow::Result<SwitchR
     switch_with(&ctx.line.client, &ctx.store, mode, &PollPlan::default()).await
 }
 
+/// One switch at a time per process: two interleaved switches could each read the other's budget use late.
+static SWITCH_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// [`switch_account`] with an explicit client, store and polling plan (CLI, tests).
 pub async fn switch_with(
     client: &LineClient,
@@ -695,6 +698,7 @@ pub async fn switch_with(
     mode: Mode,
     poll: &PollPlan,
 ) -> anyhow::Result<SwitchReport> {
+    let _one_at_a_time = SWITCH_LOCK.lock().await;
     let target = entry_menu(store, mode).await?.ok_or_else(|| {
         anyhow::anyhow!(
             "no {} rich menu has been synced; run `sonae richmenu sync` first",

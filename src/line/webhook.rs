@@ -398,7 +398,7 @@ mod tests {
         let e = json!({"type":"follow","webhookEventId":"01A","timestamp":5,"source":{"type":"user","userId":"U0"}});
         let redelivered = json!({"type":"follow","webhookEventId":"01A","timestamp":5,"deliveryContext":{"isRedelivery":true}});
         let first = s
-            .write_blocking(|tx| store_events(tx, &[e.clone()], "t"))
+            .write_blocking(|tx| store_events(tx, std::slice::from_ref(&e), "t"))
             .unwrap();
         assert_eq!(first, vec![("follow", 1, 0)]);
         let second = s
@@ -417,7 +417,7 @@ mod tests {
     fn unknown_event_types_are_stored_as_received() {
         let (_d, s) = store();
         let e = json!({"type":"somethingNew","webhookEventId":"01B","timestamp":1,"extra":[1,2]});
-        s.write_blocking(|tx| store_events(tx, &[e.clone()], "t"))
+        s.write_blocking(|tx| store_events(tx, std::slice::from_ref(&e), "t"))
             .unwrap();
         let (kind, body): (String, String) = s
             .read_blocking(|c| {

@@ -8,4 +8,5 @@ mod jma_feed;
 mod jma_inspect;
 mod place;
 mod plow;
+mod line;
 mod line_sandbox;
