@@ -80,6 +80,21 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         api_token: None,
     };
     let broker = configure_plow_demo(&mut config, &data_dir)?;
+    // The demo city (札幌市): districts and GSI shelters from deploy/demo, so the disaster runtime, the
+    // registration flow and the shelter page run. Real JMA feeds are not polled by the demo (the recorded
+    // scenario replay is to be wired here).
+    config.place.city_name = "札幌市".into();
+    config.place.districts = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/demo/sapporo-districts.geojson"
+    )
+    .into();
+    config.place.shelters = vec![concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/demo/sapporo-01100-shitei-kinkyu-hinanbasho.csv"
+    )
+    .into()];
+    config.jma.feeds = Vec::new();
     let app = crate::app::Application::build(config, secrets).await?;
     let addr = app.local_addr();
     let ctx = app.context().clone();

@@ -7,3 +7,4 @@ mod jma_feed;
 mod jma_inspect;
 mod place;
 mod plow;
+mod shelters;
