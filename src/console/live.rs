@@ -21,10 +21,7 @@ pub struct LiveWarnings(pub Store);
 impl WarningSource for LiveWarnings {
     fn active_warnings(&self) -> BoxFuture<'_, anyhow::Result<Vec<WarningRow>>> {
         Box::pin(async move {
-            let states = self
-                .0
-                .read(|c| crate::jma::pipeline::load_states(c))
-                .await?;
+            let states = self.0.read(crate::jma::pipeline::load_states).await?;
             let mut out = Vec::new();
             for (code, muni) in &states.real.munis {
                 for w in muni.effective.values() {

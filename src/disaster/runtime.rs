@@ -731,7 +731,7 @@ mod tests {
     async fn apply_telegrams(store: &Store, files: &[&str]) {
         let parse = crate::jma::daemon_parser().expect("parser wired");
         let table = crate::jma::daemon_code_table();
-        let mut states = store.read(|c| load_states(c)).await.unwrap();
+        let mut states = store.read(load_states).await.unwrap();
         for f in files {
             let bytes = std::fs::read(format!("{TELEGRAMS}/{f}")).unwrap();
             let report = parse(&bytes).unwrap();
@@ -837,7 +837,7 @@ mod tests {
         for (_, _, users) in &everyone {
             assert!(users.contains(&u("2")), "both districts are in 札幌市");
         }
-        let mode = store.read(|c| crate::mode::current_mode(c)).await.unwrap();
+        let mode = store.read(crate::mode::current_mode).await.unwrap();
         assert_eq!(mode.mode, crate::mode::Mode::Disaster);
 
         // The same state a minute later: nothing new.
