@@ -207,3 +207,106 @@ async fn a_level4_warning_reaches_each_sapporo_resident_exactly_once_and_nobody_
         assert_eq!(*planned, 30, "every 札幌市 resident planned once");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follow_through_the_webhook_gets_a_welcome_and_a_shared_location_registers_the_district()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let mut config = sonae::config::Config::default();
+    config.server.listen = "127.0.0.1:0".parse().unwrap();
+    config.store.path = dir.path().join("sonae.db");
+    config.jma.feeds = Vec::new();
+    config.line.api_base = sandbox.url();
+    config.line.api_data_base = sandbox.url();
+    config.place.districts = repo("deploy/demo/sapporo-districts.geojson");
+    config.place.shelters = vec![repo(
+        "deploy/demo/sapporo-01100-shitei-kinkyu-hinanbasho.csv",
+    )];
+    let secrets = sonae::config::Secrets {
+        line_channel_secret: sonae::secret::Secret::new("sandbox-channel-secret"),
+        line_channel_access_token: sonae::secret::Secret::new("sandbox-access-token"),
+        session_key: sonae::secret::Secret::new("0123456789abcdef0123456789abcdef0123456789"),
+        api_token: None,
+    };
+    let app = sonae::app::Application::build(config, secrets)
+        .await
+        .unwrap();
+    let addr = app.local_addr();
+    let store = app.context().store.clone();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let stop2 = stop.clone();
+    let daemon = tokio::spawn(app.run_until_stopped(async move { stop2.cancelled().await }));
+    sandbox.set_webhook_url(&format!("http://{addr}/webhook"));
+
+    let who = user(7);
+    let http = reqwest::Client::new();
+    let post = |body: serde_json::Value| {
+        http.post(format!("{}/sandbox/users/{who}/events", sandbox.url()))
+            .json(&body)
+            .send()
+    };
+    assert!(post(serde_json::json!({"type": "follow"}))
+        .await
+        .unwrap()
+        .status()
+        .is_success());
+    let wait_for = |n: usize| {
+        let (sandbox, who) = (&sandbox, who.clone());
+        async move {
+            for _ in 0..300 {
+                if sandbox.with_state(|s| s.received(&who).len()) >= n {
+                    return true;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            false
+        }
+    };
+    assert!(wait_for(1).await, "no welcome reply");
+    let welcome = sandbox.with_state(|s| s.received(&who).len());
+
+    // 大通公園 (中央区): the location reply registers a 札幌市 district.
+    assert!(post(
+        serde_json::json!({"type": "location", "latitude": 43.0597, "longitude": 141.3468})
+    )
+    .await
+    .unwrap()
+    .status()
+    .is_success());
+    assert!(
+        wait_for(welcome + 1).await,
+        "no reply to the shared location"
+    );
+    let u = LineUserId::new(who.clone());
+    let mut district = None;
+    for _ in 0..100 {
+        let u2 = u.clone();
+        district = store
+            .read(move |c| Ok(sonae::resident::get(c, &u2)?.and_then(|r| r.district_id)))
+            .await
+            .unwrap();
+        if district.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let place = sonae::place::PlaceData::load(&{
+        let mut p = sonae::place::PlaceConfig::default();
+        p.districts = repo("deploy/demo/sapporo-districts.geojson");
+        p.shelters = vec![repo(
+            "deploy/demo/sapporo-01100-shitei-kinkyu-hinanbasho.csv",
+        )];
+        p
+    })
+    .unwrap();
+    let expected = place
+        .districts
+        .locate(sonae::place::LatLon::new(43.0597, 141.3468).unwrap())
+        .map(|d| d.id.clone());
+    assert!(expected.is_some());
+    assert_eq!(district, expected);
+
+    stop.cancel();
+    daemon.await.unwrap().unwrap();
+}
