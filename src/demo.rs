@@ -148,6 +148,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let addr = app.local_addr();
     let ctx = app.context().clone();
     sandbox.set_webhook_url(&format!("http://{addr}/webhook"));
+    // The built-in rich menus (normal tabs + emergency) on the stand-in, so the mode switch has menus to show.
+    let menus = crate::line::richmenu::embedded_templates(&ctx.config.server.public_url)?;
+    if let Err(e) = crate::line::richmenu::sync(&ctx.line.client, &ctx.store, &menus).await {
+        tracing::warn!(error = %format!("{e:#}"), "rich-menu sync on the stand-in failed; menus will not switch");
+    }
     let residents = simulate_residents(&ctx, &sandbox, DEMO_RESIDENTS).await?;
     let roads = ctx
         .plow
