@@ -310,3 +310,109 @@ async fn a_follow_through_the_webhook_gets_a_welcome_and_a_shared_location_regis
     stop.cancel();
     daemon.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rich_menu_residents_see_follows_the_mode_with_and_without_per_user_links() {
+    use sonae::line::richmenu;
+    use sonae::line::sandbox::state::Shown;
+
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let mut config = sonae::config::Config::default();
+    config.server.listen = "127.0.0.1:0".parse().unwrap();
+    config.store.path = dir.path().join("sonae.db");
+    config.jma.feeds = Vec::new();
+    config.line.api_base = sandbox.url();
+    config.line.api_data_base = sandbox.url();
+    config.place.districts = repo("deploy/demo/sapporo-districts.geojson");
+    config.place.shelters = vec![repo(
+        "deploy/demo/sapporo-01100-shitei-kinkyu-hinanbasho.csv",
+    )];
+    // The recorded scenario is dated 2026-09-12: accept its age, and leave disaster mode soon after 解除.
+    config.disaster.max_report_age_secs = 7 * 86400 * 52;
+    config.disaster.quiet_period_secs = 1;
+    let secrets = sonae::config::Secrets {
+        line_channel_secret: sonae::secret::Secret::new("sandbox-channel-secret"),
+        line_channel_access_token: sonae::secret::Secret::new("sandbox-access-token"),
+        session_key: sonae::secret::Secret::new("0123456789abcdef0123456789abcdef0123456789"),
+        api_token: None,
+    };
+    let app = sonae::app::Application::build(config, secrets)
+        .await
+        .unwrap();
+    let addr = app.local_addr();
+    let ctx = app.context().clone();
+    let menus = richmenu::embedded_templates(&format!("http://{addr}")).unwrap();
+    richmenu::sync(&ctx.line.client, &ctx.store, &menus)
+        .await
+        .unwrap();
+    let normal = richmenu::entry_menu(&ctx.store, richmenu::Mode::Normal)
+        .await
+        .unwrap()
+        .unwrap();
+    let emergency = richmenu::entry_menu(&ctx.store, richmenu::Mode::Emergency)
+        .await
+        .unwrap()
+        .unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let stop2 = stop.clone();
+    let daemon = tokio::spawn(app.run_until_stopped(async move { stop2.cancelled().await }));
+    sandbox.set_webhook_url(&format!("http://{addr}/webhook"));
+
+    // A: a friend without a per-user link; B: follows through the webhook and is linked to the normal menu.
+    let (a, b) = (user(0xa), user(0xb));
+    sandbox.with_state(|s| s.follow(&a, None));
+    let http = reqwest::Client::new();
+    http.post(format!("{}/sandbox/users/{b}/events", sandbox.url()))
+        .json(&serde_json::json!({"type": "follow"}))
+        .send()
+        .await
+        .unwrap();
+    let wait_shown = |want_a: Shown, want_b: Shown| {
+        let (sandbox, a, b) = (&sandbox, a.clone(), b.clone());
+        async move {
+            let mut last = (Shown::None, Shown::None);
+            for _ in 0..900 {
+                last = sandbox.with_state(|s| (s.shown(&a), s.shown(&b)));
+                if last == (want_a.clone(), want_b.clone()) {
+                    return Ok(());
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(last)
+        }
+    };
+    wait_shown(Shown::Default(normal.clone()), Shown::User(normal.clone()))
+        .await
+        .expect("normal menu before any warning");
+
+    apply(
+        &ctx.store,
+        &["01_VPWW55.xml", "02_VPWW55.xml", "03_VPWW56.xml"],
+    )
+    .await;
+    wait_shown(
+        Shown::Default(emergency.clone()),
+        Shown::User(emergency.clone()),
+    )
+    .await
+    .expect("emergency menu in disaster mode");
+    let mode = ctx.store.read(sonae::mode::current_mode).await.unwrap();
+    assert_eq!(mode.mode, sonae::mode::Mode::Disaster);
+
+    let all: Vec<String> = std::fs::read_dir(repo("feeds/demo-heavy-rain/telegrams"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".xml"))
+        .collect();
+    let mut all = all;
+    all.sort();
+    let names: Vec<&str> = all.iter().map(String::as_str).collect();
+    apply(&ctx.store, &names).await;
+    wait_shown(Shown::Default(normal.clone()), Shown::User(normal.clone()))
+        .await
+        .expect("normal menu again after 解除");
+
+    stop.cancel();
+    daemon.await.unwrap().unwrap();
+}
