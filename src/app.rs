@@ -139,7 +139,8 @@ impl Application {
 
 /// Spawns the daemon's long-running parts on `ctx.tasks`. Each feature adds its own line here.
 async fn spawn_components(ctx: &Context) -> anyhow::Result<()> {
-    crate::jma::spawn(ctx).await?;
+    let pipeline = crate::jma::spawn(ctx).await?;
+    crate::disaster::runtime::spawn(ctx, pipeline).await?;
     ctx.tasks
         .spawn(crate::line::webhook::run_worker(ctx.clone()));
     crate::plow::spawn(ctx).await?;

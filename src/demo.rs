@@ -58,6 +58,42 @@ fn configure_plow_demo(
     Ok(broker)
 }
 
+/// Simulated residents registered in the demo city (a few thousand, spread over its districts).
+pub const DEMO_RESIDENTS: usize = 3000;
+
+/// Registers `n` simulated residents: friends of the account in the stand-in and residents of the demo
+/// city's districts in the store (round robin over the districts).
+async fn simulate_residents(
+    ctx: &crate::app::Context,
+    sandbox: &crate::line::sandbox::SandboxHandle,
+    n: usize,
+) -> anyhow::Result<usize> {
+    let place = crate::place::PlaceData::load(&ctx.config.place)?;
+    let ids: Vec<String> = place.districts.all().iter().map(|d| d.id.clone()).collect();
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let users: Vec<String> = (1..=n as u128)
+        .map(|i| format!("U{:032x}", 0xde30_0000u128 + i))
+        .collect();
+    sandbox.with_state(|s| {
+        for u in &users {
+            s.follow(u, None);
+        }
+    });
+    ctx.store
+        .write(move |tx| {
+            for (i, u) in users.iter().enumerate() {
+                let user = crate::ids::LineUserId::new(u.clone());
+                crate::resident::follow_tx(tx, &user)?;
+                crate::resident::set_district_tx(tx, &user, &ids[(i * 7919) % ids.len()])?;
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(n)
+}
+
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let (data_dir, _guard) = match args.data_dir {
         Some(d) => {
@@ -80,9 +116,44 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         api_token: None,
     };
     let broker = configure_plow_demo(&mut config, &data_dir)?;
+    // The demo city (札幌市): districts and GSI shelters from deploy/demo, so the disaster runtime, the
+    // registration flow and the shelter page run. Real JMA feeds are not polled by the demo (the recorded
+    // scenario replay is to be wired here).
+    config.place.city_name = "札幌市".into();
+    config.place.districts = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/demo/sapporo-districts.geojson"
+    )
+    .into();
+    config.place.shelters = vec![concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/demo/sapporo-01100-shitei-kinkyu-hinanbasho.csv"
+    )
+    .into()];
+    config.jma.feeds = Vec::new();
+
+    // The LINE stand-in in process: the daemon's client talks to it, its simulated residents' events go to
+    // the daemon's webhook.
+    let sandbox_cfg = crate::line::sandbox::SandboxConfig::default();
+    let secrets = Secrets {
+        line_channel_secret: Secret::new(sandbox_cfg.channel_secret.clone()),
+        line_channel_access_token: Secret::new(sandbox_cfg.access_token.clone()),
+        ..secrets
+    };
+    let sandbox = crate::line::sandbox::Sandbox::start(sandbox_cfg).await?;
+    config.line.api_base = sandbox.url();
+    config.line.api_data_base = sandbox.url();
+
     let app = crate::app::Application::build(config, secrets).await?;
     let addr = app.local_addr();
     let ctx = app.context().clone();
+    sandbox.set_webhook_url(&format!("http://{addr}/webhook"));
+    // The built-in rich menus (normal tabs + emergency) on the stand-in, so the mode switch has menus to show.
+    let menus = crate::line::richmenu::embedded_templates(&ctx.config.server.public_url)?;
+    if let Err(e) = crate::line::richmenu::sync(&ctx.line.client, &ctx.store, &menus).await {
+        tracing::warn!(error = %format!("{e:#}"), "rich-menu sync on the stand-in failed; menus will not switch");
+    }
+    let residents = simulate_residents(&ctx, &sandbox, DEMO_RESIDENTS).await?;
     let roads = ctx
         .plow
         .coverage
@@ -103,6 +174,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     );
     println!("  plow dispatch  : http://{addr}/plows/dispatch");
     println!("  console        : http://{addr}/console/  (user {console_user}, password {console_password})");
+    println!(
+        "  LINE stand-in  : {}   ({residents} simulated residents; /sandbox/users/ID/messages shows what each received)",
+        sandbox.url()
+    );
+    println!("  shelters       : http://{addr}/shelters?district=ID&hazard=flood");
     println!("Press Ctrl-C to stop.");
     app.run_until_stopped(crate::app::stop_signal()).await
 }

@@ -17,6 +17,7 @@
 //! * Responses carry a strict CSP (no inline script or style), `X-Frame-Options: DENY`,
 //!   `Referrer-Policy: no-referrer`, `X-Content-Type-Options: nosniff` and `Cache-Control: no-store`.
 
+pub mod live;
 pub mod providers;
 pub mod records;
 pub mod seal;
@@ -78,8 +79,25 @@ impl Providers {
     ///
     /// WIRING (lead): replace the in-memory boards with the JMA active-warning state, the outbox progress and
     /// the place store once those land; each only has to implement its trait in [`providers`].
-    pub fn from_context(_ctx: &Context) -> Providers {
-        Providers::in_memory()
+    pub fn from_context(ctx: &Context) -> Providers {
+        let shelters: Arc<dyn ShelterSource> = match ctx.config.place.districts.is_file() {
+            true => match crate::place::PlaceData::load(&ctx.config.place) {
+                Ok(place) => Arc::new(live::LiveShelters {
+                    store: ctx.store.clone(),
+                    place: Arc::new(place),
+                }),
+                Err(e) => {
+                    tracing::warn!(error = %e, "place data did not load; the console lists no shelters");
+                    Board::<ShelterRow>::new(vec![])
+                }
+            },
+            false => Board::<ShelterRow>::new(vec![]),
+        };
+        Providers {
+            warnings: Arc::new(live::LiveWarnings(ctx.store.clone())),
+            deliveries: Arc::new(live::LiveDeliveries(ctx.store.clone())),
+            shelters,
+        }
     }
 }
 

@@ -15,6 +15,7 @@
 pub mod compose;
 pub mod engine;
 pub mod policy;
+pub mod runtime;
 
 #[cfg(test)]
 mod compose_tests;

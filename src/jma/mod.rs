@@ -19,17 +19,48 @@ use crate::app::Context;
 use pipeline::{ParseFn, Pipeline};
 use state::CodeTable;
 
-/// The parser the daemon uses. **Wiring point**: once `jma::report::parse` lands this becomes
-/// `Some(Arc::new(|b| report::parse(b).map_err(|e| e.to_string())))`. Until then telegrams are archived as
-/// `unparsed` and processed at the first start with a parser (nothing is lost).
+/// The parser the daemon uses: [`report::parse`], its error rendered for the archive's `parse_error` column.
 pub fn daemon_parser() -> Option<ParseFn> {
-    None
+    Some(Arc::new(|b: &[u8]| {
+        report::parse(b).map_err(|e| e.to_string())
+    }))
 }
 
-/// The code table the daemon uses. **Wiring point**: an adapter from `jma::codes` to [`CodeTable`]. Until then
-/// no code is known (each unknown code is reported once as a problem).
+/// The code table the daemon uses: an adapter from [`codes`] to [`CodeTable`].
 pub fn daemon_code_table() -> Arc<dyn CodeTable> {
-    Arc::new(|_: &str, _: &str| None)
+    Arc::new(classify_code)
+}
+
+/// Classifies one warning Kind code of a telegram of `data_type` with the real tables in [`codes`].
+///
+/// * VXWW50 (土砂災害警戒情報): `3` 警戒 is 土砂災害 at 危険警報 level 4 (the same level VPWW56 `49` reports);
+///   `0`/`1` are not in force and the state skips them by status anyway, so they classify as nothing.
+/// * VPWW5x and VPHW: the warning-code table, with the 警戒レベル相当 of the telegram's family (08/38 高潮
+///   differ between VPWW54 and VPWW57). Types outside both families use the R06 level.
+pub fn classify_code(data_type: &str, code: &str) -> Option<state::KindClass> {
+    use state::{KindClass, Severity as S};
+    if data_type == "VXWW50" {
+        return match codes::landslide_alert(code)? {
+            codes::LandslideAlert::InForce => Some(KindClass {
+                phenomenon: codes::Phenomenon::Landslide.as_str().into(),
+                severity: S::Danger,
+                level: Some(4),
+            }),
+            codes::LandslideAlert::None | codes::LandslideAlert::Lifted => None,
+        };
+    }
+    let w = codes::warning(code)?;
+    let family = codes::Family::of(data_type).unwrap_or(codes::Family::R06);
+    Some(KindClass {
+        phenomenon: w.phenomenon.as_str().into(),
+        severity: match w.severity {
+            codes::Severity::Advisory => S::Advisory,
+            codes::Severity::Warning => S::Warning,
+            codes::Severity::DangerWarning => S::Danger,
+            codes::Severity::Emergency => S::Emergency,
+        },
+        level: w.level(family),
+    })
 }
 
 /// Starts the feed poller on `ctx.tasks` when `[jma] feeds` is non-empty. Returns the pipeline (state, event
@@ -233,5 +264,55 @@ mod tests {
             ..JmaConfig::default()
         };
         assert!(all.wants(Some("VPFD50")));
+    }
+}
+
+#[cfg(test)]
+mod wiring_tests {
+    use super::*;
+    use state::Severity;
+
+    #[test]
+    fn the_daemon_code_table_maps_old_and_new_heavy_rain_codes_to_the_same_phenomenon() {
+        let t = daemon_code_table();
+        let old = t.classify("VPWW54", "03").expect("03 is known");
+        let new = t.classify("VPWW55", "43").expect("43 is known");
+        assert_eq!(old.phenomenon, "大雨");
+        assert_eq!(new.phenomenon, "大雨");
+        assert_eq!(old.severity, Severity::Warning);
+        assert_eq!(new.severity, Severity::Danger);
+        assert_eq!(new.level, Some(4));
+    }
+
+    #[test]
+    fn the_daemon_code_table_reads_landslide_alerts_and_refuses_unknown_codes() {
+        let t = daemon_code_table();
+        let c = t.classify("VXWW50", "3").expect("3 is 警戒");
+        assert_eq!(
+            (c.phenomenon.as_str(), c.severity, c.level),
+            ("土砂災害", Severity::Danger, Some(4))
+        );
+        assert!(t.classify("VXWW50", "1").is_none());
+        assert!(t.classify("VPWW54", "zz").is_none());
+    }
+
+    #[test]
+    fn the_daemon_parser_parses_a_real_telegram_and_rejects_garbage() {
+        let parse = daemon_parser().expect("wired");
+        assert!(parse(b"<not-jma/>").is_err());
+        let dir = std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/feeds/demo-heavy-rain/telegrams"
+        ));
+        let mut parsed = 0;
+        for e in std::fs::read_dir(dir).expect("demo feed").flatten() {
+            if e.path().extension().is_some_and(|x| x == "xml") {
+                let bytes = std::fs::read(e.path()).expect("read");
+                let r = parse(&bytes).expect("demo telegrams parse");
+                assert!(!r.data_type.is_empty());
+                parsed += 1;
+            }
+        }
+        assert!(parsed > 0, "no telegrams found in {}", dir.display());
     }
 }

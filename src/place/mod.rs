@@ -24,6 +24,7 @@ pub mod district;
 pub mod links;
 pub mod shelter;
 pub mod status;
+pub mod web;
 
 use std::fmt;
 use std::path::PathBuf;

@@ -20,6 +20,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "disaster_delivery",
         include_str!("migrations/0330_disaster_delivery.sql"),
     ),
+    (
+        340,
+        "disaster_runtime",
+        include_str!("migrations/0340_disaster_runtime.sql"),
+    ),
     (400, "plow", include_str!("migrations/0400_plow.sql")),
     (500, "console", include_str!("migrations/0500_console.sql")),
     (

@@ -17,6 +17,7 @@ pub fn router(ctx: Context) -> Router {
         .route("/metrics", get(metrics))
         .merge(crate::line::webhook::router())
         .merge(crate::plow::web::routes(&ctx))
+        .merge(crate::place::web::routes(&ctx))
         .with_state(ctx.clone())
         .merge(crate::console::router(ctx))
 }

@@ -2,6 +2,7 @@
 
 mod console;
 mod disaster_engine;
+mod disaster_e2e;
 mod foundation;
 mod helpers;
 mod jma_feed;
@@ -10,3 +11,4 @@ mod place;
 mod plow;
 mod line;
 mod line_sandbox;
+mod shelters;

@@ -1,0 +1,116 @@
+//! The resident shelter page: `GET /shelters` (map + list, opened from alerts and the rich menu) and
+//! `GET /api/shelters?district=&hazard=` (open shelters suited to the hazard, nearest to the district's
+//! centre first). Leaflet is served under `/assets/leaflet/` from the same npm directory as the plow map.
+
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::shelter::Need;
+use super::status::ShelterStatus;
+use super::{Hazard, PlaceData};
+use crate::app::Context;
+
+const PAGE: &str = include_str!("../../templates/web/shelters.html");
+/// Shelters listed by default; at most [`MAX_LIMIT`].
+pub const DEFAULT_LIMIT: usize = 10;
+pub const MAX_LIMIT: usize = 50;
+
+#[derive(Debug, Deserialize)]
+pub struct ShelterQuery {
+    #[serde(default)]
+    pub district: String,
+    #[serde(default)]
+    pub hazard: String,
+    pub limit: Option<usize>,
+}
+
+/// Routes; the place data is loaded once here (none: the API answers 503 with the reason).
+pub fn routes(ctx: &Context) -> Router<Context> {
+    let place: Option<Arc<PlaceData>> = if ctx.config.place.districts.is_file() {
+        match PlaceData::load(&ctx.config.place) {
+            Ok(p) => Some(Arc::new(p)),
+            Err(e) => {
+                tracing::warn!(error = %e, "place data did not load; /api/shelters answers 503");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let leaflet = tower_http::services::ServeDir::new(&ctx.config.plow.leaflet_dir);
+    Router::new()
+        .route("/shelters", get(|| async { Html(PAGE) }))
+        .route(
+            "/api/shelters",
+            get(
+                move |State(ctx): State<Context>, Query(q): Query<ShelterQuery>| {
+                    let place = place.clone();
+                    async move { api(ctx, place, q).await }
+                },
+            ),
+        )
+        .nest_service("/assets/leaflet", leaflet)
+}
+
+fn error(code: StatusCode, message: String) -> Response {
+    (code, Json(json!({ "error": message }))).into_response()
+}
+
+async fn api(ctx: Context, place: Option<Arc<PlaceData>>, q: ShelterQuery) -> Response {
+    let Some(place) = place else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "地区・避難所データが読み込まれていません".into(),
+        );
+    };
+    let Some(hazard) = Hazard::parse(q.hazard.trim()) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "hazard「{}」は不明です（例: flood, landslide, earthquake）",
+                q.hazard
+            ),
+        );
+    };
+    let Some(district) = place.districts.get(q.district.trim()) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("地区「{}」は見つかりません", q.district),
+        );
+    };
+    let statuses = match super::status::statuses(&ctx.store).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "reading shelter statuses");
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "避難所の開設状況を読めませんでした".into(),
+            );
+        }
+    };
+    let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
+    let origin = district.label_point;
+    let found = place
+        .shelters
+        .nearest_open(origin, Need::Flee(hazard), limit, |id| {
+            statuses.get(id).copied().unwrap_or(ShelterStatus::Open)
+        });
+    Json(json!({
+        "district": { "id": district.id, "name": district.name },
+        "origin": { "lat": origin.lat, "lon": origin.lon },
+        "hazard": hazard.slug(),
+        "hazard_label": hazard.label_ja(),
+        "shelters": found.iter().map(|(s, m)| json!({
+            "id": s.id, "name": s.name, "address": s.address,
+            "lat": s.at.lat, "lon": s.at.lon, "distance_m": m.round(),
+        })).collect::<Vec<_>>(),
+    }))
+    .into_response()
+}

@@ -1,0 +1,74 @@
+//! `/shelters` and `/api/shelters` on the real binary with the 札幌市 demo districts and GSI shelters.
+
+use std::path::PathBuf;
+
+use crate::helpers::{free_port, reqwest::get_full, write_config, Daemon};
+
+fn repo(p: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(p)
+}
+
+#[test]
+fn the_shelter_api_lists_open_suited_shelters_nearest_first_and_refuses_bad_queries() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        addr,
+        &format!(
+            "\n[jma]\nfeeds = []\n\n[place]\ncity_name = \"札幌市\"\ndistricts = \"{}\"\nshelters = [\"{}\"]\n",
+            repo("deploy/demo/sapporo-districts.geojson").display(),
+            repo("deploy/demo/sapporo-01100-shitei-kinkyu-hinanbasho.csv").display()
+        ),
+    );
+    let districts: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo("deploy/demo/sapporo-districts.geojson")).unwrap(),
+    )
+    .unwrap();
+    let id = districts["features"][0]["properties"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let d = Daemon::start(&cfg, addr);
+
+    let (code, body) =
+        get_full(&d.url(&format!("/api/shelters?district={id}&hazard=flood"))).unwrap();
+    assert_eq!(code, 200, "{body}");
+    let json_start = body.find('{').unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(body[json_start..].trim_end_matches(|c: char| c != '}')).unwrap();
+    assert_eq!(v["district"]["id"], id.as_str());
+    assert_eq!(v["hazard"], "flood");
+    assert_eq!(v["hazard_label"], "洪水");
+    let shelters = v["shelters"].as_array().unwrap();
+    assert!(
+        !shelters.is_empty() && shelters.len() <= 10,
+        "{}",
+        shelters.len()
+    );
+    let dists: Vec<f64> = shelters
+        .iter()
+        .map(|s| s["distance_m"].as_f64().unwrap())
+        .collect();
+    assert!(
+        dists.windows(2).all(|w| w[0] <= w[1]),
+        "not nearest first: {dists:?}"
+    );
+    assert!(v["origin"]["lat"].as_f64().unwrap() > 42.0);
+
+    assert_eq!(
+        get_full(&d.url(&format!("/api/shelters?district={id}&hazard=meteor")))
+            .unwrap()
+            .0,
+        400
+    );
+    assert_eq!(
+        get_full(&d.url("/api/shelters?district=nowhere&hazard=flood"))
+            .unwrap()
+            .0,
+        404
+    );
+    let (code, page) = get_full(&d.url("/shelters")).unwrap();
+    assert_eq!(code, 200);
+    assert!(page.contains("避難場所マップ") && page.contains("/api/shelters"));
+}
