@@ -16,6 +16,10 @@ pub struct DemoArgs {
     /// Keep data here instead of a fresh temporary directory.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// How much faster than real time the recorded heavy-rain scenario plays (120: one scenario hour
+    /// every 30 seconds, so its 14 hours take 7 minutes).
+    #[arg(long, default_value_t = 120.0)]
+    pub speed: f64,
 }
 
 fn random_secret(bytes: usize) -> Secret {
@@ -130,7 +134,23 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         "/deploy/demo/sapporo-01100-shitei-kinkyu-hinanbasho.csv"
     )
     .into()];
-    config.jma.feeds = Vec::new();
+    // The recorded (constructed) heavy-rain scenario, served over local HTTP exactly like JMA's feeds, with
+    // every timestamp shifted so it happens now.
+    let scenario_dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/feeds/demo-heavy-rain"));
+    let scenario = crate::jma::replay::Scenario::load(scenario_dir)?;
+    let replay = crate::jma::replay::ReplayServer::start(
+        scenario,
+        "127.0.0.1:0".parse().expect("valid address"),
+        args.speed,
+        chrono::Utc::now(),
+        // Runs as long as the demo process.
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .await?;
+    config.jma.feeds = vec![replay.feed_url("extra")];
+    config.jma.poll_interval_secs = 10;
+    // Leave disaster mode one minute after the last trigger, so the whole cycle shows in a few minutes.
+    config.disaster.quiet_period_secs = 60;
 
     // The LINE stand-in in process: the daemon's client talks to it, its simulated residents' events go to
     // the daemon's webhook.
@@ -179,6 +199,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         sandbox.url()
     );
     println!("  shelters       : http://{addr}/shelters?district=ID&hazard=flood");
+    println!(
+        "  JMA feed       : {}   (constructed scenario feeds/demo-heavy-rain at {}x speed)",
+        replay.feed_url("extra"),
+        args.speed
+    );
     println!("Press Ctrl-C to stop.");
     app.run_until_stopped(crate::app::stop_signal()).await
 }
