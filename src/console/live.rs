@@ -145,7 +145,7 @@ mod tests {
                 };
                 let plan = crate::delivery::Planned {
                     messages: vec![serde_json::json!({"type": "text", "text": "t"})],
-                    recipients: vec!["U1".into(), "U2".into(), "U3".into()],
+                    recipients: (1..=3).map(|i| format!("U{i:032x}")).collect(),
                 };
                 crate::delivery::enqueue(tx, &alert, &[plan], 0)?;
                 Ok(())
