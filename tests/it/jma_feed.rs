@@ -735,9 +735,17 @@ fn the_daemon_polls_its_configured_feeds_and_shows_them_on_metrics_and_healthz()
         metrics.contains("sonae_jma_feed_polls_total{feed=\"extra.xml\",outcome=\"ok\"}"),
         "{metrics}"
     );
-    let (code, health) = get_full(&daemon.url("/healthz")).unwrap();
-    assert_eq!(code, 200);
-    assert!(health.contains("jma_feed:extra.xml"), "{health}");
+    // The feed's health is set when its poll completes, just after the download is counted.
+    let health = loop {
+        let (code, health) = get_full(&daemon.url("/healthz")).unwrap();
+        assert_eq!(code, 200);
+        if health.contains("jma_feed:extra.xml") {
+            break health;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "feed never on /healthz:\n{health}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(health.contains("\"jma_feed:extra.xml\":{"), "{health}");
     assert_eq!(server.ok("/data/A_VPWW54.xml"), 1);
     drop(daemon);
     // The archive holds the telegram (no parser wired yet on this branch: kept, not lost).
