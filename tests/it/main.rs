@@ -1,6 +1,7 @@
 //! Integration tests: the real binary and the app on random ports, with real SQLite files and local peers.
 
 mod console;
+mod crash;
 mod disaster_e2e;
 mod foundation;
 mod helpers;
