@@ -3,6 +3,7 @@
 mod console;
 mod crash;
 mod disaster_e2e;
+mod feed_replay;
 mod foundation;
 mod helpers;
 mod jma_feed;
