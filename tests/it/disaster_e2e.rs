@@ -23,10 +23,7 @@ fn user(n: u128) -> String {
 async fn apply(store: &Store, files: &[&str]) {
     let parse = sonae::jma::daemon_parser().unwrap();
     let table = sonae::jma::daemon_code_table();
-    let mut states = store
-        .read(|c| sonae::jma::pipeline::load_states(c))
-        .await
-        .unwrap();
+    let mut states = store.read(sonae::jma::pipeline::load_states).await.unwrap();
     for f in files {
         let bytes = std::fs::read(repo(&format!("feeds/demo-heavy-rain/telegrams/{f}"))).unwrap();
         states.apply(&parse(&bytes).unwrap(), table.as_ref());
@@ -291,13 +288,12 @@ async fn a_follow_through_the_webhook_gets_a_welcome_and_a_shared_location_regis
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    let place = sonae::place::PlaceData::load(&{
-        let mut p = sonae::place::PlaceConfig::default();
-        p.districts = repo("deploy/demo/sapporo-districts.geojson");
-        p.shelters = vec![repo(
+    let place = sonae::place::PlaceData::load(&sonae::place::PlaceConfig {
+        districts: repo("deploy/demo/sapporo-districts.geojson"),
+        shelters: vec![repo(
             "deploy/demo/sapporo-01100-shitei-kinkyu-hinanbasho.csv",
-        )];
-        p
+        )],
+        ..Default::default()
     })
     .unwrap();
     let expected = place
