@@ -150,6 +150,9 @@ async fn run(residents: u64) -> anyhow::Result<()> {
             done_at.saturating_sub(first)
         );
     }
-    println!("  peak RSS (VmHWM, daemon + stand-in in one process): {}", vm_hwm());
+    println!(
+        "  peak RSS (VmHWM, daemon + stand-in in one process): {}",
+        vm_hwm()
+    );
     Ok(())
 }

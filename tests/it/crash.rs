@@ -135,11 +135,13 @@ async fn kill_9_at_random_moments_of_a_20000_resident_fan_out_loses_and_duplicat
 
     // Residents, bulk-inserted in one transaction before the daemon first starts.
     let place = {
-        let mut p = sonae::place::PlaceConfig::default();
-        p.districts = repo("deploy/demo/sapporo-districts.geojson");
-        p.shelters = vec![repo(
-            "deploy/demo/sapporo-01100-shitei-kinkyu-hinanbasho.csv",
-        )];
+        let p = sonae::place::PlaceConfig {
+            districts: repo("deploy/demo/sapporo-districts.geojson"),
+            shelters: vec![repo(
+                "deploy/demo/sapporo-01100-shitei-kinkyu-hinanbasho.csv",
+            )],
+            ..Default::default()
+        };
         sonae::place::PlaceData::load(&p).unwrap()
     };
     let districts: Vec<String> = sonae::disaster::runtime::districts_of(&place)[..3]

@@ -92,4 +92,3 @@ fn recent(xml: &str) -> String {
     }
     out
 }
-
