@@ -2,7 +2,9 @@
 
 mod console;
 mod disaster_engine;
+mod crash;
 mod disaster_e2e;
+mod feed_replay;
 mod foundation;
 mod helpers;
 mod jma_feed;

@@ -1,0 +1,158 @@
+//! End-to-end fan-out benchmark (issue 5, item 12): 1,000,000 registered residents in 札幌市 districts, the
+//! daemon (`Application`, in process) polling a local JMA feed, the LINE stand-in in process with LINE's
+//! multicast limit on (200 requests/s, 500 recipients each). Measures the time from the telegrams becoming
+//! visible in the feed to the last batch accepted, against the rate-limit bound of
+//! 1,000,000 / 500 / 200 = 10 s, and the process's peak RSS (VmHWM; daemon and stand-in share the process).
+//!
+//! `cargo bench --bench fanout` (`SONAE_FANOUT_RESIDENTS` changes the count).
+
+#[path = "../tests/it/feed_replay.rs"]
+mod feed_replay;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use sonae::ids::LineUserId;
+use sonae::line::sandbox::{Sandbox, SandboxConfig};
+
+fn repo(p: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(p)
+}
+
+fn vm_hwm() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(|l| l["VmHWM:".len()..].trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn main() -> anyhow::Result<()> {
+    let residents: u64 = std::env::var("SONAE_FANOUT_RESIDENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(run(residents))
+}
+
+async fn run(residents: u64) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db = dir.path().join("sonae.db");
+    let sandbox = Sandbox::start(SandboxConfig::default()).await?;
+
+    let mut config = sonae::config::Config::default();
+    config.server.listen = "127.0.0.1:0".parse()?;
+    config.store.path = db.clone();
+    config.line.api_base = sandbox.url();
+    config.line.api_data_base = sandbox.url();
+    config.jma.poll_interval_secs = 10;
+    config.disaster.max_report_age_secs = 604_800;
+    config.place.districts = repo("deploy/demo/sapporo-districts.geojson");
+    config.place.shelters = vec![repo(
+        "deploy/demo/sapporo-01100-shitei-kinkyu-hinanbasho.csv",
+    )];
+    let place = sonae::place::PlaceData::load(&config.place)?;
+    let districts: Vec<String> = sonae::disaster::runtime::districts_of(&place)[..3]
+        .iter()
+        .map(|d| d.id.clone())
+        .collect();
+
+    let t = Instant::now();
+    {
+        let store = sonae::store::Store::open(&db)?;
+        store
+            .write(move |tx| {
+                for n in 1..=residents {
+                    let u = LineUserId::new(format!("U{n:032x}"));
+                    sonae::resident::set_district_tx(tx, &u, &districts[(n % 3) as usize])?;
+                }
+                Ok(())
+            })
+            .await?;
+    }
+    println!("registered {residents} residents in {:?}", t.elapsed());
+
+    // The feed (with the telegrams) goes up, then the daemon starts and reads it on its first poll.
+    let feed = feed_replay::FeedServer::start(feed_replay::TELEGRAMS).await;
+    config.jma.feeds = vec![feed.feed_url()];
+    let secrets = sonae::config::Secrets {
+        line_channel_secret: sonae::secret::Secret::new("sandbox-channel-secret"),
+        line_channel_access_token: sonae::secret::Secret::new("sandbox-access-token"),
+        session_key: sonae::secret::Secret::new("0123456789abcdef0123456789abcdef0123456789"),
+        api_token: None,
+    };
+    let visible = Instant::now();
+    let app = sonae::app::Application::build(config, secrets).await?;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let stop2 = stop.clone();
+    let daemon = tokio::spawn(app.run_until_stopped(async move { stop2.cancelled().await }));
+
+    let conn = rusqlite::Connection::open(&db)?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    let (mut planned_at, mut first_accepted_at) = (None, None);
+    let done_at = loop {
+        let (left, total, accepted): (i64, i64, i64) = conn.query_row(
+            "SELECT coalesce(sum(status IN ('pending', 'in_flight')), 0), count(*),
+                    coalesce(sum(status = 'accepted'), 0) FROM delivery_batches",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        if total > 0 && planned_at.is_none() {
+            planned_at = Some(visible.elapsed());
+        }
+        if accepted > 0 && first_accepted_at.is_none() {
+            first_accepted_at = Some(visible.elapsed());
+        }
+        if total > 0 && left == 0 {
+            break visible.elapsed();
+        }
+        anyhow::ensure!(
+            visible.elapsed() < Duration::from_secs(600),
+            "fan-out not finished in 10 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    stop.cancel();
+    daemon.await??;
+
+    let (batches, not_accepted, recipients): (i64, i64, i64) = conn.query_row(
+        "SELECT count(*), coalesce(sum(status != 'accepted'), 0),
+                coalesce(sum(length(recipients) - length(replace(recipients, char(10), '')) + 1), 0)
+         FROM delivery_batches",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    let sent = sandbox.with_state(|s| (s.stats.accepted_sends, s.stats.recipients));
+    // LINE allows 200 multicast requests per second: the batches alone take this long.
+    let bound = batches as f64 / 200.0;
+    println!("fan-out of {residents} residents (stand-in at 200 multicast/s × 500):");
+    println!("  batches: {batches} ({not_accepted} not accepted), {recipients} recipient slots");
+    println!(
+        "  stand-in: {} accepted multicasts, {} recipients",
+        sent.0, sent.1
+    );
+    println!("  feed visible → first batch planned: {planned_at:.2?}");
+    println!("  feed visible → first batch accepted: {first_accepted_at:.2?}");
+    println!("  feed visible → last batch accepted: {done_at:.2?}");
+    println!(
+        "  rate-limit bound: {bound:.2} s ({:+.1} % over it)",
+        (done_at.as_secs_f64() / bound - 1.0) * 100.0
+    );
+    if let Some(first) = first_accepted_at {
+        println!(
+            "  sending phase (first → last accepted): {:.2?}",
+            done_at.saturating_sub(first)
+        );
+    }
+    println!(
+        "  peak RSS (VmHWM, daemon + stand-in in one process): {}",
+        vm_hwm()
+    );
+    Ok(())
+}
