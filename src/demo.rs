@@ -136,7 +136,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     .into()];
     // The recorded (constructed) heavy-rain scenario, served over local HTTP exactly like JMA's feeds, with
     // every timestamp shifted so it happens now.
-    let scenario_dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/feeds/demo-heavy-rain"));
+    let scenario_dir = std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/feeds/demo-heavy-rain"
+    ));
     let scenario = crate::jma::replay::Scenario::load(scenario_dir)?;
     let replay = crate::jma::replay::ReplayServer::start(
         scenario,

@@ -363,7 +363,10 @@ mod tests {
             })
             .unwrap();
         let err = format!("{:#}", Store::open(&path).unwrap_err());
-        assert!(err.contains(&format!("applying migration {:04} {}", middle.0, middle.1)), "{err}");
+        assert!(
+            err.contains(&format!("applying migration {:04} {}", middle.0, middle.1)),
+            "{err}"
+        );
     }
 
     #[test]

@@ -48,7 +48,11 @@ channel_access_token = {{ file = "{at}" }}
         at = secret("access-token", "test-access-token"),
     );
     // Never poll the real JMA feeds from a test unless the test configures its own.
-    let text = if extra.contains("[jma]") { text } else { text + "\n[jma]\nfeeds = []\n" };
+    let text = if extra.contains("[jma]") {
+        text
+    } else {
+        text + "\n[jma]\nfeeds = []\n"
+    };
     let path = dir.join("sonae.toml");
     std::fs::write(&path, text).unwrap();
     path

@@ -742,7 +742,10 @@ fn the_daemon_polls_its_configured_feeds_and_shows_them_on_metrics_and_healthz()
         if health.contains("jma_feed:extra.xml") {
             break health;
         }
-        assert!(start.elapsed() < Duration::from_secs(30), "feed never on /healthz:\n{health}");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "feed never on /healthz:\n{health}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(health.contains("\"jma_feed:extra.xml\":{"), "{health}");
