@@ -391,7 +391,7 @@ fn post_json(addr: SocketAddr, path: &str, body: &str) -> (u16, String) {
     (code, body)
 }
 
-fn chromium_dump_dom(url: &str, profile: &Path) -> String {
+pub(crate) fn chromium_dump_dom(url: &str, profile: &Path) -> String {
     let out = Command::new("chromium")
         .args([
             "--headless",

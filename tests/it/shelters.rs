@@ -72,3 +72,61 @@ fn the_shelter_api_lists_open_suited_shelters_nearest_first_and_refuses_bad_quer
     assert_eq!(code, 200);
     assert!(page.contains("避難場所マップ") && page.contains("/api/shelters"));
 }
+
+#[test]
+fn the_shelter_page_renders_the_apis_shelters_on_a_leaflet_map_in_headless_chromium() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        addr,
+        &format!(
+            "\n[jma]\nfeeds = []\n\n[place]\ncity_name = \"札幌市\"\ndistricts = \"{}\"\nshelters = [\"{}\"]\n\n[plow]\nleaflet_dir = \"{}\"\n",
+            repo("deploy/demo/sapporo-districts.geojson").display(),
+            repo("deploy/demo/sapporo-01100-shitei-kinkyu-hinanbasho.csv").display(),
+            repo("templates/web/node_modules/leaflet/dist").display()
+        ),
+    );
+    let districts: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo("deploy/demo/sapporo-districts.geojson")).unwrap(),
+    )
+    .unwrap();
+    let id = districts["features"][0]["properties"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let d = Daemon::start(&cfg, addr);
+    let (code, body) =
+        get_full(&d.url(&format!("/api/shelters?district={id}&hazard=flood"))).unwrap();
+    assert_eq!(code, 200, "{body}");
+    let json_start = body.find('{').unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(body[json_start..].trim_end_matches(|c: char| c != '}')).unwrap();
+    let expected: Vec<String> = v["shelters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!expected.is_empty());
+
+    let profile = tempfile::tempdir().unwrap();
+    let dom = crate::plow::chromium_dump_dom(
+        &d.url(&format!("/shelters?district={id}&hazard=flood")),
+        profile.path(),
+    );
+    // Every shelter the API lists is in the page's list, in the same order, and Leaflet placed markers.
+    let rendered: Vec<&str> = dom
+        .split(r#"class="shelter" data-id=""#)
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .collect();
+    assert_eq!(
+        rendered,
+        expected,
+        "page list differs from the API in:\n{}",
+        &dom[..dom.len().min(3000)]
+    );
+    assert!(dom.contains("leaflet-marker-icon"), "no Leaflet markers");
+    assert!(dom.contains("付近の避難場所"), "title not filled in");
+}
