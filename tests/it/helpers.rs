@@ -145,3 +145,25 @@ pub mod reqwest {
         Ok((code, body))
     }
 }
+
+/// The DOM headless Chromium renders for `url` (after up to 8 s of virtual time for scripts and fetches).
+pub fn chromium_dump_dom(url: &str, profile: &Path) -> String {
+    let out = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--no-first-run",
+            "--disable-sync",
+            "--disable-quic",
+            "--virtual-time-budget=8000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg("--dump-dom")
+        .arg(url)
+        .output()
+        .expect("chromium (run scripts/install-test-deps)");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::helpers::{free_port, reqwest::get_full, write_config, Daemon};
+use crate::helpers::{chromium_dump_dom, free_port, reqwest::get_full, write_config, Daemon};
 
 const MOSQUITTO: &str = "/usr/sbin/mosquitto";
 
@@ -389,27 +389,6 @@ fn post_json(addr: SocketAddr, path: &str, body: &str) -> (u16, String) {
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
     (code, body)
-}
-
-pub(crate) fn chromium_dump_dom(url: &str, profile: &Path) -> String {
-    let out = Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--no-first-run",
-            "--disable-sync",
-            "--disable-quic",
-            "--virtual-time-budget=8000",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg("--dump-dom")
-        .arg(url)
-        .output()
-        .expect("chromium (run scripts/install-test-deps)");
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[test]

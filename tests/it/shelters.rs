@@ -8,17 +8,18 @@ fn repo(p: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(p)
 }
 
-#[test]
-fn the_shelter_api_lists_open_suited_shelters_nearest_first_and_refuses_bad_queries() {
-    let dir = tempfile::tempdir().unwrap();
+/// The real daemon with the 札幌市 demo districts and GSI shelters (and Leaflet for the page), plus the id of
+/// the first district.
+fn sapporo_daemon(dir: &std::path::Path) -> (Daemon, String) {
     let addr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let cfg = write_config(
-        dir.path(),
+        dir,
         addr,
         &format!(
-            "\n[jma]\nfeeds = []\n\n[place]\ncity_name = \"札幌市\"\ndistricts = \"{}\"\nshelters = [\"{}\"]\n",
+            "\n[jma]\nfeeds = []\n\n[place]\ncity_name = \"札幌市\"\ndistricts = \"{}\"\nshelters = [\"{}\"]\n\n[plow]\nleaflet_dir = \"{}\"\n",
             repo("deploy/demo/sapporo-districts.geojson").display(),
-            repo("deploy/demo/sapporo-01100-shitei-kinkyu-hinanbasho.csv").display()
+            repo("deploy/demo/sapporo-01100-shitei-kinkyu-hinanbasho.csv").display(),
+            repo("templates/web/node_modules/leaflet/dist").display()
         ),
     );
     let districts: serde_json::Value = serde_json::from_str(
@@ -29,14 +30,23 @@ fn the_shelter_api_lists_open_suited_shelters_nearest_first_and_refuses_bad_quer
         .as_str()
         .unwrap()
         .to_string();
-    let d = Daemon::start(&cfg, addr);
+    (Daemon::start(&cfg, addr), id)
+}
 
+/// The JSON body of `/api/shelters` for a district and hazard.
+fn shelters_json(d: &Daemon, id: &str, hazard: &str) -> serde_json::Value {
     let (code, body) =
-        get_full(&d.url(&format!("/api/shelters?district={id}&hazard=flood"))).unwrap();
+        get_full(&d.url(&format!("/api/shelters?district={id}&hazard={hazard}"))).unwrap();
     assert_eq!(code, 200, "{body}");
     let json_start = body.find('{').unwrap();
-    let v: serde_json::Value =
-        serde_json::from_str(body[json_start..].trim_end_matches(|c: char| c != '}')).unwrap();
+    serde_json::from_str(body[json_start..].trim_end_matches(|c: char| c != '}')).unwrap()
+}
+
+#[test]
+fn the_shelter_api_lists_open_suited_shelters_nearest_first_and_refuses_bad_queries() {
+    let dir = tempfile::tempdir().unwrap();
+    let (d, id) = sapporo_daemon(dir.path());
+    let v = shelters_json(&d, &id, "flood");
     assert_eq!(v["district"]["id"], id.as_str());
     assert_eq!(v["hazard"], "flood");
     assert_eq!(v["hazard_label"], "洪水");
@@ -76,32 +86,8 @@ fn the_shelter_api_lists_open_suited_shelters_nearest_first_and_refuses_bad_quer
 #[test]
 fn the_shelter_page_renders_the_apis_shelters_on_a_leaflet_map_in_headless_chromium() {
     let dir = tempfile::tempdir().unwrap();
-    let addr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let cfg = write_config(
-        dir.path(),
-        addr,
-        &format!(
-            "\n[jma]\nfeeds = []\n\n[place]\ncity_name = \"札幌市\"\ndistricts = \"{}\"\nshelters = [\"{}\"]\n\n[plow]\nleaflet_dir = \"{}\"\n",
-            repo("deploy/demo/sapporo-districts.geojson").display(),
-            repo("deploy/demo/sapporo-01100-shitei-kinkyu-hinanbasho.csv").display(),
-            repo("templates/web/node_modules/leaflet/dist").display()
-        ),
-    );
-    let districts: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(repo("deploy/demo/sapporo-districts.geojson")).unwrap(),
-    )
-    .unwrap();
-    let id = districts["features"][0]["properties"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let d = Daemon::start(&cfg, addr);
-    let (code, body) =
-        get_full(&d.url(&format!("/api/shelters?district={id}&hazard=flood"))).unwrap();
-    assert_eq!(code, 200, "{body}");
-    let json_start = body.find('{').unwrap();
-    let v: serde_json::Value =
-        serde_json::from_str(body[json_start..].trim_end_matches(|c: char| c != '}')).unwrap();
+    let (d, id) = sapporo_daemon(dir.path());
+    let v = shelters_json(&d, &id, "flood");
     let expected: Vec<String> = v["shelters"]
         .as_array()
         .unwrap()
@@ -111,7 +97,7 @@ fn the_shelter_page_renders_the_apis_shelters_on_a_leaflet_map_in_headless_chrom
     assert!(!expected.is_empty());
 
     let profile = tempfile::tempdir().unwrap();
-    let dom = crate::plow::chromium_dump_dom(
+    let dom = crate::helpers::chromium_dump_dom(
         &d.url(&format!("/shelters?district={id}&hazard=flood")),
         profile.path(),
     );
