@@ -340,6 +340,21 @@ fn check_csrf(
     Ok(())
 }
 
+/// The checks every state-changing console POST makes, in order: a live session, the CSRF token and
+/// same-origin request, then the role. Returns the operator and the parsed form.
+async fn authorize_post(
+    st: &ConsoleState,
+    headers: &HeaderMap,
+    body: &Bytes,
+    role: Role,
+) -> Result<(Authed, HashMap<String, String>), Refusal> {
+    let a = authenticate(st, headers).await.map_err(Box::new)?;
+    let form = parse_form(body);
+    check_csrf(st, &a, headers, &form)?;
+    require_role(st, &a, role)?;
+    Ok((a, form))
+}
+
 fn require_role(st: &ConsoleState, a: &Authed, role: Role) -> Result<(), Refusal> {
     if a.user.role >= role {
         Ok(())
@@ -905,17 +920,10 @@ async fn api_status(State(st): State<ConsoleState>, headers: HeaderMap) -> Respo
 const MAX_REASON_CHARS: usize = 200;
 
 async fn mode_submit(State(st): State<ConsoleState>, headers: HeaderMap, body: Bytes) -> Response {
-    let a = match authenticate(&st, &headers).await {
-        Ok(a) => a,
-        Err(r) => return r,
+    let (a, form) = match authorize_post(&st, &headers, &body, Role::Approver).await {
+        Ok(x) => x,
+        Err(r) => return *r,
     };
-    let form = parse_form(&body);
-    if let Err(r) = check_csrf(&st, &a, &headers, &form) {
-        return *r;
-    }
-    if let Err(r) = require_role(&st, &a, Role::Approver) {
-        return *r;
-    }
     let hold = match form.get("action").map(String::as_str) {
         Some("hold") => true,
         Some("release") => false,
@@ -1000,17 +1008,10 @@ async fn shelter_submit(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let a = match authenticate(&st, &headers).await {
-        Ok(a) => a,
-        Err(r) => return r,
+    let (a, form) = match authorize_post(&st, &headers, &body, Role::Operator).await {
+        Ok(x) => x,
+        Err(r) => return *r,
     };
-    let form = parse_form(&body);
-    if let Err(r) = check_csrf(&st, &a, &headers, &form) {
-        return *r;
-    }
-    if let Err(r) = require_role(&st, &a, Role::Operator) {
-        return *r;
-    }
     let id = form.get("id").cloned().unwrap_or_default();
     let Some(status) = form.get("status").and_then(|s| ShelterStatus::parse(s)) else {
         return render_error(
@@ -1139,17 +1140,10 @@ async fn problem_resolve(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let a = match authenticate(&st, &headers).await {
-        Ok(a) => a,
-        Err(r) => return r,
+    let (a, form) = match authorize_post(&st, &headers, &body, Role::Operator).await {
+        Ok(x) => x,
+        Err(r) => return *r,
     };
-    let form = parse_form(&body);
-    if let Err(r) = check_csrf(&st, &a, &headers, &form) {
-        return *r;
-    }
-    if let Err(r) = require_role(&st, &a, Role::Operator) {
-        return *r;
-    }
     let Some(id) = form.get("id").and_then(|s| s.parse::<i64>().ok()) else {
         return render_error(
             &st,
