@@ -18,12 +18,7 @@ impl LineUserId {
 
     /// Accepts only well-formed ids: `U` followed by 32 lowercase hex digits.
     pub fn parse(id: &str) -> Option<Self> {
-        let ok = id.len() == 33
-            && id.starts_with('U')
-            && id[1..]
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-        ok.then(|| LineUserId(id.to_string()))
+        is_line_user_id(id).then(|| LineUserId(id.to_string()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -34,6 +29,15 @@ impl LineUserId {
     pub fn redacted(&self) -> String {
         redact_user_id(&self.0)
     }
+}
+
+/// Whether `id` is a well-formed LINE user id: `U` followed by 32 lowercase hex digits.
+pub fn is_line_user_id(id: &str) -> bool {
+    id.len() == 33
+        && id.starts_with('U')
+        && id[1..]
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// `U1a2b…9f0e` for a LINE user id; other strings keep at most their first 5 characters.

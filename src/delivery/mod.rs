@@ -130,8 +130,40 @@ pub struct NewAlert {
 #[derive(Clone, Debug)]
 pub struct Planned {
     pub messages: Vec<Value>,
-    /// Full LINE user ids.
-    pub recipients: Vec<String>,
+    pub recipients: Recipients,
+}
+
+/// Who a [`Planned`] message set goes to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Recipients {
+    /// Explicit full LINE user ids (drill audience, opt-in notices, tests).
+    Users(Vec<String>),
+    /// The residents an audience query selects, read from `residents` inside [`enqueue`]'s transaction and
+    /// written straight into batch rows: a million recipients never sit in memory as a list.
+    Residents(crate::resident::Audience),
+}
+
+impl Recipients {
+    /// Nobody: the plan is dropped.
+    pub fn nobody() -> Self {
+        Recipients::Users(Vec::new())
+    }
+
+    pub fn is_nobody(&self) -> bool {
+        matches!(self, Recipients::Users(v) if v.is_empty())
+    }
+}
+
+impl FromIterator<String> for Recipients {
+    fn from_iter<I: IntoIterator<Item = String>>(iter: I) -> Self {
+        Recipients::Users(iter.into_iter().collect())
+    }
+}
+
+impl From<Vec<String>> for Recipients {
+    fn from(v: Vec<String>) -> Self {
+        Recipients::Users(v)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -156,8 +188,13 @@ impl Enqueued {
 }
 
 /// Inserts an alert and its batches inside the caller's transaction. Recipients are de-duplicated across
-/// the whole alert (a resident listed in two districts gets one message) and cut into batches of at most
+/// the whole alert (a resident listed twice gets one message) and cut into batches of at most
 /// [`MAX_RECIPIENTS`], each with a fresh UUID retry key. `now_ms` is the wall clock (unix ms).
+///
+/// De-duplication: explicit [`Recipients::Users`] by id; [`Recipients::Residents`] by district (a resident
+/// has exactly one district, so distinct districts never share a resident). An alert mixing the two kinds is
+/// refused, because they could overlap. Ids that are not well-formed LINE user ids are dropped, counted and
+/// recorded as a problem: LINE rejects a whole multicast for one bad id.
 pub fn enqueue(
     tx: &Transaction<'_>,
     alert: &NewAlert,
@@ -182,28 +219,76 @@ pub fn enqueue(
             );
         }
     }
-    // LINE rejects a whole multicast (nobody receives it) when one id is malformed, so a bad id is dropped
-    // here, counted and shown to operators, instead of costing 499 residents their alert.
-    let mut seen: HashSet<&str> = HashSet::new();
-    let mut invalid = 0usize;
-    let deduped: Vec<(&Planned, Vec<&str>)> = plans
+    let users = plans
         .iter()
-        .map(|p| {
-            let r: Vec<&str> = p
-                .recipients
-                .iter()
-                .map(String::as_str)
-                .filter(|id| {
-                    let ok = crate::ids::LineUserId::parse(id).is_some();
-                    if !ok {
-                        invalid += 1;
+        .filter(|p| matches!(p.recipients, Recipients::Users(_)))
+        .count();
+    anyhow::ensure!(
+        users == 0 || users == plans.len(),
+        "alert {} mixes explicit recipients with resident audiences, which could overlap",
+        alert.step_key
+    );
+    tx.execute(
+        "INSERT INTO delivery_alerts (step_key, source, kind, priority, summary, detail, planned, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7)",
+        params![
+            alert.step_key,
+            alert.source,
+            alert.kind,
+            alert.priority,
+            alert.summary,
+            alert.detail.to_string(),
+            chrono::Utc::now().to_rfc3339()
+        ],
+    )
+    .context("inserting alert")?;
+    let alert_id = tx.last_insert_rowid();
+    let mut out = BatchWriter {
+        tx,
+        alert_id,
+        priority: alert.priority,
+        now_ms,
+        message_id: None,
+        messages: Value::Null,
+        buf: String::new(),
+        n: 0,
+        batches: 0,
+        recipients: 0,
+        invalid: 0,
+    };
+    let mut seen_users: HashSet<&str> = HashSet::new();
+    let mut seen_districts: HashSet<&str> = HashSet::new();
+    for p in plans {
+        out.start(&p.messages);
+        match &p.recipients {
+            Recipients::Users(ids) => {
+                for id in ids {
+                    if seen_users.insert(id) {
+                        out.push(id)?;
                     }
-                    ok && seen.insert(id)
-                })
-                .collect();
-            (p, r)
-        })
-        .collect();
+                }
+            }
+            Recipients::Residents(audience) => {
+                let districts: Vec<String> = audience
+                    .districts
+                    .iter()
+                    .filter(|d| seen_districts.insert(d.as_str()))
+                    .cloned()
+                    .collect();
+                let audience = crate::resident::Audience {
+                    districts,
+                    level3_opt_in_only: audience.level3_opt_in_only,
+                };
+                crate::resident::for_each_audience_id(tx, &audience, |id| out.push(id))?;
+            }
+        }
+        out.flush()?;
+    }
+    let (batches, recipients, invalid) = (out.batches, out.recipients, out.invalid);
+    tx.execute(
+        "UPDATE delivery_alerts SET planned = ?2 WHERE id = ?1",
+        params![alert_id, recipients as i64],
+    )?;
     if invalid > 0 {
         tx.execute(
             "INSERT INTO problems (at, source, message, detail) VALUES (?1, 'delivery', ?2, ?3)",
@@ -214,59 +299,91 @@ pub fn enqueue(
             ],
         )?;
     }
-    let planned = seen.len();
-    tx.execute(
-        "INSERT INTO delivery_alerts (step_key, source, kind, priority, summary, detail, planned, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![
-            alert.step_key,
-            alert.source,
-            alert.kind,
-            alert.priority,
-            alert.summary,
-            alert.detail.to_string(),
-            planned as i64,
-            chrono::Utc::now().to_rfc3339()
-        ],
-    )
-    .context("inserting alert")?;
-    let alert_id = tx.last_insert_rowid();
-    let mut batches = 0;
-    let mut msg_stmt =
-        tx.prepare_cached("INSERT INTO delivery_messages (alert_id, body) VALUES (?1, ?2)")?;
-    let mut batch_stmt = tx.prepare_cached(
-        "INSERT INTO delivery_batches (alert_id, message_id, retry_key, priority, recipients, n_recipients,
-                                       status, next_attempt_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7)",
-    )?;
-    for (p, recipients) in deduped {
-        if recipients.is_empty() {
-            continue;
-        }
-        msg_stmt.execute(params![
-            alert_id,
-            Value::Array(p.messages.clone()).to_string()
-        ])?;
-        let message_id = tx.last_insert_rowid();
-        for chunk in recipients.chunks(MAX_RECIPIENTS) {
-            batch_stmt.execute(params![
-                alert_id,
-                message_id,
-                uuid::Uuid::new_v4().to_string(),
-                alert.priority,
-                chunk.join("\n"),
-                chunk.len() as i64,
-                now_ms
-            ])?;
-            batches += 1;
-        }
-    }
     Ok(Enqueued::Created {
         alert_id,
         batches,
-        recipients: planned,
+        recipients,
         invalid,
     })
+}
+
+/// Cuts one message set's recipients into batch rows as they stream in. The message row is written with
+/// the first recipient, so a message set with nobody to receive it leaves no row.
+struct BatchWriter<'t, 'c> {
+    tx: &'t Transaction<'c>,
+    alert_id: i64,
+    priority: i64,
+    now_ms: i64,
+    message_id: Option<i64>,
+    messages: Value,
+    /// The current batch's recipients, `\n`-separated (the stored form).
+    buf: String,
+    n: usize,
+    batches: usize,
+    recipients: usize,
+    invalid: usize,
+}
+
+impl BatchWriter<'_, '_> {
+    fn start(&mut self, messages: &[Value]) {
+        self.message_id = None;
+        self.messages = Value::Array(messages.to_vec());
+    }
+
+    fn push(&mut self, id: &str) -> anyhow::Result<()> {
+        if !crate::ids::is_line_user_id(id) {
+            self.invalid += 1;
+            return Ok(());
+        }
+        if self.n > 0 {
+            self.buf.push('\n');
+        }
+        self.buf.push_str(id);
+        self.n += 1;
+        self.recipients += 1;
+        if self.n == MAX_RECIPIENTS {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> anyhow::Result<()> {
+        if self.n == 0 {
+            return Ok(());
+        }
+        let message_id = match self.message_id {
+            Some(id) => id,
+            None => {
+                self.tx
+                    .prepare_cached(
+                        "INSERT INTO delivery_messages (alert_id, body) VALUES (?1, ?2)",
+                    )?
+                    .execute(params![self.alert_id, self.messages.to_string()])?;
+                let id = self.tx.last_insert_rowid();
+                self.message_id = Some(id);
+                id
+            }
+        };
+        self.tx
+            .prepare_cached(
+                "INSERT INTO delivery_batches (alert_id, message_id, retry_key, priority, recipients, n_recipients,
+                                               status, next_attempt_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7)",
+            )?
+            .execute(params![
+                self.alert_id,
+                message_id,
+                uuid::Uuid::new_v4().to_string(),
+                self.priority,
+                self.buf,
+                self.n as i64,
+                self.now_ms
+            ])?;
+        self.batches += 1;
+        self.buf.clear();
+        self.n = 0;
+        Ok(())
+    }
 }
 
 /// Recipients of one alert by outcome.

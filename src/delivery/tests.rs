@@ -196,11 +196,11 @@ fn enqueue_cuts_recipients_into_batches_of_at_most_500_each_with_its_own_uuid_ke
         vec![
             Planned {
                 messages: message("中央"),
-                recipients: users("a", 1234),
+                recipients: users("a", 1234).into(),
             },
             Planned {
                 messages: message("南部"),
-                recipients: users("b", 10),
+                recipients: users("b", 10).into(),
             },
         ],
     );
@@ -251,11 +251,11 @@ fn the_same_step_key_twice_inserts_nothing_and_a_recipient_in_two_districts_is_p
     let plans = vec![
         Planned {
             messages: message("中央"),
-            recipients: users("a", 3),
+            recipients: users("a", 3).into(),
         },
         Planned {
             messages: message("南部"),
-            recipients: both,
+            recipients: both.into(),
         },
     ];
     let first = enqueue_now(&store, alert("same", 100), plans.clone());
@@ -286,7 +286,7 @@ fn a_malformed_user_id_is_dropped_and_reported_so_it_cannot_sink_its_batch() {
         alert("ids", 100),
         vec![Planned {
             messages: message("避難"),
-            recipients: r,
+            recipients: r.into(),
         }],
     );
     assert!(
@@ -320,7 +320,7 @@ fn a_plan_with_more_than_five_messages_is_refused() {
         messages: (0..6)
             .map(|i| json!({"type": "text", "text": i.to_string()}))
             .collect(),
-        recipients: users("a", 1),
+        recipients: users("a", 1).into(),
     }];
     assert!(store
         .write_blocking(move |tx| enqueue(tx, &a, &plans, 0))
@@ -335,7 +335,7 @@ async fn every_recipient_gets_exactly_one_message_and_progress_shows_it() {
         alert("fanout", 100),
         vec![Planned {
             messages: message("避難"),
-            recipients: users("a", 2600),
+            recipients: users("a", 2600).into(),
         }],
     );
     let line = Arc::new(Line::default());
@@ -372,7 +372,7 @@ async fn a_crash_mid_fan_out_resumes_with_the_same_keys_and_duplicates_nobody() 
         alert("crash", 100),
         vec![Planned {
             messages: message("避難"),
-            recipients: users("a", 5000),
+            recipients: users("a", 5000).into(),
         }],
     );
     let all_keys: HashSet<String> = keys_of(&store, e.alert_id())
@@ -454,7 +454,7 @@ async fn disaster_alerts_are_claimed_before_normal_traffic() {
         alert("normal", 10),
         vec![Planned {
             messages: message("ゴミ出し"),
-            recipients: users("e", 2000),
+            recipients: users("e", 2000).into(),
         }],
     );
     let urgent = enqueue_now(
@@ -462,7 +462,7 @@ async fn disaster_alerts_are_claimed_before_normal_traffic() {
         alert("urgent", 100),
         vec![Planned {
             messages: message("避難"),
-            recipients: users("d", 2000),
+            recipients: users("d", 2000).into(),
         }],
     );
     let line = Arc::new(Line::default());
@@ -494,7 +494,7 @@ async fn the_rate_limit_blocks_and_never_drops() {
             alert(&format!("r{i}"), 50),
             vec![Planned {
                 messages: message("お知らせ"),
-                recipients: users(&format!("{i:03}"), 1),
+                recipients: users(&format!("{i:03}"), 1).into(),
             }],
         );
     }
@@ -527,7 +527,7 @@ async fn rate_limited_and_server_errors_are_retried_with_the_same_key() {
         alert("retry", 100),
         vec![Planned {
             messages: message("避難"),
-            recipients: users("a", 10),
+            recipients: users("a", 10).into(),
         }],
     );
     let line = Arc::new(Line::default());
@@ -575,7 +575,7 @@ async fn a_429_pauses_the_whole_dispatcher_with_backoff() {
         alert("pause", 100),
         vec![Planned {
             messages: message("避難"),
-            recipients: users("a", 1),
+            recipients: users("a", 1).into(),
         }],
     );
     let line = Arc::new(Line::default());
@@ -611,7 +611,7 @@ async fn a_rejected_batch_is_final_and_shown_to_operators() {
         alert("bad", 100),
         vec![Planned {
             messages: message("避難"),
-            recipients: users("a", 700),
+            recipients: users("a", 700).into(),
         }],
     );
     let line = Arc::new(Line::default());
@@ -661,7 +661,7 @@ async fn an_exhausted_monthly_quota_pauses_sending_and_raises_an_alarm() {
         alert("quota", 100),
         vec![Planned {
             messages: message("避難"),
-            recipients: users("a", 1),
+            recipients: users("a", 1).into(),
         }],
     );
     let line = Arc::new(Line::default());
@@ -721,7 +721,7 @@ async fn shutdown_finishes_requests_already_sent_and_records_them() {
         alert("drain", 100),
         vec![Planned {
             messages: message("避難"),
-            recipients: users("a", 500 * 8),
+            recipients: users("a", 500 * 8).into(),
         }],
     );
     let line = Arc::new(Line::default());
@@ -753,7 +753,7 @@ fn progress_of_an_unknown_alert_is_none_and_recent_alerts_lists_newest_first() {
             alert(k, 50),
             vec![Planned {
                 messages: message(k),
-                recipients: users("a", 2),
+                recipients: users("a", 2).into(),
             }],
         );
     }
@@ -762,4 +762,141 @@ fn progress_of_an_unknown_alert_is_none_and_recent_alerts_lists_newest_first() {
     assert_eq!(names, vec!["test second", "test first"]);
     assert_eq!(list[0].progress.planned, 2);
     assert_eq!(list[0].progress.remaining, 2);
+}
+
+/// Registers `n` residents of `district` (every third opted in to レベル3 alerts); returns their ids.
+fn residents(store: &Store, prefix: &str, district: &str, n: usize) -> Vec<String> {
+    let ids = users(prefix, n);
+    let (ids2, district) = (ids.clone(), district.to_string());
+    store
+        .write_blocking(move |tx| {
+            for (i, id) in ids2.iter().enumerate() {
+                let u = crate::ids::LineUserId::new(id.clone());
+                crate::resident::set_district_tx(tx, &u, &district)?;
+                crate::resident::set_opt_level3_tx(tx, &u, i % 3 == 0)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    ids
+}
+
+fn batch_recipients(store: &Store, alert_id: i64) -> Vec<Vec<String>> {
+    store
+        .read_blocking(move |c| {
+            let mut s = c.prepare(
+                "SELECT recipients FROM delivery_batches WHERE alert_id = ?1 ORDER BY id",
+            )?;
+            let v = s
+                .query_map([alert_id], |r| r.get::<_, String>(0))?
+                .map(|r| r.map(|t| t.split('\n').map(String::from).collect()))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(v)
+        })
+        .unwrap()
+}
+
+#[test]
+fn a_resident_audience_is_streamed_into_full_batches_once_per_district_even_if_listed_twice() {
+    let (_d, store) = store();
+    let mut north = residents(&store, "a", "north", 1201);
+    let south = residents(&store, "b", "south", 7);
+    residents(&store, "c", "elsewhere", 30);
+    let audience = |d: &[&str], opt: bool| {
+        Recipients::Residents(crate::resident::Audience {
+            districts: d.iter().map(|s| s.to_string()).collect(),
+            level3_opt_in_only: opt,
+        })
+    };
+    let e = enqueue_now(
+        &store,
+        alert("streamed", 100),
+        vec![
+            Planned {
+                messages: message("北"),
+                recipients: audience(&["north", "north"], false),
+            },
+            Planned {
+                messages: message("南"),
+                recipients: audience(&["south", "north"], false),
+            },
+        ],
+    );
+    let Enqueued::Created {
+        alert_id,
+        batches,
+        recipients,
+        invalid: 0,
+    } = e
+    else {
+        panic!("{e:?}")
+    };
+    // 1201 north residents fill 500 + 500 + 201; the second plan adds only south (north was planned).
+    assert_eq!((batches, recipients), (4, 1208));
+    let got = batch_recipients(&store, alert_id);
+    assert_eq!(
+        got.iter().map(Vec::len).collect::<Vec<_>>(),
+        vec![500, 500, 201, 7]
+    );
+    let mut first: Vec<String> = got[..3].concat();
+    first.sort();
+    north.sort();
+    assert_eq!(first, north);
+    let mut last = got[3].clone();
+    last.sort();
+    assert_eq!(last, south);
+    let planned: i64 = store
+        .read_blocking(move |c| {
+            Ok(c.query_row(
+                "SELECT planned FROM delivery_alerts WHERE id = ?1",
+                [alert_id],
+                |r| r.get(0),
+            )?)
+        })
+        .unwrap();
+    assert_eq!(planned, 1208);
+
+    // Only the opted-in third of the district for a レベル3 alert.
+    let e = enqueue_now(
+        &store,
+        alert("opted-in", 50),
+        vec![Planned {
+            messages: message("北"),
+            recipients: audience(&["north"], true),
+        }],
+    );
+    assert!(
+        matches!(
+            e,
+            Enqueued::Created {
+                recipients: 401,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn an_alert_mixing_explicit_recipients_and_resident_audiences_is_refused() {
+    let (_d, store) = store();
+    residents(&store, "a", "north", 3);
+    let a = alert("mixed", 10);
+    let plans = vec![
+        Planned {
+            messages: message("北"),
+            recipients: Recipients::Residents(crate::resident::Audience {
+                districts: vec!["north".into()],
+                level3_opt_in_only: false,
+            }),
+        },
+        Planned {
+            messages: message("職員"),
+            recipients: users("a", 1).into(),
+        },
+    ];
+    let err = store
+        .write_blocking(move |tx| enqueue(tx, &a, &plans, 0))
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("mixes"), "{err:#}");
 }

@@ -31,7 +31,7 @@ pub use engine::{
 };
 pub use policy::{Action, DisasterConfig};
 
-use crate::delivery::{self, Enqueued, NewAlert, Planned};
+use crate::delivery::{self, Enqueued, NewAlert, Planned, Recipients};
 use crate::store::Store;
 
 /// The engine memory stored with the last decision (default when none yet).
@@ -83,7 +83,8 @@ pub fn summary(step: &AlertStep) -> String {
 /// Composes one message per district and resolves recipients. `shelters_for` gives the nearest open
 /// shelters suited to the hazard for a district; `links_for` the hazard links of a municipality;
 /// `recipients_for` the residents of a district (all, or only those who opted in). Drill steps go to
-/// `drill_audience` only, with the message of the first district.
+/// `drill_audience` only, with the message of the first district. Districts with nobody to receive the step
+/// get no message.
 pub fn plan_step(
     templates: &compose::Templates,
     step: &AlertStep,
@@ -91,27 +92,31 @@ pub fn plan_step(
     drill_audience: &[String],
     mut shelters_for: impl FnMut(&DistrictRef, Phenomenon) -> Vec<compose::ShelterRef>,
     mut links_for: impl FnMut(&str) -> compose::HazardLinks,
-    mut recipients_for: impl FnMut(&DistrictRef, Audience) -> anyhow::Result<Vec<String>>,
+    mut recipients_for: impl FnMut(&DistrictRef, Audience) -> anyhow::Result<Recipients>,
 ) -> anyhow::Result<Vec<Planned>> {
     let links = links_for(&step.municipality);
     let mut plans = Vec::new();
     for district in &step.districts {
-        let shelters = shelters_for(district, step.phenomenon);
-        let messages = templates.compose(compose::ComposeInput {
-            step,
-            district,
-            shelters: &shelters,
-            links: &links,
-            public_url,
-        })?;
+        // Recipients first: a district nobody receives needs no message (composing one costs about as much
+        // as sending it, and a city has thousands of districts).
         let recipients = match step.audience {
-            Audience::Drill => drill_audience.to_vec(),
+            Audience::Drill => Recipients::Users(drill_audience.to_vec()),
             a => recipients_for(district, a)?,
         };
-        plans.push(Planned {
-            messages,
-            recipients,
-        });
+        if !recipients.is_nobody() {
+            let shelters = shelters_for(district, step.phenomenon);
+            let messages = templates.compose(compose::ComposeInput {
+                step,
+                district,
+                shelters: &shelters,
+                links: &links,
+                public_url,
+            })?;
+            plans.push(Planned {
+                messages,
+                recipients,
+            });
+        }
         if step.audience == Audience::Drill {
             break;
         }
@@ -193,7 +198,7 @@ pub fn run_cycle_blocking(
     input: EngineInput<'_>,
     mut shelters_for: impl FnMut(&DistrictRef, Phenomenon) -> Vec<compose::ShelterRef>,
     mut links_for: impl FnMut(&str) -> compose::HazardLinks,
-    mut recipients_for: impl FnMut(&DistrictRef, Audience) -> anyhow::Result<Vec<String>>,
+    mut recipients_for: impl FnMut(&DistrictRef, Audience) -> anyhow::Result<Recipients>,
 ) -> anyhow::Result<(Decision, Vec<Enqueued>)> {
     let memory = store.read_blocking(load_state)?;
     let decision = decide(config, &memory, input);

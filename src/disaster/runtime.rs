@@ -33,6 +33,7 @@ use super::engine::{
 use crate::app::Context;
 use crate::delivery::sender::{SendOutcome, Sender};
 use crate::delivery::Enqueued;
+use crate::delivery::Recipients;
 use crate::health::Status;
 use crate::ids::LineUserId;
 use crate::jma::pipeline::{load_states, Pipeline};
@@ -194,6 +195,9 @@ pub struct CycleReport {
     pub alerts_created: usize,
     pub recipients: usize,
     pub problems: Vec<String>,
+    /// Time spent composing messages and resolving recipients, and writing the outbox rows.
+    pub plan_time: std::time::Duration,
+    pub commit_time: std::time::Duration,
 }
 
 /// Everything a cycle needs that does not change while the daemon runs.
@@ -272,6 +276,7 @@ impl Runtime {
             },
         );
 
+        let planning = std::time::Instant::now();
         let statuses = load_statuses(tx)?;
         let status = |id: &str| statuses.get(id).copied().unwrap_or(ShelterStatus::Open);
         let mut planned = Vec::with_capacity(decision.steps.len());
@@ -289,17 +294,21 @@ impl Runtime {
                         districts: vec![d.id.clone()],
                         level3_opt_in_only: a == Audience::OptedIn,
                     };
-                    Ok(crate::resident::audience(tx, &audience)?
-                        .into_iter()
-                        .map(|u| u.as_str().to_string())
-                        .collect())
+                    Ok(if crate::resident::audience_is_empty(tx, &audience)? {
+                        Recipients::nobody()
+                    } else {
+                        Recipients::Residents(audience)
+                    })
                 },
             )
             .with_context(|| format!("composing {}", super::summary(step)))?;
             planned.push((step.clone(), plans));
         }
 
+        report.plan_time = planning.elapsed();
+        let committing = std::time::Instant::now();
         let enqueued = super::commit(tx, &decision, &planned, now.timestamp_millis())?;
+        report.commit_time = committing.elapsed();
         if decision.mode_changed() {
             let (mode, reason) = match decision.mode {
                 Mode::Disaster => (
@@ -510,6 +519,8 @@ async fn run(ctx: Context, rt: Arc<Runtime>, pipeline: Option<Arc<Pipeline>>, wa
                     tracing::info!(
                         alerts = r.alerts_created,
                         recipients = r.recipients,
+                        plan_ms = r.plan_time.as_millis() as u64,
+                        outbox_ms = r.commit_time.as_millis() as u64,
                         "disaster alerts enqueued"
                     );
                     wake.notify_one();
@@ -836,6 +847,27 @@ mod tests {
         }
         for (_, _, users) in &everyone {
             assert!(users.contains(&u("2")), "both districts are in 札幌市");
+        }
+        // 札幌市 has thousands of districts; only the two with a registered resident got a message composed.
+        let per_alert: Vec<(i64, i64)> = store
+            .read(|c| {
+                let mut s = c.prepare(
+                    "SELECT a.id, count(m.id) FROM delivery_alerts a
+                     LEFT JOIN delivery_messages m ON m.alert_id = a.id GROUP BY a.id",
+                )?;
+                let v = s
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(v)
+            })
+            .await
+            .unwrap();
+        for (id, _, _) in &everyone {
+            assert_eq!(
+                per_alert.iter().find(|(a, _)| a == id).map(|(_, n)| *n),
+                Some(2),
+                "alert {id}: {per_alert:?}"
+            );
         }
         let mode = store.read(crate::mode::current_mode).await.unwrap();
         assert_eq!(mode.mode, crate::mode::Mode::Disaster);

@@ -144,15 +144,14 @@ pub struct Audience {
     pub level3_opt_in_only: bool,
 }
 
-/// Calls `f` with batches of at most `batch` user ids of the audience, in index order (district, opt-in,
-/// user id). Uses the partial covering index; memory stays at one batch however large the audience is.
-pub fn for_each_audience_batch(
+/// Calls `f` with every user id of the audience, in index order (district, opt-in, user id), without
+/// allocating per row: the outbox streams a million recipients straight into batch rows this way. Uses the
+/// partial covering index. Returns how many ids were passed.
+pub fn for_each_audience_id(
     conn: &Connection,
     audience: &Audience,
-    batch: usize,
-    mut f: impl FnMut(&[LineUserId]) -> anyhow::Result<()>,
+    mut f: impl FnMut(&str) -> anyhow::Result<()>,
 ) -> anyhow::Result<usize> {
-    let batch = batch.max(1);
     let sql = if audience.level3_opt_in_only {
         "SELECT user_id FROM residents WHERE active = 1 AND district_id = ?1 AND opt_level3 = 1"
     } else {
@@ -162,22 +161,53 @@ pub fn for_each_audience_batch(
     let mut districts: Vec<&String> = audience.districts.iter().collect();
     districts.sort();
     districts.dedup();
-    let mut buf = Vec::with_capacity(batch);
     let mut total = 0;
     for d in districts {
         let mut rows = stmt.query([d])?;
         while let Some(row) = rows.next()? {
-            buf.push(LineUserId::new(row.get::<_, String>(0)?));
-            if buf.len() == batch {
-                f(&buf)?;
-                total += buf.len();
-                buf.clear();
-            }
+            f(row.get_ref(0)?.as_str()?)?;
+            total += 1;
         }
     }
+    Ok(total)
+}
+
+/// Whether the audience has nobody in it (one index seek per district).
+pub fn audience_is_empty(conn: &Connection, audience: &Audience) -> anyhow::Result<bool> {
+    let sql = if audience.level3_opt_in_only {
+        "SELECT EXISTS (SELECT 1 FROM residents WHERE active = 1 AND district_id = ?1 AND opt_level3 = 1)"
+    } else {
+        "SELECT EXISTS (SELECT 1 FROM residents WHERE active = 1 AND district_id = ?1)"
+    };
+    let mut stmt = conn.prepare_cached(sql)?;
+    for d in &audience.districts {
+        if stmt.query_row([d], |r| r.get::<_, bool>(0))? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Calls `f` with batches of at most `batch` user ids of the audience (see [`for_each_audience_id`]);
+/// memory stays at one batch however large the audience is.
+pub fn for_each_audience_batch(
+    conn: &Connection,
+    audience: &Audience,
+    batch: usize,
+    mut f: impl FnMut(&[LineUserId]) -> anyhow::Result<()>,
+) -> anyhow::Result<usize> {
+    let batch = batch.max(1);
+    let mut buf = Vec::with_capacity(batch);
+    let total = for_each_audience_id(conn, audience, |id| {
+        buf.push(LineUserId::new(id));
+        if buf.len() == batch {
+            f(&buf)?;
+            buf.clear();
+        }
+        Ok(())
+    })?;
     if !buf.is_empty() {
         f(&buf)?;
-        total += buf.len();
     }
     Ok(total)
 }

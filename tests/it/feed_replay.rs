@@ -6,7 +6,9 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -22,20 +24,55 @@ pub const TELEGRAMS: &[&str] = &["01_VPWW55.xml", "02_VPWW55.xml", "03_VPWW56.xm
 /// telegrams themselves under `/t/`.
 pub struct FeedServer {
     pub addr: SocketAddr,
+    revealed: Arc<AtomicBool>,
+    first_served: Arc<Mutex<Option<Instant>>>,
 }
 
 impl FeedServer {
+    /// A feed that lists the telegrams from the start.
     pub async fn start(telegrams: &'static [&'static str]) -> FeedServer {
+        let server = FeedServer::start_hidden(telegrams).await;
+        server.reveal();
+        server
+    }
+
+    /// A feed that lists nothing until [`FeedServer::reveal`] (a daemon already running sees them on its next
+    /// poll, as with a new JMA telegram).
+    pub async fn start_hidden(telegrams: &'static [&'static str]) -> FeedServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let published = chrono::Utc::now();
         let feed = Arc::new(atom(addr, telegrams, published));
+        let empty = Arc::new(atom(addr, &[], published));
+        let revealed = Arc::new(AtomicBool::new(false));
+        let first_served = Arc::new(Mutex::new(None));
+        let (r, f) = (revealed.clone(), first_served.clone());
         let app = axum::Router::new().fallback(move |uri: Uri| {
-            let feed = feed.clone();
-            async move { serve(uri, &feed, telegrams) }
+            let (feed, empty, r, f) = (feed.clone(), empty.clone(), r.clone(), f.clone());
+            async move {
+                let listed = r.load(Ordering::SeqCst);
+                if listed && matches!(uri.path(), "/extra.xml" | "/extra_l.xml") {
+                    f.lock().unwrap().get_or_insert_with(Instant::now);
+                }
+                serve(uri, if listed { &feed } else { &empty }, telegrams)
+            }
         });
         tokio::spawn(async move { axum::serve(listener, app).await });
-        FeedServer { addr }
+        FeedServer {
+            addr,
+            revealed,
+            first_served,
+        }
+    }
+
+    /// Lists the telegrams from now on.
+    pub fn reveal(&self) {
+        self.revealed.store(true, Ordering::SeqCst);
+    }
+
+    /// When a poll first received the feed listing the telegrams.
+    pub fn first_served(&self) -> Option<Instant> {
+        *self.first_served.lock().unwrap()
     }
 
     pub fn feed_url(&self) -> String {
