@@ -1,12 +1,15 @@
 //! Snow plows end to end: the real `sonae` binary, a real mosquitto broker (started here on a free port and
 //! restarted), the embedded rumqttd broker, real SQLite files, and headless Chromium for the map.
 
+use std::collections::HashMap;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::helpers::{chromium_dump_dom, free_port, reqwest::get_full, write_config, Daemon};
+use crate::helpers::{
+    chromium_dump_dom, free_port, reqwest::get_full, write_config, Daemon, SONAE,
+};
 
 const MOSQUITTO: &str = "/usr/sbin/mosquitto";
 
@@ -369,28 +372,6 @@ fn positions_published_after_a_mosquitto_restart_are_not_lost() {
     );
 }
 
-/// (status, body) of a plain-HTTP JSON POST.
-fn post_json(addr: SocketAddr, path: &str, body: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).unwrap();
-    let text = String::from_utf8_lossy(&buf).to_string();
-    let code = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (code, body)
-}
-
 #[test]
 fn the_resident_map_renders_live_vehicle_markers_in_headless_chromium() {
     let dir = tempfile::tempdir().unwrap();
@@ -461,25 +442,186 @@ fn the_resident_map_renders_live_vehicle_markers_in_headless_chromium() {
     );
 }
 
-#[test]
-fn the_dispatcher_starts_a_storm_and_sees_coverage_grow_per_district() {
+const STAFF_PASSWORD: &str = "yukimichi-2026-fuyu";
+
+/// A console session over real HTTP: cookies kept by hand, redirects not followed.
+struct Staff {
+    base: String,
+    client: ::reqwest::Client,
+    cookies: HashMap<String, String>,
+}
+
+struct Answer {
+    status: u16,
+    location: Option<String>,
+    body: String,
+}
+
+impl Answer {
+    fn csrf(&self) -> String {
+        let marker = "name=\"csrf\" value=\"";
+        let i = self.body.find(marker).expect("page has a CSRF field") + marker.len();
+        self.body[i..].split('"').next().unwrap().to_string()
+    }
+}
+
+impl Staff {
+    fn new(addr: SocketAddr) -> Staff {
+        Staff {
+            base: format!("http://{addr}"),
+            client: ::reqwest::Client::builder()
+                .redirect(::reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            cookies: HashMap::new(),
+        }
+    }
+
+    async fn send(&mut self, req: ::reqwest::RequestBuilder) -> Answer {
+        let cookie = self
+            .cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let res = req
+            .header(::reqwest::header::COOKIE, cookie)
+            .send()
+            .await
+            .unwrap();
+        for c in res.headers().get_all(::reqwest::header::SET_COOKIE) {
+            let c = c.to_str().unwrap();
+            let (kv, attrs) = c.split_once(';').unwrap_or((c, ""));
+            let (k, v) = kv.split_once('=').unwrap();
+            if attrs.contains("Max-Age=0") {
+                self.cookies.remove(k);
+            } else {
+                self.cookies.insert(k.into(), v.into());
+            }
+        }
+        Answer {
+            status: res.status().as_u16(),
+            location: res
+                .headers()
+                .get(::reqwest::header::LOCATION)
+                .map(|v| v.to_str().unwrap().to_string()),
+            body: res.text().await.unwrap(),
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> Answer {
+        let req = self.client.get(format!("{}{path}", self.base));
+        self.send(req).await
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Answer {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        let req = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header(
+                ::reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(body);
+        self.send(req).await
+    }
+
+    async fn login(addr: SocketAddr, name: &str) -> Staff {
+        let mut s = Staff::new(addr);
+        let form = s.get("/console/login").await;
+        let csrf = form.csrf();
+        let p = s
+            .post(
+                "/console/login",
+                &[
+                    ("csrf", &csrf),
+                    ("name", name),
+                    ("password", STAFF_PASSWORD),
+                ],
+            )
+            .await;
+        assert_eq!(p.status, 303, "login: {}", p.body);
+        s
+    }
+
+    /// Starts (`start`) or ends (`end`) a storm through the console form.
+    async fn storm(&mut self, action: &str, note: &str) -> Answer {
+        let page = self.get("/console/plows").await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        let csrf = page.csrf();
+        self.post(
+            "/console/plows/storm",
+            &[("csrf", &csrf), ("action", action), ("note", note)],
+        )
+        .await
+    }
+}
+
+/// `sonae user add NAME --role operator` against the daemon's config.
+fn add_operator(config: &Path, name: &str) {
+    use std::io::Write;
+    let mut child = Command::new(SONAE)
+        .args(["user", "add", name, "--role", "operator", "--config"])
+        .arg(config)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{STAFF_PASSWORD}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dispatcher_starts_a_storm_in_the_console_and_sees_coverage_grow_per_district() {
     let dir = tempfile::tempdir().unwrap();
     let broker = free_port();
     let manifest = env!("CARGO_MANIFEST_DIR");
-    let d = plow_daemon(
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let config = write_config(
         dir.path(),
-        broker,
+        addr,
         &format!(
-            "embedded_broker = true\nembedded_broker_listen = \"127.0.0.1:{broker}\"\n\
+            "[plow]\nenabled = true\nbroker_host = \"127.0.0.1\"\nbroker_port = {broker}\nclient_id = \"sonae-it-{broker}\"\n\
+             embedded_broker = true\nembedded_broker_listen = \"127.0.0.1:{broker}\"\n\
              service_area = [141.33, 43.045, 141.38, 43.075]\n\
              roads_file = \"{manifest}/tests/fixtures/plow/sapporo-odori-excerpt.geojson\"\n\
              districts_file = \"{manifest}/deploy/demo/sapporo-wards.geojson\"\n"
         ),
     );
+    add_operator(&config, "haisha");
+    let d = Daemon::start(&config, addr);
     wait_for(Duration::from_secs(15), "MQTT connection", || {
         metric(&d, "sonae_plow_mqtt_connected") == Some(1.0)
     });
-    let before = json(&d, "/api/plows/dispatch");
+    // Staff data needs a console session; the old open endpoints are gone.
+    let mut anon = Staff::new(addr);
+    assert_eq!(anon.get("/api/plows/dispatch").await.status, 401);
+    let old = anon.post("/api/plows/storm", &[("action", "start")]).await;
+    assert!(old.status == 404 || old.status == 405, "{}", old.status);
+    assert_eq!(
+        anon.post("/console/plows/storm", &[("action", "start")])
+            .await
+            .status,
+        401
+    );
+
+    let mut staff = Staff::login(addr, "haisha").await;
+    let dispatch = |body: &str| -> serde_json::Value { serde_json::from_str(body).unwrap() };
+    let before = dispatch(&staff.get("/api/plows/dispatch").await.body);
     assert!(before["storm"].is_null());
     let chuo = |v: &serde_json::Value| {
         v["coverage"]
@@ -492,21 +634,19 @@ fn the_dispatcher_starts_a_storm_and_sees_coverage_grow_per_district() {
     };
     assert!(chuo(&before)["road_km"].as_f64().unwrap() > 10.0);
 
-    let (code, body) = post_json(
-        d.addr,
-        "/api/plows/storm",
-        r#"{"action":"start","note":"大雪"}"#,
-    );
-    assert_eq!(code, 201, "{body}");
-    let started: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(started["result"], "started");
-    let (code, _) = post_json(d.addr, "/api/plows/storm", r#"{"action":"start"}"#);
+    let p = staff.storm("start", "大雪").await;
     assert_eq!(
-        code, 409,
+        p.location.as_deref(),
+        Some("/console/plows?msg=storm_started"),
+        "{}",
+        p.body
+    );
+    let p = staff.storm("start", "").await;
+    assert_eq!(
+        p.location.as_deref(),
+        Some("/console/plows?msg=unchanged"),
         "a second start while a storm is open changes nothing"
     );
-    let (code, _) = post_json(d.addr, "/api/plows/storm", "garbage");
-    assert_eq!(code, 400);
 
     // Drive west along 大通 with the blade down, one fix per ~13 m.
     let base = now();
@@ -522,20 +662,40 @@ fn the_dispatcher_starts_a_storm_and_sees_coverage_grow_per_district() {
             ),
         );
     }
-    wait_for(Duration::from_secs(10), "coverage in 中央区", || {
-        chuo(&json(&d, "/api/plows/dispatch"))["plowed_km"]
-            .as_f64()
-            .unwrap()
-            > 0.1
-    });
-    let after = json(&d, "/api/plows/dispatch");
+    let mut after = serde_json::Value::Null;
+    for _ in 0..100 {
+        after = dispatch(&staff.get("/api/plows/dispatch").await.body);
+        if chuo(&after)["plowed_km"].as_f64().unwrap() > 0.1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        chuo(&after)["plowed_km"].as_f64().unwrap() > 0.1,
+        "coverage in 中央区: {after}"
+    );
     assert_eq!(after["storm"]["note"], "大雪");
     assert_eq!(after["vehicles"][0]["vehicle"], "D-1");
     assert_eq!(after["stale_count"], 0);
+    let page = staff.get("/console/plows").await;
+    assert!(page
+        .body
+        .contains(r#"data-vehicle="D-1" data-state="active""#));
+    assert!(page.body.contains("（大雪）"));
     let roads = json(&d, "/api/plows/roads");
     assert!(roads["features"]
         .as_array()
         .unwrap()
         .iter()
         .any(|f| f["properties"]["road"] == "11971-0" && f["properties"]["band"] == "lt1h"));
+
+    let db = rusqlite::Connection::open(dir.path().join("sonae.db")).unwrap();
+    let actors: Vec<(String, String)> = db
+        .prepare("SELECT actor, action FROM audit_log WHERE action LIKE 'plow.storm.%' ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(actors, vec![("haisha".into(), "plow.storm.start".into())]);
 }
