@@ -1033,3 +1033,44 @@ async fn outbox_empty(store: &sonae::store::Store) -> bool {
         .unwrap()
         == 0
 }
+
+#[test]
+fn the_embedded_broker_readiness_probe_leaves_no_error_in_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let config = write_config(
+        dir.path(),
+        addr,
+        &format!(
+            "[plow]\nenabled = true\nbroker_host = \"127.0.0.1\"\nbroker_port = {broker}\n\
+             embedded_broker = true\nembedded_broker_listen = \"127.0.0.1:{broker}\"\n"
+        ),
+    );
+    let log_path = dir.path().join("stderr.log");
+    let child = Command::new(SONAE)
+        .args(["run", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let d = Daemon { child, addr };
+    d.wait_healthy(Duration::from_secs(20));
+    // Sonae's own MQTT client connects after the probe has finished.
+    wait_for(Duration::from_secs(15), "MQTT connection", || {
+        metric(&d, "sonae_plow_mqtt_connected") == Some(1.0)
+    });
+    drop(d);
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        log.contains("embedded MQTT broker listening"),
+        "the broker started: {log}"
+    );
+    assert!(
+        !log.contains("Error while handling MQTT connect packet"),
+        "the readiness probe made the broker log an error:\n{log}"
+    );
+}
