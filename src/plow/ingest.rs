@@ -257,7 +257,8 @@ impl Pipeline {
         if !batch.is_empty() {
             let storm_id = storm.as_ref().map(|s| s.id);
             let passes = batch.passes.len();
-            let (outcome, batch, notices) = self
+            let entered_ids: Vec<String> = entered.iter().map(|(id, _)| id.clone()).collect();
+            let written = self
                 .store
                 .write(move |tx| {
                     let out = super::store::write_batch(tx, &batch, storm_id, now)?;
@@ -278,8 +279,23 @@ impl Pipeline {
                     }
                     Ok((out, batch, notices))
                 })
-                .await
-                .context("writing plow positions")?;
+                .await;
+            let (outcome, batch, notices) = match written {
+                Ok(w) => w,
+                Err(e) => {
+                    // Nothing of the batch was recorded, its district entries included: give them back to
+                    // coverage so the next fix there claims the notices this batch would have.
+                    if let Some(cov) = &self.plow.coverage {
+                        let mut cov = cov.lock().unwrap_or_else(|p| p.into_inner());
+                        for id in &entered_ids {
+                            if let Some(d) = cov.net.districts.iter().position(|x| &x.id == id) {
+                                cov.forget_entered(d);
+                            }
+                        }
+                    }
+                    return Err(e.context("writing plow positions"));
+                }
+            };
             if notices > 0 {
                 if let Some(wake) = self.plow.outbox_wake.get() {
                     wake.notify_one();
@@ -721,5 +737,45 @@ mod tests {
         let now = now_ms() + 1000;
         pipe.handle(&[msg("P1", now, 141.3544)], now).await.unwrap();
         assert_eq!(outbox(&store).len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_batch_whose_write_fails_does_not_lose_the_district_entry_or_its_notice() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).unwrap();
+        let p = plow();
+        let resident = LineUserId::new(format!("U{:032x}", 9));
+        store
+            .write(move |tx| crate::plow::notice::subscribe(tx, &resident, "all"))
+            .await
+            .unwrap();
+        let mut pipe = Pipeline::new(p.clone(), store.clone(), Arc::new(Metrics::new()))
+            .await
+            .unwrap();
+        p.change_storm(&store, true, "test", "").await.unwrap();
+        // The disk "fills up" for one batch.
+        store
+            .write(|tx| {
+                tx.execute_batch(
+                    "CREATE TRIGGER fail BEFORE INSERT ON plow_positions BEGIN SELECT RAISE(ABORT, 'disk full'); END;",
+                )?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let now = now_ms() + 1000;
+        assert!(pipe.handle(&[msg("P1", now, 141.3550)], now).await.is_err());
+        assert!(outbox(&store).is_empty());
+        store
+            .write(|tx| {
+                tx.execute_batch("DROP TRIGGER fail")?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        pipe.handle(&[msg("P1", now + 2000, 141.3547)], now + 2000)
+            .await
+            .unwrap();
+        assert_eq!(outbox(&store).len(), 1, "the next fix claims the notice");
     }
 }

@@ -232,7 +232,7 @@ pub fn reply_message(outcome: &Outcome) -> serde_json::Value {
         }),
         Outcome::Unavailable => json!({
             "type": "text",
-            "text": "現在、除雪通知は準備中のためご利用いただけません。除雪車の位置は市のホームページの地図でご確認ください。",
+            "text": "申し訳ありません。現在、除雪通知はご利用いただけません。",
         }),
     }
 }
@@ -325,6 +325,86 @@ mod tests {
             .unwrap();
         assert_eq!(claim(storm2, "01101"), vec![u(2)]);
         assert_eq!(claim(storm2, "01101"), vec![]);
+    }
+
+    /// A square town of ±0.002° around a point, as the registration districts file has them.
+    fn town(id: &str, lat: f64, lon: f64) -> String {
+        let (a, b, c, d) = (lon - 0.002, lat - 0.002, lon + 0.002, lat + 0.002);
+        format!(
+            r#"{{"type":"Feature","properties":{{"id":"{id}","name":"{id}","jma_code":"0110000"}},
+               "geometry":{{"type":"Polygon","coordinates":[[[{a},{b}],[{c},{b}],[{c},{d}],[{a},{d}],[{a},{b}]]]}}}}"#
+        )
+    }
+
+    #[test]
+    fn a_registered_town_maps_to_the_plow_ward_that_contains_it() {
+        use crate::plow::coverage::{load_districts, RoadNetwork};
+        let wards = load_districts(
+            include_str!("../../deploy/demo/sapporo-wards.geojson"),
+            "id",
+            "name",
+        )
+        .unwrap();
+        let net = RoadNetwork::from_geojson(
+            include_str!("../../tests/fixtures/plow/sapporo-odori-excerpt.geojson"),
+            Some(wards),
+        )
+        .unwrap();
+        let (towns, _) = crate::place::Districts::from_geojson_str(&format!(
+            r#"{{"type":"FeatureCollection","features":[{},{},{}]}}"#,
+            town("odori", 43.0597, 141.3468),
+            town("hokudai", 43.0770, 141.3400),
+            town("tokyo", 35.68, 139.76),
+        ))
+        .unwrap();
+        let name = |id: &str| {
+            resolve_district(&net, Some(&towns), id).map(|i| net.districts[i].name.clone())
+        };
+        assert_eq!(name("odori").as_deref(), Some("中央区"));
+        assert_eq!(name("hokudai").as_deref(), Some("北区"));
+        assert_eq!(name("01101").as_deref(), Some("中央区"), "a ward id as is");
+        assert_eq!(name("tokyo"), None, "outside every ward");
+        assert_eq!(name("nowhere"), None, "unknown id");
+        assert_eq!(resolve_district(&net, None, "odori"), None);
+        // Without ward polygons the whole city is one district; known towns map to it.
+        let city = RoadNetwork::from_geojson(
+            include_str!("../../tests/fixtures/plow/sapporo-odori-excerpt.geojson"),
+            None,
+        )
+        .unwrap();
+        assert_eq!(resolve_district(&city, Some(&towns), "odori"), Some(0));
+        assert_eq!(city.districts[0].id, "all");
+    }
+
+    #[test]
+    fn every_reply_is_a_valid_line_message_in_japanese() {
+        let outcomes = [
+            Outcome::Subscribed {
+                district_name: "中央区".into(),
+            },
+            Outcome::Unsubscribed { removed: 1 },
+            Outcome::Unsubscribed { removed: 0 },
+            Outcome::NoDistrict,
+            Outcome::UnknownDistrict,
+            Outcome::Unavailable,
+        ];
+        for o in &outcomes {
+            let m = reply_message(o);
+            let typed: crate::line::message::Message =
+                serde_json::from_value(m.clone()).unwrap_or_else(|e| panic!("{o:?}: {e}"));
+            assert!(
+                crate::line::limits::check_messages(&[typed]).is_ok(),
+                "{o:?}"
+            );
+            assert!(m["text"].as_str().unwrap().contains("除雪通知"), "{o:?}");
+        }
+        assert!(reply_message(&outcomes[0])["text"]
+            .as_str()
+            .unwrap()
+            .contains("除雪車が中央区に入ったとき"));
+        let n: crate::line::message::Message =
+            serde_json::from_value(notice_message("中央区")).unwrap();
+        assert!(crate::line::limits::check_messages(&[n]).is_ok());
     }
 
     #[test]
