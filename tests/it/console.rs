@@ -1294,6 +1294,7 @@ async fn the_plow_dispatcher_view_needs_a_session_and_an_operator_starts_and_end
         "（大雪警報）",
         r#"data-vehicle="D-1" data-state="active""#,
         "下げ（作業中）",
+        r#"<td class="num">20</td>"#,
         "降雪対応を終了する",
     ] {
         assert!(page.body.contains(text), "the page lacks {text}");
