@@ -27,7 +27,10 @@ pub fn register_handlers(ctx: &Context) {
     if !ctx.plow.config.enabled {
         return;
     }
-    let districts = load_resident_districts(ctx);
+    let districts = ResidentDistricts {
+        path: ctx.config.place.districts.clone(),
+        cell: Arc::default(),
+    };
     let router = ctx.line.events.clone();
     {
         let districts = districts.clone();
@@ -44,7 +47,7 @@ pub fn register_handlers(ctx: &Context) {
                     else {
                         return Ok(());
                     };
-                    handle(&ctx, &ev, districts.as_deref(), cmd, None).await
+                    handle(&ctx, &ev, &districts, cmd, None).await
                 }
             }),
         );
@@ -64,7 +67,7 @@ pub fn register_handlers(ctx: &Context) {
                     return Ok(());
                 };
                 let district = pb.field("district").filter(|d| !d.is_empty());
-                handle(&ctx, &ev, districts.as_deref(), cmd, district).await
+                handle(&ctx, &ev, &districts, cmd, district).await
             }
         }),
     );
@@ -82,26 +85,45 @@ pub fn register_handlers(ctx: &Context) {
     );
 }
 
-/// The districts residents register with (`place.districts`), to map them onto the plow districts. `None` when
-/// the file is not configured or does not load (then only plow district ids are understood).
-fn load_resident_districts(ctx: &Context) -> Option<Arc<Districts>> {
-    let path = &ctx.config.place.districts;
-    if !path.is_file() {
-        return None;
-    }
-    match Districts::load(path) {
-        Ok((d, _)) => Some(Arc::new(d)),
-        Err(e) => {
-            tracing::warn!(error = %e, "place.districts did not load; plow notices accept plow district ids only");
-            None
-        }
+/// The districts residents register with (`place.districts`), to map them onto the plow districts. Loaded on
+/// the first request that needs them (the file is megabytes; the daemon's start-up does not wait for it).
+/// `None` when the file is not configured or does not load (then only plow district ids are understood).
+#[derive(Clone)]
+struct ResidentDistricts {
+    path: std::path::PathBuf,
+    cell: Arc<tokio::sync::OnceCell<Option<Arc<Districts>>>>,
+}
+
+impl ResidentDistricts {
+    async fn get(&self) -> Option<Arc<Districts>> {
+        let path = self.path.clone();
+        self.cell
+            .get_or_init(|| async move {
+                if !path.is_file() {
+                    return None;
+                }
+                let loaded = tokio::task::spawn_blocking(move || Districts::load(&path)).await;
+                match loaded {
+                    Ok(Ok((d, _))) => Some(Arc::new(d)),
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "place.districts did not load; plow notices accept plow district ids only");
+                        None
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "loading place.districts panicked");
+                        None
+                    }
+                }
+            })
+            .await
+            .clone()
     }
 }
 
 async fn handle(
     ctx: &Context,
     ev: &Event,
-    districts: Option<&Districts>,
+    districts: &ResidentDistricts,
     cmd: Command,
     named: Option<String>,
 ) -> anyhow::Result<()> {
@@ -136,7 +158,7 @@ async fn handle(
 
 async fn subscribe(
     ctx: &Context,
-    districts: Option<&Districts>,
+    districts: &ResidentDistricts,
     user: crate::ids::LineUserId,
     named: Option<String>,
 ) -> anyhow::Result<Outcome> {
@@ -158,7 +180,12 @@ async fn subscribe(
             }
         }
     };
-    let Some(i) = notice::resolve_district(&net, districts, &wanted) else {
+    // The resident districts are only read when the id is not a plow district id itself.
+    let towns = match net.districts.iter().any(|d| d.id == wanted) {
+        true => None,
+        false => districts.get().await,
+    };
+    let Some(i) = notice::resolve_district(&net, towns.as_deref(), &wanted) else {
         return Ok(Outcome::UnknownDistrict);
     };
     let (id, name) = (net.districts[i].id.clone(), net.districts[i].name.clone());

@@ -872,6 +872,11 @@ async fn an_opted_in_resident_gets_one_plow_notice_per_storm_and_none_after_opti
     let stop2 = stop.clone();
     let daemon = tokio::spawn(app.run_until_stopped(async move { stop2.cancelled().await }));
     sandbox.set_webhook_url(&format!("http://{addr}/webhook"));
+    // The daemon serves HTTP once its components are up.
+    eventually("the daemon to serve", || {
+        get_full(&format!("http://{addr}/healthz")).is_ok_and(|(code, _)| code == 200)
+    })
+    .await;
 
     // Opt in through signed webhooks; each gets a short reply.
     let text = |t: &str| serde_json::json!({"type": "text", "text": t});
