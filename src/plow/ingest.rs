@@ -262,9 +262,9 @@ impl Pipeline {
                 .store
                 .write(move |tx| {
                     let out = super::store::write_batch(tx, &batch, storm_id, now)?;
-                    // The claim (plow_notices) and the outbox rows commit together with the positions: a
-                    // notice is either decided and queued, or neither (and then decided by no later batch,
-                    // because the district entry is recorded in the same transaction).
+                    // The claim (plow_notices), the outbox rows and the district entry commit together with
+                    // the positions, or none of them does (then `forget_entered` below lets the next fix in
+                    // that district claim the notice).
                     let mut notices = 0usize;
                     if let Some(storm_id) = storm_id {
                         for (id, name) in &entered {
