@@ -132,7 +132,20 @@ async fn handle(
     };
     let outcome = match cmd {
         Command::Unsubscribe => {
-            let (u, d) = (user.clone(), named.clone());
+            // A named district is stored under its plow district id; map a registration district onto it.
+            let d = match (named, &ctx.plow.coverage) {
+                (Some(id), Some(cov)) => {
+                    let net = cov.lock().unwrap_or_else(|p| p.into_inner()).net.clone();
+                    Some(
+                        plow_district(&net, districts, &id)
+                            .await
+                            .map(|i| net.districts[i].id.clone())
+                            .unwrap_or(id),
+                    )
+                }
+                (named, _) => named,
+            };
+            let u = user.clone();
             let removed = ctx
                 .store
                 .write(move |tx| notice::unsubscribe(tx, &u, d.as_deref()))
@@ -180,12 +193,7 @@ async fn subscribe(
             }
         }
     };
-    // The resident districts are only read when the id is not a plow district id itself.
-    let towns = match net.districts.iter().any(|d| d.id == wanted) {
-        true => None,
-        false => districts.get().await,
-    };
-    let Some(i) = notice::resolve_district(&net, towns.as_deref(), &wanted) else {
+    let Some(i) = plow_district(&net, districts, &wanted).await else {
         return Ok(Outcome::UnknownDistrict);
     };
     let (id, name) = (net.districts[i].id.clone(), net.districts[i].name.clone());
@@ -195,6 +203,19 @@ async fn subscribe(
     Ok(Outcome::Subscribed {
         district_name: name,
     })
+}
+
+/// [`notice::resolve_district`], reading the resident districts only when `id` is not a plow district id itself.
+async fn plow_district(
+    net: &super::coverage::RoadNetwork,
+    districts: &ResidentDistricts,
+    id: &str,
+) -> Option<usize> {
+    let towns = match net.districts.iter().any(|d| d.id == id) {
+        true => None,
+        false => districts.get().await,
+    };
+    notice::resolve_district(net, towns.as_deref(), id)
 }
 
 async fn reply(ctx: &Context, ev: &Event, message: Value) -> anyhow::Result<()> {
