@@ -140,7 +140,10 @@ impl Application {
 /// Spawns the daemon's long-running parts on `ctx.tasks`. Each feature adds its own line here.
 async fn spawn_components(ctx: &Context) -> anyhow::Result<()> {
     let pipeline = crate::jma::spawn(ctx).await?;
-    crate::disaster::runtime::spawn(ctx, pipeline).await?;
+    let outbox_wake = crate::disaster::runtime::spawn(ctx, pipeline).await?;
+    // Plow notices are queued by the MQTT ingest; it wakes the same sender after each commit.
+    let _ = ctx.plow.outbox_wake.set(outbox_wake);
+    crate::plow::resident::register_handlers(ctx);
     ctx.tasks
         .spawn(crate::line::webhook::run_worker(ctx.clone()));
     crate::plow::spawn(ctx).await?;

@@ -195,7 +195,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!(
         "  plow map       : http://{addr}/plows   (demo fleet on 札幌市 roads, MQTT {broker})"
     );
-    println!("  plow dispatch  : http://{addr}/plows/dispatch");
+    println!("  plow dispatch  : http://{addr}/console/plows  (console login below)");
     println!("  console        : http://{addr}/console/  (user {console_user}, password {console_password})");
     println!(
         "  LINE stand-in  : {}   ({residents} simulated residents; /sandbox/users/ID/messages shows what each received)",

@@ -18,6 +18,7 @@
 //!   `Referrer-Policy: no-referrer`, `X-Content-Type-Options: nosniff` and `Cache-Control: no-store`.
 
 pub mod live;
+pub mod plows;
 pub mod providers;
 pub mod records;
 pub mod seal;
@@ -180,6 +181,10 @@ pub fn router_with(ctx: Context, providers: Providers, clock: Clock) -> Router {
         .route("/console/audit", get(audit_page))
         .route("/console/problems", get(problems_page))
         .route("/console/problems/resolve", post(problem_resolve))
+        .route("/console/plows", get(plows::page))
+        .route("/console/plows/storm", post(plows::storm_submit))
+        .route("/api/plows/dispatch", get(plows::dispatch_json))
+        .route("/plows/dispatch", get(plows::old_dispatch_page))
         .route("/console/static/{file}", get(static_file))
         .route("/api/status", get(api_status))
         .layer(axum::middleware::map_response(security_headers))
@@ -447,6 +452,8 @@ fn flash_text(code: &str) -> Option<&'static str> {
         "unchanged" => "すでにその状態です。変更はありません。",
         "shelter" => "避難所の状態を変更しました。",
         "resolved" => "問題を対応済みにしました。",
+        "storm_started" => "降雪対応を開始しました。地区別の除雪状況はここから数え直します。",
+        "storm_ended" => "降雪対応を終了しました。",
         "logout" => "ログアウトしました。",
         "expired" => {
             "一定時間操作がなかったため、ログアウトしました。もう一度ログインしてください。"

@@ -39,6 +39,10 @@ pub const BUILT_IN: &[(&str, &str)] = &[
         include_str!("../../templates/console/problems.html"),
     ),
     (
+        "plows.html",
+        include_str!("../../templates/console/plows.html"),
+    ),
+    (
         "error.html",
         include_str!("../../templates/console/error.html"),
     ),

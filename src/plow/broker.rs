@@ -64,11 +64,122 @@ pub fn start_embedded(
         .context("starting the embedded broker thread")?;
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(5) {
-        if TcpStream::connect(listen).is_ok() {
+        if is_listening(listen) {
             tracing::info!(%listen, "embedded MQTT broker listening");
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(20));
     }
     bail!("the embedded MQTT broker did not start listening on {listen} within 5 s")
+}
+
+/// Whether something listens on `addr`, asked without connecting to it: rumqttd logs an ERROR for every
+/// connection that closes (a bare TCP probe, or even a clean MQTT CONNECT/DISCONNECT), so a readiness probe
+/// that connects would put a false alarm in the operator's log at every start. On Linux the kernel's socket
+/// tables (`/proc/net/tcp`, `/proc/net/tcp6`) answer; elsewhere a TCP connect is the fallback.
+fn is_listening(addr: SocketAddr) -> bool {
+    let table = match addr {
+        SocketAddr::V4(_) => "/proc/net/tcp",
+        SocketAddr::V6(_) => "/proc/net/tcp6",
+    };
+    match std::fs::read_to_string(table) {
+        Ok(text) => listening_in(&text, addr),
+        Err(_) => TcpStream::connect(addr).is_ok(),
+    }
+}
+
+/// Whether a `/proc/net/tcp{,6}` table has a socket in LISTEN state (`0A`) on `addr`'s port, bound to `addr`'s
+/// IP or to the unspecified address. Addresses are hex words in host byte order (`0100007F:0050` is
+/// 127.0.0.1:80 on a little-endian machine).
+pub fn listening_in(table: &str, addr: SocketAddr) -> bool {
+    fn ip_of(hex: &str) -> Option<std::net::IpAddr> {
+        let mut bytes = Vec::with_capacity(16);
+        for i in (0..hex.len()).step_by(8) {
+            let word = u32::from_str_radix(hex.get(i..i + 8)?, 16).ok()?;
+            bytes.extend_from_slice(&word.to_ne_bytes());
+        }
+        match bytes.len() {
+            4 => Some(std::net::IpAddr::from(<[u8; 4]>::try_from(bytes).ok()?)),
+            16 => Some(std::net::IpAddr::from(<[u8; 16]>::try_from(bytes).ok()?)),
+            _ => None,
+        }
+    }
+    table.lines().skip(1).any(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (Some(local), Some(state)) = (f.get(1), f.get(3)) else {
+            return false;
+        };
+        let Some((ip, port)) = local.split_once(':') else {
+            return false;
+        };
+        *state == "0A"
+            && u16::from_str_radix(port, 16).ok() == Some(addr.port())
+            && ip_of(ip).is_some_and(|ip| ip == addr.ip() || ip.is_unspecified())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Host-order hex of an IPv4 address, as the kernel prints it.
+    fn hex4(ip: [u8; 4]) -> String {
+        format!("{:08X}", u32::from_ne_bytes(ip))
+    }
+
+    #[test]
+    fn a_listening_socket_is_found_in_the_kernel_table_by_address_and_port() {
+        let lo = hex4([127, 0, 0, 1]);
+        let any = hex4([0, 0, 0, 0]);
+        let table = format!(
+            "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
+             0: {lo}:075B 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1\n\
+             1: {lo}:C350 {lo}:075B 01 00000000:00000000 00:00000000 00000000     0        0 2 1\n\
+             2: {any}:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 3 1\n"
+        );
+        let at = |s: &str| s.parse::<SocketAddr>().unwrap();
+        assert!(listening_in(&table, at("127.0.0.1:1883")), "0x075B = 1883");
+        assert!(
+            !listening_in(&table, at("127.0.0.1:50000")),
+            "an established connection (01) is not a listener"
+        );
+        assert!(
+            !listening_in(&table, at("127.0.0.2:1883")),
+            "another address on the same port"
+        );
+        assert!(
+            listening_in(&table, at("127.0.0.1:8080")),
+            "a listener on 0.0.0.0 covers every address"
+        );
+        assert!(!listening_in(
+            "garbage\nmore garbage here 0A",
+            at("127.0.0.1:1883")
+        ));
+    }
+
+    #[test]
+    fn an_ipv6_listener_is_read_word_by_word() {
+        let mut words = String::new();
+        for chunk in std::net::Ipv6Addr::LOCALHOST.octets().chunks(4) {
+            words.push_str(&format!(
+                "{:08X}",
+                u32::from_ne_bytes(chunk.try_into().unwrap())
+            ));
+        }
+        let table = format!(
+            "  sl  local_address remote_address st\n   0: {words}:075B 00000000000000000000000000000000:0000 0A\n"
+        );
+        assert!(listening_in(&table, "[::1]:1883".parse().unwrap()));
+        assert!(!listening_in(&table, "[::1]:1884".parse().unwrap()));
+    }
+
+    #[test]
+    fn the_broker_is_seen_listening_without_a_connection() {
+        // A real listener in this process: the kernel table must show it (Linux), or the fallback connects.
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        assert!(is_listening(l.local_addr().unwrap()));
+        let free = l.local_addr().unwrap();
+        drop(l);
+        assert!(!is_listening(free));
+    }
 }

@@ -391,6 +391,15 @@ impl Coverage {
         self.recompute();
     }
 
+    /// Forgets that a plow entered `district` in this storm, so the next blade-down fix there enters it again.
+    /// For a batch whose transaction failed: its entry (and the notices it would have claimed) was never
+    /// recorded, and must not be lost for the rest of the storm.
+    pub fn forget_entered(&mut self, district: usize) {
+        if let Some(e) = self.district_entered.get_mut(district) {
+            *e = false;
+        }
+    }
+
     pub fn storm_start(&self) -> Option<Millis> {
         self.storm_start
     }
@@ -648,6 +657,10 @@ mod tests {
         let a = c.apply("P1", 3000, 43.0597, 141.3512, Some(180.0), Blade::Down);
         assert_eq!(a.entered_district, None);
         assert!((c.district_shares()[0].0 - plowed).abs() < 1e-9);
+        // A batch whose write failed gives the entry back: the next fix enters again.
+        c.forget_entered(0);
+        let a = c.apply("P1", 3100, 43.0597, 141.3512, Some(180.0), Blade::Down);
+        assert_eq!(a.entered_district, Some(0));
         // Restoring the old pass and restarting the storm counts only the storm's pass.
         c.set_storm(Some(2500), &[0]);
         assert!((c.district_shares()[0].0 - plowed).abs() < 1e-9);

@@ -256,24 +256,57 @@ impl Pipeline {
     ) -> anyhow::Result<()> {
         if !batch.is_empty() {
             let storm_id = storm.as_ref().map(|s| s.id);
-            let hook = self.plow.notice_hook.get().cloned();
             let passes = batch.passes.len();
-            let (outcome, batch) = self
+            let entered_ids: Vec<String> = entered.iter().map(|(id, _)| id.clone()).collect();
+            let written = self
                 .store
                 .write(move |tx| {
                     let out = super::store::write_batch(tx, &batch, storm_id, now)?;
-                    if let (Some(storm_id), Some(hook)) = (storm_id, hook) {
+                    // The claim (plow_notices), the outbox rows and the district entry commit together with
+                    // the positions, or none of them does (then `forget_entered` below lets the next fix in
+                    // that district claim the notice).
+                    let mut notices = 0usize;
+                    if let Some(storm_id) = storm_id {
                         for (id, name) in &entered {
                             let users = super::notice::claim_notices(tx, storm_id, id)?;
                             if !users.is_empty() {
-                                hook(tx, id, name, &users)?;
+                                super::notice::enqueue_notices(
+                                    tx, storm_id, id, name, &users, now,
+                                )?;
+                                notices += users.len();
                             }
                         }
                     }
-                    Ok((out, batch))
+                    Ok((out, batch, notices))
                 })
-                .await
-                .context("writing plow positions")?;
+                .await;
+            let (outcome, batch, notices) = match written {
+                Ok(w) => w,
+                Err(e) => {
+                    // Nothing of the batch was recorded, its district entries included: give them back to
+                    // coverage so the next fix there claims the notices this batch would have.
+                    if let Some(cov) = &self.plow.coverage {
+                        let mut cov = cov.lock().unwrap_or_else(|p| p.into_inner());
+                        for id in &entered_ids {
+                            if let Some(d) = cov.net.districts.iter().position(|x| &x.id == id) {
+                                cov.forget_entered(d);
+                            }
+                        }
+                    }
+                    return Err(e.context("writing plow positions"));
+                }
+            };
+            if notices > 0 {
+                if let Some(wake) = self.plow.outbox_wake.get() {
+                    wake.notify_one();
+                }
+                self.metrics.add(
+                    "sonae_plow_notices_total",
+                    "Opt-in plow notices queued in the outbox (one per resident, district and storm).",
+                    &[],
+                    notices as f64,
+                );
+            }
             let owntracks = batch
                 .positions
                 .iter()
@@ -514,7 +547,6 @@ mod tests {
     use crate::ids::LineUserId;
     use crate::plow::coverage::RoadNetwork;
     use crate::plow::PlowConfig;
-    use std::sync::Mutex;
 
     const EXCERPT: &str = include_str!("../../tests/fixtures/plow/sapporo-odori-excerpt.geojson");
     const T0: Millis = 1_768_000_000_000;
@@ -626,33 +658,47 @@ mod tests {
         );
     }
 
+    /// (step key, recipients) of every plow notice in the outbox.
+    fn outbox(store: &Store) -> Vec<(String, String)> {
+        store
+            .read_blocking(|c| {
+                let mut st = c.prepare(
+                    "SELECT a.step_key, b.recipients FROM delivery_alerts a
+                     JOIN delivery_batches b ON b.alert_id = a.id WHERE a.source = 'plow' ORDER BY a.id",
+                )?;
+                let v = st
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(v)
+            })
+            .unwrap()
+    }
+
     #[tokio::test]
-    async fn entering_a_district_in_a_storm_hands_each_subscriber_to_the_notice_hook_once() {
+    async fn entering_a_district_in_a_storm_queues_one_notice_per_subscriber_in_the_outbox_and_wakes_the_sender(
+    ) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("t.db")).unwrap();
         let p = plow();
-        let seen: Arc<Mutex<Vec<(String, String, usize)>>> = Arc::default();
-        let s2 = seen.clone();
-        let hook: crate::plow::NoticeHook = Arc::new(move |_tx, id, name, users| {
-            s2.lock()
-                .unwrap()
-                .push((id.to_string(), name.to_string(), users.len()));
-            Ok(())
-        });
-        assert!(p.notice_hook.set(hook).is_ok());
+        let wake = Arc::new(tokio::sync::Notify::new());
+        assert!(p.outbox_wake.set(wake.clone()).is_ok());
         let resident = LineUserId::new(format!("U{:032x}", 7));
         let r = resident.clone();
         store
             .write(move |tx| crate::plow::notice::subscribe(tx, &r, "all"))
             .await
             .unwrap();
-        let mut pipe = Pipeline::new(p.clone(), store.clone(), Arc::new(Metrics::new()))
+        let metrics = Arc::new(Metrics::new());
+        let mut pipe = Pipeline::new(p.clone(), store.clone(), metrics.clone())
             .await
             .unwrap();
         // Before any storm: no notice.
         pipe.handle(&[msg("P1", T0, 141.3553)], T0).await.unwrap();
-        assert!(seen.lock().unwrap().is_empty());
-        p.change_storm(&store, true, "test", "").await.unwrap();
+        assert!(outbox(&store).is_empty());
+        let storm = match p.change_storm(&store, true, "test", "").await.unwrap() {
+            crate::plow::store::StormChange::Started(s) => s.id,
+            other => panic!("{other:?}"),
+        };
         let now = now_ms();
         pipe.handle(
             &[
@@ -663,11 +709,24 @@ mod tests {
         )
         .await
         .unwrap();
+        // Fixes from before the storm's start do not count as entering.
+        assert!(outbox(&store).is_empty());
         pipe.handle(&[msg("P1", now, 141.3547)], now).await.unwrap();
+        // The sender was woken (a stored permit: `notified` completes at once).
+        tokio::time::timeout(std::time::Duration::from_secs(5), wake.notified())
+            .await
+            .expect("the outbox sender is woken after the commit");
+        pipe.handle(&[msg("P1", now + 1000, 141.3545)], now + 1000)
+            .await
+            .unwrap();
         assert_eq!(
-            *seen.lock().unwrap(),
-            vec![("all".into(), "市内全域".into(), 1)]
+            outbox(&store),
+            vec![(
+                format!("plow-notice/{storm}/all/0"),
+                resident.as_str().to_string()
+            )]
         );
+        assert_eq!(metrics.get("sonae_plow_notices_total", &[]), Some(1.0));
         // The resident opts out; a new storm notifies nobody.
         store
             .write(move |tx| crate::plow::notice::unsubscribe(tx, &resident, None))
@@ -677,6 +736,46 @@ mod tests {
         p.change_storm(&store, true, "test", "").await.unwrap();
         let now = now_ms() + 1000;
         pipe.handle(&[msg("P1", now, 141.3544)], now).await.unwrap();
-        assert_eq!(seen.lock().unwrap().len(), 1);
+        assert_eq!(outbox(&store).len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_batch_whose_write_fails_does_not_lose_the_district_entry_or_its_notice() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).unwrap();
+        let p = plow();
+        let resident = LineUserId::new(format!("U{:032x}", 9));
+        store
+            .write(move |tx| crate::plow::notice::subscribe(tx, &resident, "all"))
+            .await
+            .unwrap();
+        let mut pipe = Pipeline::new(p.clone(), store.clone(), Arc::new(Metrics::new()))
+            .await
+            .unwrap();
+        p.change_storm(&store, true, "test", "").await.unwrap();
+        // The disk "fills up" for one batch.
+        store
+            .write(|tx| {
+                tx.execute_batch(
+                    "CREATE TRIGGER fail BEFORE INSERT ON plow_positions BEGIN SELECT RAISE(ABORT, 'disk full'); END;",
+                )?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let now = now_ms() + 1000;
+        assert!(pipe.handle(&[msg("P1", now, 141.3550)], now).await.is_err());
+        assert!(outbox(&store).is_empty());
+        store
+            .write(|tx| {
+                tx.execute_batch("DROP TRIGGER fail")?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        pipe.handle(&[msg("P1", now + 2000, 141.3547)], now + 2000)
+            .await
+            .unwrap();
+        assert_eq!(outbox(&store).len(), 1, "the next fix claims the notice");
     }
 }

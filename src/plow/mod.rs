@@ -12,6 +12,7 @@
 //! | [`ingest`] | the rumqttc loop and the batching pipeline | I/O |
 //! | [`broker`] | the embedded rumqttd broker | I/O |
 //! | [`replay`] | demo fleet driving real roads over MQTT | I/O |
+//! | [`resident`] | LINE webhook handlers for 「除雪通知」 / 「除雪通知停止」 and the notice postbacks | I/O |
 //! | [`web`] | `/plows`, `/api/plows/*` | I/O |
 
 pub mod broker;
@@ -20,6 +21,7 @@ pub mod ingest;
 pub mod notice;
 pub mod payload;
 pub mod replay;
+pub mod resident;
 pub mod store;
 pub mod validate;
 pub mod web;
@@ -32,7 +34,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 use anyhow::Context as _;
 use serde::Deserialize;
 
-use crate::ids::LineUserId;
 use crate::secret::SecretSource;
 
 /// `[plow]` in the config file.
@@ -215,15 +216,6 @@ impl PlowConfig {
     }
 }
 
-/// Called inside the ingest transaction when a plow enters a district for the first time in a storm, with the
-/// residents chosen by [`notice::claim_notices`]: `(tx, district id, district name, residents)`. The delivery
-/// module sets it to enqueue the notices in its durable outbox in the same transaction.
-pub type NoticeHook = Arc<
-    dyn Fn(&rusqlite::Transaction<'_>, &str, &str, &[LineUserId]) -> anyhow::Result<()>
-        + Send
-        + Sync,
->;
-
 /// The plow state shared by the ingest tasks and the HTTP handlers.
 pub struct Plow {
     pub config: PlowConfig,
@@ -231,7 +223,9 @@ pub struct Plow {
     pub coverage: Option<Mutex<coverage::Coverage>>,
     pub storm: Mutex<Option<store::Storm>>,
     pub connected: AtomicBool,
-    pub notice_hook: OnceLock<NoticeHook>,
+    /// The outbox sender's wake-up, woken after a batch enqueued notices (set by `app`; without it the
+    /// sender still finds them at its next idle poll, 250 ms).
+    pub outbox_wake: OnceLock<Arc<tokio::sync::Notify>>,
 }
 
 impl std::fmt::Debug for Plow {
@@ -288,7 +282,7 @@ impl Plow {
             coverage,
             storm: Mutex::new(None),
             connected: AtomicBool::new(false),
-            notice_hook: OnceLock::new(),
+            outbox_wake: OnceLock::new(),
         }
     }
 

@@ -130,6 +130,129 @@ pub fn claim_notices(
     Ok(to_send)
 }
 
+/// Outbox priority of a notice: normal traffic (`disaster::engine::Priority::Normal`), so alerts overtake it.
+pub const PRIORITY: i64 = 10;
+
+/// Enqueues the notice for `users` (chosen by [`claim_notices`] in the same transaction) in the durable outbox.
+/// The step key names the storm, the district and how many residents of that district were notified before
+/// this claim, so each claim is its own alert and a repeated call inserts nothing.
+pub fn enqueue_notices(
+    tx: &Transaction<'_>,
+    storm_id: i64,
+    district_id: &str,
+    district_name: &str,
+    users: &[LineUserId],
+    now_ms: i64,
+) -> anyhow::Result<crate::delivery::Enqueued> {
+    let recorded: i64 = tx.query_row(
+        "SELECT count(*) FROM plow_notices WHERE storm_id = ?1 AND district = ?2",
+        params![storm_id, district_id],
+        |r| r.get(0),
+    )?;
+    let before = recorded - users.len() as i64;
+    let alert = crate::delivery::NewAlert {
+        step_key: format!("plow-notice/{storm_id}/{district_id}/{before}"),
+        source: "plow".into(),
+        kind: "plow_notice".into(),
+        priority: PRIORITY,
+        summary: format!("除雪通知（{district_name}）"),
+        detail: serde_json::json!({
+            "storm_id": storm_id,
+            "district_id": district_id,
+            "district_name": district_name,
+            "recipients": users.len(),
+        }),
+    };
+    let plan = crate::delivery::Planned {
+        messages: vec![notice_message(district_name)],
+        recipients: users.iter().map(|u| u.as_str().to_string()).collect(),
+    };
+    crate::delivery::enqueue(tx, &alert, &[plan], now_ms)
+}
+
+/// The notice as a LINE text message with a quick reply that stops further notices.
+pub fn notice_message(district_name: &str) -> serde_json::Value {
+    serde_json::json!({
+        "type": "text",
+        "text": notice_text(district_name),
+        "quickReply": {"items": [stop_item()]},
+    })
+}
+
+fn stop_item() -> serde_json::Value {
+    serde_json::json!({"type": "action", "action": {
+        "type": "postback", "label": "除雪通知を止める", "data": "plow-notice=off", "displayText": "除雪通知停止"}})
+}
+
+/// What a resident's request resolved to; [`reply_message`] words it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Subscribed {
+        district_name: String,
+    },
+    Unsubscribed {
+        removed: usize,
+    },
+    /// Text 「除雪通知」 from a resident who has not registered a district.
+    NoDistrict,
+    /// The district is not one the plow data covers (postback from an old menu, or a district outside it).
+    UnknownDistrict,
+    /// Plow tracking runs without a road network: no district entries are detected, so nothing could be sent.
+    Unavailable,
+}
+
+/// The reply (LINE text message) to a resident's request, in the city's words.
+pub fn reply_message(outcome: &Outcome) -> serde_json::Value {
+    use serde_json::json;
+    match outcome {
+        Outcome::Subscribed { district_name } => json!({
+            "type": "text",
+            "text": format!(
+                "除雪通知を受け付けました。降雪対応中に除雪車が{district_name}に入ったときに、一度お知らせします。\n止めるときは「除雪通知停止」と送ってください。"
+            ),
+            "quickReply": {"items": [stop_item()]},
+        }),
+        Outcome::Unsubscribed { removed } if *removed > 0 => json!({
+            "type": "text",
+            "text": "除雪通知を停止しました。再開するときは「除雪通知」と送ってください。",
+        }),
+        Outcome::Unsubscribed { .. } => json!({
+            "type": "text",
+            "text": "除雪通知は登録されていません。受け取るときは「除雪通知」と送ってください。",
+        }),
+        Outcome::NoDistrict => json!({
+            "type": "text",
+            "text": "除雪通知をお送りするには、先にお住まいの地区を登録してください。登録後にもう一度「除雪通知」と送ってください。",
+            "quickReply": {"items": [{"type": "action", "action": {
+                "type": "postback", "label": "地区を登録する", "data": "reg|start", "displayText": "地区登録"}}]},
+        }),
+        Outcome::UnknownDistrict => json!({
+            "type": "text",
+            "text": "お住まいの地区は除雪車の位置情報の対象区域に含まれていないため、除雪通知を登録できませんでした。",
+        }),
+        Outcome::Unavailable => json!({
+            "type": "text",
+            "text": "申し訳ありません。現在、除雪通知はご利用いただけません。",
+        }),
+    }
+}
+
+/// The plow district (index into `net.districts`) a resident's district id stands for: the plow district with
+/// that id, else (the plow map uses coarser districts, e.g. wards while residents register towns) the plow
+/// district containing the centre of the resident's registered district. A network without district polygons
+/// has one district, the whole city, which every known district maps to.
+pub fn resolve_district(
+    net: &super::coverage::RoadNetwork,
+    resident_districts: Option<&crate::place::Districts>,
+    id: &str,
+) -> Option<usize> {
+    if let Some(i) = net.districts.iter().position(|d| d.id == id) {
+        return Some(i);
+    }
+    let d = resident_districts?.get(id)?;
+    net.district_at(d.label_point.lat, d.label_point.lon)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,6 +325,86 @@ mod tests {
             .unwrap();
         assert_eq!(claim(storm2, "01101"), vec![u(2)]);
         assert_eq!(claim(storm2, "01101"), vec![]);
+    }
+
+    /// A square town of ±0.002° around a point, as the registration districts file has them.
+    fn town(id: &str, lat: f64, lon: f64) -> String {
+        let (a, b, c, d) = (lon - 0.002, lat - 0.002, lon + 0.002, lat + 0.002);
+        format!(
+            r#"{{"type":"Feature","properties":{{"id":"{id}","name":"{id}","jma_code":"0110000"}},
+               "geometry":{{"type":"Polygon","coordinates":[[[{a},{b}],[{c},{b}],[{c},{d}],[{a},{d}],[{a},{b}]]]}}}}"#
+        )
+    }
+
+    #[test]
+    fn a_registered_town_maps_to_the_plow_ward_that_contains_it() {
+        use crate::plow::coverage::{load_districts, RoadNetwork};
+        let wards = load_districts(
+            include_str!("../../deploy/demo/sapporo-wards.geojson"),
+            "id",
+            "name",
+        )
+        .unwrap();
+        let net = RoadNetwork::from_geojson(
+            include_str!("../../tests/fixtures/plow/sapporo-odori-excerpt.geojson"),
+            Some(wards),
+        )
+        .unwrap();
+        let (towns, _) = crate::place::Districts::from_geojson_str(&format!(
+            r#"{{"type":"FeatureCollection","features":[{},{},{}]}}"#,
+            town("odori", 43.0597, 141.3468),
+            town("hokudai", 43.0770, 141.3400),
+            town("tokyo", 35.68, 139.76),
+        ))
+        .unwrap();
+        let name = |id: &str| {
+            resolve_district(&net, Some(&towns), id).map(|i| net.districts[i].name.clone())
+        };
+        assert_eq!(name("odori").as_deref(), Some("中央区"));
+        assert_eq!(name("hokudai").as_deref(), Some("北区"));
+        assert_eq!(name("01101").as_deref(), Some("中央区"), "a ward id as is");
+        assert_eq!(name("tokyo"), None, "outside every ward");
+        assert_eq!(name("nowhere"), None, "unknown id");
+        assert_eq!(resolve_district(&net, None, "odori"), None);
+        // Without ward polygons the whole city is one district; known towns map to it.
+        let city = RoadNetwork::from_geojson(
+            include_str!("../../tests/fixtures/plow/sapporo-odori-excerpt.geojson"),
+            None,
+        )
+        .unwrap();
+        assert_eq!(resolve_district(&city, Some(&towns), "odori"), Some(0));
+        assert_eq!(city.districts[0].id, "all");
+    }
+
+    #[test]
+    fn every_reply_is_a_valid_line_message_in_japanese() {
+        let outcomes = [
+            Outcome::Subscribed {
+                district_name: "中央区".into(),
+            },
+            Outcome::Unsubscribed { removed: 1 },
+            Outcome::Unsubscribed { removed: 0 },
+            Outcome::NoDistrict,
+            Outcome::UnknownDistrict,
+            Outcome::Unavailable,
+        ];
+        for o in &outcomes {
+            let m = reply_message(o);
+            let typed: crate::line::message::Message =
+                serde_json::from_value(m.clone()).unwrap_or_else(|e| panic!("{o:?}: {e}"));
+            assert!(
+                crate::line::limits::check_messages(&[typed]).is_ok(),
+                "{o:?}"
+            );
+            assert!(m["text"].as_str().unwrap().contains("除雪通知"), "{o:?}");
+        }
+        assert!(reply_message(&outcomes[0])["text"]
+            .as_str()
+            .unwrap()
+            .contains("除雪車が中央区に入ったとき"));
+        let n: crate::line::message::Message =
+            serde_json::from_value(notice_message("中央区")).unwrap();
+        assert!(crate::line::limits::check_messages(&[n]).is_ok());
     }
 
     #[test]

@@ -1,26 +1,25 @@
-//! HTTP for plows: the resident map `/plows`, the dispatcher page `/plows/dispatch`, Leaflet under
-//! `/plows/assets/leaflet/`, and the JSON the pages poll. All answer 404 while `[plow] enabled = false`.
+//! HTTP for plows: the resident map `/plows`, Leaflet under `/plows/assets/leaflet/`, and the public JSON the
+//! map polls. All answer 404 while `[plow] enabled = false`.
 //!
-//! The JSON never carries anything about residents — only vehicles, roads, districts and storms.
-//! `POST /api/plows/storm` changes state; the console puts it behind operator login (the handler logic is
-//! [`super::Plow::change_storm`], reusable from there).
+//! The JSON never carries anything about residents — only vehicles, roads, districts and storms. The
+//! dispatcher's view (vehicles, stale warnings, coverage per district, storm start/end) is a console page
+//! behind operator login (`console::plows`); [`dispatch_data`] is what it shows, and `/api/plows/dispatch`
+//! (the same data as JSON) needs a console session too.
 
 use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::ingest::now_ms;
-use super::store::StormChange;
 use super::validate::vehicle_state;
 use super::{rfc3339, Millis};
 use crate::app::Context;
 
 const MAP_PAGE: &str = include_str!("../../templates/web/plows.html");
-const DISPATCH_PAGE: &str = include_str!("../../templates/web/plows-dispatch.html");
 /// Most trail points answered at once (≈ 100 vehicles × 1 h at 1 position per 10 s is 36 000).
 const MAX_TRAIL_POINTS: usize = 200_000;
 
@@ -28,13 +27,10 @@ pub fn routes(ctx: &Context) -> Router<Context> {
     let leaflet = tower_http::services::ServeDir::new(&ctx.config.plow.leaflet_dir);
     Router::new()
         .route("/plows", get(map_page))
-        .route("/plows/dispatch", get(dispatch_page))
         .nest_service("/plows/assets/leaflet", leaflet)
         .route("/api/plows/vehicles", get(vehicles))
         .route("/api/plows/trails", get(trails))
         .route("/api/plows/roads", get(roads))
-        .route("/api/plows/dispatch", get(dispatch))
-        .route("/api/plows/storm", post(storm))
 }
 
 fn not_found() -> Response {
@@ -59,13 +55,6 @@ async fn map_page(State(ctx): State<Context>) -> Response {
         return not_found();
     }
     no_store(Html(MAP_PAGE))
-}
-
-async fn dispatch_page(State(ctx): State<Context>) -> Response {
-    if !ctx.plow.config.enabled {
-        return not_found();
-    }
-    no_store(Html(DISPATCH_PAGE))
 }
 
 fn vehicle_json(
@@ -192,16 +181,12 @@ fn storm_json(s: &super::store::Storm) -> serde_json::Value {
     })
 }
 
-async fn dispatch(State(ctx): State<Context>) -> Response {
-    if !ctx.plow.config.enabled {
-        return not_found();
-    }
+/// What the dispatcher sees: MQTT connection, the open storm, every vehicle (last seen, speed, blade, state,
+/// stale flag) and the plowed share of road length per district since the storm started.
+pub async fn dispatch_data(ctx: &Context) -> anyhow::Result<serde_json::Value> {
     let now = now_ms();
-    let vs = match ctx.store.read(super::store::vehicles).await {
-        Ok(v) => v,
-        Err(e) => return internal(e),
-    };
-    let f = vehicle_json(&ctx, now);
+    let vs = ctx.store.read(super::store::vehicles).await?;
+    let f = vehicle_json(ctx, now);
     let vehicles: Vec<_> = vs.iter().map(f).collect();
     let stale = vehicles.iter().filter(|v| v["stale"] == true).count();
     let storm = ctx
@@ -230,71 +215,13 @@ async fn dispatch(State(ctx): State<Context>) -> Response {
         }
         None => vec![],
     };
-    no_store(Json(json!({
+    Ok(json!({
         "generated_at": rfc3339(now),
         "mqtt_connected": ctx.plow.connected.load(std::sync::atomic::Ordering::Relaxed),
+        "stale_after_secs": ctx.plow.config.stale_after_secs,
         "storm": storm.as_ref().map(storm_json),
         "vehicles": vehicles,
         "stale_count": stale,
         "coverage": coverage,
-    })))
-}
-
-#[derive(Deserialize)]
-pub struct StormRequest {
-    /// `"start"` or `"end"`.
-    pub action: String,
-    #[serde(default)]
-    pub note: String,
-}
-
-async fn storm(
-    State(ctx): State<Context>,
-    body: Result<Json<StormRequest>, axum::extract::rejection::JsonRejection>,
-) -> Response {
-    if !ctx.plow.config.enabled {
-        return not_found();
-    }
-    let Ok(Json(req)) = body else {
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"error": "send JSON {\"action\": \"start\"|\"end\", \"note\": \"...\"}"})),
-        )
-            .into_response();
-    };
-    let start = match req.action.as_str() {
-        "start" => true,
-        "end" => false,
-        _ => {
-            return (
-                StatusCode::BAD_REQUEST,
-                Json(json!({"error": "action must be \"start\" or \"end\""})),
-            )
-                .into_response()
-        }
-    };
-    let note: String = req.note.chars().take(200).collect();
-    match ctx
-        .plow
-        .change_storm(&ctx.store, start, "dispatcher", &note)
-        .await
-    {
-        Ok(StormChange::Started(s)) => (
-            StatusCode::CREATED,
-            Json(json!({"result": "started", "storm": storm_json(&s)})),
-        )
-            .into_response(),
-        Ok(StormChange::Ended(s)) => {
-            Json(json!({"result": "ended", "storm": storm_json(&s)})).into_response()
-        }
-        Ok(StormChange::AlreadyOpen(s)) => (
-            StatusCode::CONFLICT,
-            Json(json!({"result": "already_open", "storm": storm_json(&s)})),
-        )
-            .into_response(),
-        Ok(StormChange::NoneOpen) => {
-            (StatusCode::CONFLICT, Json(json!({"result": "none_open"}))).into_response()
-        }
-        Err(e) => internal(e),
-    }
+    }))
 }

@@ -26,12 +26,22 @@ struct Console {
     store: Store,
     now: Arc<Mutex<DateTime<Utc>>>,
     shelters: Arc<Board<ShelterRow>>,
+    plow: Arc<sonae::plow::Plow>,
     _dir: tempfile::TempDir,
     _server: tokio::task::JoinHandle<()>,
 }
 
 impl Console {
     async fn start(public_url: Option<&str>, api_token: Option<&str>) -> Console {
+        Console::start_with(public_url, api_token, |_| {}).await
+    }
+
+    /// [`Console::start`] with a config changed by `tweak` (e.g. plows enabled).
+    async fn start_with(
+        public_url: Option<&str>,
+        api_token: Option<&str>,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Console {
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config::default();
         config.server.listen = "127.0.0.1:0".parse().unwrap();
@@ -39,6 +49,7 @@ impl Console {
         if let Some(u) = public_url {
             config.server.public_url = u.to_string();
         }
+        tweak(&mut config);
         let secrets = Secrets {
             line_channel_secret: Secret::new("s"),
             line_channel_access_token: Secret::new("t"),
@@ -50,6 +61,7 @@ impl Console {
             .unwrap();
         let ctx = app.context().clone();
         let store = ctx.store.clone();
+        let plow = ctx.plow.clone();
 
         let now = Arc::new(Mutex::new(
             DateTime::parse_from_rfc3339("2026-09-01T00:00:00Z")
@@ -112,6 +124,7 @@ impl Console {
             store,
             now,
             shelters,
+            plow,
             _dir: dir,
             _server: server,
         }
@@ -1113,4 +1126,221 @@ fn a_city_edits_a_console_template_without_recompiling() {
         crate::helpers::reqwest::get_full(&daemon.url("/console/static/console.css")).unwrap();
     assert_eq!(code, 200);
     assert!(css.contains(".mode-banner"));
+}
+
+/// A Sonae JSON position publish (topic, payload) for the plow pipeline.
+fn plow_fix(
+    vehicle: &str,
+    lat: f64,
+    lon: f64,
+    at: DateTime<Utc>,
+    blade: &str,
+) -> (String, bytes::Bytes) {
+    (
+        format!("sonae/plows/{vehicle}/position"),
+        bytes::Bytes::from(format!(
+            r#"{{"vehicle":"{vehicle}","lat":{lat},"lon":{lon},"ts":"{}","speed_kmh":20,"heading":259,"blade":"{blade}"}}"#,
+            at.to_rfc3339()
+        )),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_plow_dispatcher_view_needs_a_session_and_an_operator_starts_and_ends_storms_with_audit(
+) {
+    let manifest = env!("CARGO_MANIFEST_DIR");
+    let c = Console::start_with(None, None, |cfg| {
+        cfg.plow.enabled = true;
+        cfg.plow.service_area = [141.33, 43.045, 141.38, 43.075];
+        cfg.plow.roads_file =
+            Some(format!("{manifest}/tests/fixtures/plow/sapporo-odori-excerpt.geojson").into());
+        cfg.plow.districts_file =
+            Some(format!("{manifest}/deploy/demo/sapporo-wards.geojson").into());
+    })
+    .await;
+    c.add_user("sato", Role::Operator);
+    let storm_audits = |c: &Console| {
+        c.audit()
+            .into_iter()
+            .filter(|(_, a, _)| a.starts_with("plow.storm"))
+            .collect::<Vec<_>>()
+    };
+
+    // Without a session: the page sends to the login, the JSON and the form are refused, nothing changes.
+    let mut anon = c.browser();
+    let p = anon.get("/console/plows").await;
+    assert_eq!(p.status, 303);
+    assert_eq!(p.location.as_deref(), Some("/console/login"));
+    let p = anon.get("/api/plows/dispatch").await;
+    assert_eq!(p.status, 401, "{}", p.body);
+    let p = anon
+        .post(
+            "/console/plows/storm",
+            &[("action", "start"), ("note", "x")],
+        )
+        .await;
+    assert_eq!(p.status, 401);
+    let p = anon.post("/api/plows/storm", &[("action", "start")]).await;
+    assert!(
+        p.status == 404 || p.status == 405,
+        "the unauthenticated storm endpoint is gone: {}",
+        p.status
+    );
+    let p = anon.get("/plows/dispatch").await;
+    assert_eq!(p.status, 308);
+    assert_eq!(p.location.as_deref(), Some("/console/plows"));
+    assert!(c.plow.storm.lock().unwrap().is_none());
+    assert!(storm_audits(&c).is_empty());
+
+    // A vehicle silent for ten minutes (blade up), through the real ingest pipeline.
+    let mut pipe = sonae::plow::ingest::Pipeline::new(
+        c.plow.clone(),
+        c.store.clone(),
+        Arc::new(sonae::metrics::Metrics::new()),
+    )
+    .await
+    .unwrap();
+    let now = Utc::now();
+    pipe.handle(
+        &[plow_fix(
+            "OLD-7",
+            43.0570,
+            141.3500,
+            now - Duration::minutes(10),
+            "up",
+        )],
+        now.timestamp_millis(),
+    )
+    .await
+    .unwrap();
+
+    let mut b = c.browser();
+    let dash = b.login("sato").await;
+    assert!(
+        dash.body.contains(r#"<a href="/console/plows">除雪</a>"#),
+        "除雪 is in the console nav"
+    );
+    let page = b.get("/console/plows").await;
+    assert_eq!(page.status, 200);
+    for text in [
+        "除雪車の配車状況",
+        r#"href="/console/plows" aria-current="page""#,
+        "現在、降雪対応は開始されていません。",
+        r#"data-vehicle="OLD-7" data-state="stale""#,
+        "⚠ 更新停止",
+        "10分前",
+        "上げ",
+        "車両が 1 台あります",
+        r#"data-district="01101""#,
+        "中央区",
+        "降雪対応を開始する",
+        "⚠ 位置情報の受信サーバー（MQTT）に接続できていません",
+    ] {
+        assert!(page.body.contains(text), "the page lacks {text}");
+    }
+    let csrf = page.csrf();
+
+    // A forged token is refused and changes nothing.
+    let p = b
+        .post(
+            "/console/plows/storm",
+            &[("csrf", "forged"), ("action", "start")],
+        )
+        .await;
+    assert_eq!(p.status, 403);
+    assert!(c.plow.storm.lock().unwrap().is_none());
+
+    // Start: audited with the operator's name, and coverage counts from now.
+    let p = b
+        .post(
+            "/console/plows/storm",
+            &[("csrf", &csrf), ("action", "start"), ("note", "大雪警報")],
+        )
+        .await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    assert_eq!(
+        p.location.as_deref(),
+        Some("/console/plows?msg=storm_started")
+    );
+    let audits = storm_audits(&c);
+    assert_eq!(audits.len(), 1);
+    assert_eq!(
+        (audits[0].0.as_str(), audits[0].1.as_str()),
+        ("sato", "plow.storm.start")
+    );
+    assert!(audits[0].2.contains("大雪警報"), "{}", audits[0].2);
+
+    // D-1 drives west along 大通 with the blade down.
+    let base = Utc::now();
+    let fixes: Vec<_> = (0..12)
+        .map(|i| {
+            plow_fix(
+                "D-1",
+                43.06057 - 0.0000215 * i as f64,
+                141.3553 - 0.00016 * i as f64,
+                base + Duration::seconds(2 * i),
+                "down",
+            )
+        })
+        .collect();
+    pipe.handle(&fixes, base.timestamp_millis() + 30_000)
+        .await
+        .unwrap();
+
+    let page = b.get("/console/plows?msg=storm_started").await;
+    for text in [
+        "降雪対応を開始しました。",
+        "降雪対応中：",
+        "（大雪警報）",
+        r#"data-vehicle="D-1" data-state="active""#,
+        "下げ（作業中）",
+        r#"<td class="num">20</td>"#,
+        "降雪対応を終了する",
+    ] {
+        assert!(page.body.contains(text), "the page lacks {text}");
+    }
+    let p = b.get("/api/plows/dispatch").await;
+    assert_eq!(p.status, 200);
+    let d: serde_json::Value = serde_json::from_str(&p.body).unwrap();
+    assert_eq!(d["vehicles"].as_array().unwrap().len(), 2);
+    assert_eq!(d["stale_count"], 1);
+    let chuo = d["coverage"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == "中央区")
+        .cloned()
+        .unwrap();
+    assert!(chuo["plowed_km"].as_f64().unwrap() > 0.1, "{chuo}");
+    assert!(
+        page.body
+            .contains(&format!("{:.1}%", chuo["share"].as_f64().unwrap() * 100.0)),
+        "the page shows 中央区's share {chuo}"
+    );
+
+    // A second start changes nothing; end is audited too.
+    let p = b
+        .post(
+            "/console/plows/storm",
+            &[("csrf", &csrf), ("action", "start")],
+        )
+        .await;
+    assert_eq!(p.location.as_deref(), Some("/console/plows?msg=unchanged"));
+    let p = b
+        .post(
+            "/console/plows/storm",
+            &[("csrf", &csrf), ("action", "end")],
+        )
+        .await;
+    assert_eq!(
+        p.location.as_deref(),
+        Some("/console/plows?msg=storm_ended")
+    );
+    assert!(c.plow.storm.lock().unwrap().is_none());
+    let audits = storm_audits(&c);
+    assert_eq!(audits.len(), 2);
+    assert_eq!(
+        (audits[1].0.as_str(), audits[1].1.as_str()),
+        ("sato", "plow.storm.end")
+    );
 }

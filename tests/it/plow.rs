@@ -1,12 +1,15 @@
 //! Snow plows end to end: the real `sonae` binary, a real mosquitto broker (started here on a free port and
 //! restarted), the embedded rumqttd broker, real SQLite files, and headless Chromium for the map.
 
+use std::collections::HashMap;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::helpers::{chromium_dump_dom, free_port, reqwest::get_full, write_config, Daemon};
+use crate::helpers::{
+    chromium_dump_dom, free_port, reqwest::get_full, write_config, Daemon, SONAE,
+};
 
 const MOSQUITTO: &str = "/usr/sbin/mosquitto";
 
@@ -369,28 +372,6 @@ fn positions_published_after_a_mosquitto_restart_are_not_lost() {
     );
 }
 
-/// (status, body) of a plain-HTTP JSON POST.
-fn post_json(addr: SocketAddr, path: &str, body: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).unwrap();
-    let text = String::from_utf8_lossy(&buf).to_string();
-    let code = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (code, body)
-}
-
 #[test]
 fn the_resident_map_renders_live_vehicle_markers_in_headless_chromium() {
     let dir = tempfile::tempdir().unwrap();
@@ -461,25 +442,186 @@ fn the_resident_map_renders_live_vehicle_markers_in_headless_chromium() {
     );
 }
 
-#[test]
-fn the_dispatcher_starts_a_storm_and_sees_coverage_grow_per_district() {
+const STAFF_PASSWORD: &str = "yukimichi-2026-fuyu";
+
+/// A console session over real HTTP: cookies kept by hand, redirects not followed.
+struct Staff {
+    base: String,
+    client: ::reqwest::Client,
+    cookies: HashMap<String, String>,
+}
+
+struct Answer {
+    status: u16,
+    location: Option<String>,
+    body: String,
+}
+
+impl Answer {
+    fn csrf(&self) -> String {
+        let marker = "name=\"csrf\" value=\"";
+        let i = self.body.find(marker).expect("page has a CSRF field") + marker.len();
+        self.body[i..].split('"').next().unwrap().to_string()
+    }
+}
+
+impl Staff {
+    fn new(addr: SocketAddr) -> Staff {
+        Staff {
+            base: format!("http://{addr}"),
+            client: ::reqwest::Client::builder()
+                .redirect(::reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            cookies: HashMap::new(),
+        }
+    }
+
+    async fn send(&mut self, req: ::reqwest::RequestBuilder) -> Answer {
+        let cookie = self
+            .cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let res = req
+            .header(::reqwest::header::COOKIE, cookie)
+            .send()
+            .await
+            .unwrap();
+        for c in res.headers().get_all(::reqwest::header::SET_COOKIE) {
+            let c = c.to_str().unwrap();
+            let (kv, attrs) = c.split_once(';').unwrap_or((c, ""));
+            let (k, v) = kv.split_once('=').unwrap();
+            if attrs.contains("Max-Age=0") {
+                self.cookies.remove(k);
+            } else {
+                self.cookies.insert(k.into(), v.into());
+            }
+        }
+        Answer {
+            status: res.status().as_u16(),
+            location: res
+                .headers()
+                .get(::reqwest::header::LOCATION)
+                .map(|v| v.to_str().unwrap().to_string()),
+            body: res.text().await.unwrap(),
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> Answer {
+        let req = self.client.get(format!("{}{path}", self.base));
+        self.send(req).await
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Answer {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        let req = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header(
+                ::reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(body);
+        self.send(req).await
+    }
+
+    async fn login(addr: SocketAddr, name: &str) -> Staff {
+        let mut s = Staff::new(addr);
+        let form = s.get("/console/login").await;
+        let csrf = form.csrf();
+        let p = s
+            .post(
+                "/console/login",
+                &[
+                    ("csrf", &csrf),
+                    ("name", name),
+                    ("password", STAFF_PASSWORD),
+                ],
+            )
+            .await;
+        assert_eq!(p.status, 303, "login: {}", p.body);
+        s
+    }
+
+    /// Starts (`start`) or ends (`end`) a storm through the console form.
+    async fn storm(&mut self, action: &str, note: &str) -> Answer {
+        let page = self.get("/console/plows").await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        let csrf = page.csrf();
+        self.post(
+            "/console/plows/storm",
+            &[("csrf", &csrf), ("action", action), ("note", note)],
+        )
+        .await
+    }
+}
+
+/// `sonae user add NAME --role operator` against the daemon's config.
+fn add_operator(config: &Path, name: &str) {
+    use std::io::Write;
+    let mut child = Command::new(SONAE)
+        .args(["user", "add", name, "--role", "operator", "--config"])
+        .arg(config)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{STAFF_PASSWORD}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dispatcher_starts_a_storm_in_the_console_and_sees_coverage_grow_per_district() {
     let dir = tempfile::tempdir().unwrap();
     let broker = free_port();
     let manifest = env!("CARGO_MANIFEST_DIR");
-    let d = plow_daemon(
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let config = write_config(
         dir.path(),
-        broker,
+        addr,
         &format!(
-            "embedded_broker = true\nembedded_broker_listen = \"127.0.0.1:{broker}\"\n\
+            "[plow]\nenabled = true\nbroker_host = \"127.0.0.1\"\nbroker_port = {broker}\nclient_id = \"sonae-it-{broker}\"\n\
+             embedded_broker = true\nembedded_broker_listen = \"127.0.0.1:{broker}\"\n\
              service_area = [141.33, 43.045, 141.38, 43.075]\n\
              roads_file = \"{manifest}/tests/fixtures/plow/sapporo-odori-excerpt.geojson\"\n\
              districts_file = \"{manifest}/deploy/demo/sapporo-wards.geojson\"\n"
         ),
     );
+    add_operator(&config, "haisha");
+    let d = Daemon::start(&config, addr);
     wait_for(Duration::from_secs(15), "MQTT connection", || {
         metric(&d, "sonae_plow_mqtt_connected") == Some(1.0)
     });
-    let before = json(&d, "/api/plows/dispatch");
+    // Staff data needs a console session; the old open endpoints are gone.
+    let mut anon = Staff::new(addr);
+    assert_eq!(anon.get("/api/plows/dispatch").await.status, 401);
+    let old = anon.post("/api/plows/storm", &[("action", "start")]).await;
+    assert!(old.status == 404 || old.status == 405, "{}", old.status);
+    assert_eq!(
+        anon.post("/console/plows/storm", &[("action", "start")])
+            .await
+            .status,
+        401
+    );
+
+    let mut staff = Staff::login(addr, "haisha").await;
+    let dispatch = |body: &str| -> serde_json::Value { serde_json::from_str(body).unwrap() };
+    let before = dispatch(&staff.get("/api/plows/dispatch").await.body);
     assert!(before["storm"].is_null());
     let chuo = |v: &serde_json::Value| {
         v["coverage"]
@@ -492,21 +634,19 @@ fn the_dispatcher_starts_a_storm_and_sees_coverage_grow_per_district() {
     };
     assert!(chuo(&before)["road_km"].as_f64().unwrap() > 10.0);
 
-    let (code, body) = post_json(
-        d.addr,
-        "/api/plows/storm",
-        r#"{"action":"start","note":"大雪"}"#,
-    );
-    assert_eq!(code, 201, "{body}");
-    let started: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(started["result"], "started");
-    let (code, _) = post_json(d.addr, "/api/plows/storm", r#"{"action":"start"}"#);
+    let p = staff.storm("start", "大雪").await;
     assert_eq!(
-        code, 409,
+        p.location.as_deref(),
+        Some("/console/plows?msg=storm_started"),
+        "{}",
+        p.body
+    );
+    let p = staff.storm("start", "").await;
+    assert_eq!(
+        p.location.as_deref(),
+        Some("/console/plows?msg=unchanged"),
         "a second start while a storm is open changes nothing"
     );
-    let (code, _) = post_json(d.addr, "/api/plows/storm", "garbage");
-    assert_eq!(code, 400);
 
     // Drive west along 大通 with the blade down, one fix per ~13 m.
     let base = now();
@@ -522,20 +662,420 @@ fn the_dispatcher_starts_a_storm_and_sees_coverage_grow_per_district() {
             ),
         );
     }
-    wait_for(Duration::from_secs(10), "coverage in 中央区", || {
-        chuo(&json(&d, "/api/plows/dispatch"))["plowed_km"]
-            .as_f64()
-            .unwrap()
-            > 0.1
-    });
-    let after = json(&d, "/api/plows/dispatch");
+    let mut after = serde_json::Value::Null;
+    for _ in 0..100 {
+        after = dispatch(&staff.get("/api/plows/dispatch").await.body);
+        if chuo(&after)["plowed_km"].as_f64().unwrap() > 0.1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        chuo(&after)["plowed_km"].as_f64().unwrap() > 0.1,
+        "coverage in 中央区: {after}"
+    );
     assert_eq!(after["storm"]["note"], "大雪");
     assert_eq!(after["vehicles"][0]["vehicle"], "D-1");
     assert_eq!(after["stale_count"], 0);
+    let page = staff.get("/console/plows").await;
+    assert!(page
+        .body
+        .contains(r#"data-vehicle="D-1" data-state="active""#));
+    assert!(page.body.contains("（大雪）"));
     let roads = json(&d, "/api/plows/roads");
     assert!(roads["features"]
         .as_array()
         .unwrap()
         .iter()
         .any(|f| f["properties"]["road"] == "11971-0" && f["properties"]["band"] == "lt1h"));
+
+    let db = rusqlite::Connection::open(dir.path().join("sonae.db")).unwrap();
+    let actors: Vec<(String, String)> = db
+        .prepare("SELECT actor, action FROM audit_log WHERE action LIKE 'plow.storm.%' ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(actors, vec![("haisha".into(), "plow.storm.start".into())]);
+}
+
+fn line_user(n: u128) -> String {
+    format!("U{n:032x}")
+}
+
+const NOTICE: &str = "で除雪車の作業が始まりました";
+
+/// Texts a resident received from the stand-in through `endpoint` (`multicast`, `reply`, ...).
+fn texts(sandbox: &sonae::line::sandbox::SandboxHandle, user: &str, endpoint: &str) -> Vec<String> {
+    sandbox.with_state(|s| {
+        s.received(user)
+            .into_iter()
+            .filter(|r| r.endpoint == endpoint)
+            .filter_map(|r| r.message["text"].as_str().map(str::to_string))
+            .collect()
+    })
+}
+
+fn notices(sandbox: &sonae::line::sandbox::SandboxHandle, user: &str) -> usize {
+    texts(sandbox, user, "multicast")
+        .iter()
+        .filter(|t| t.contains(NOTICE))
+        .count()
+}
+
+async fn eventually(what: &str, mut ok: impl FnMut() -> bool) {
+    for _ in 0..300 {
+        if ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// A resident's signed webhook event, sent by the stand-in to the daemon.
+async fn resident_says(
+    sandbox: &sonae::line::sandbox::SandboxHandle,
+    user: &str,
+    event: serde_json::Value,
+) {
+    let r = ::reqwest::Client::new()
+        .post(format!("{}/sandbox/users/{user}/events", sandbox.url()))
+        .json(&event)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["webhookStatus"], 200, "{body}");
+}
+
+/// A plow driving along 大通 (中央区) with the blade down; each fix 2 s after the previous one on its own
+/// clock (never behind the wall clock, so fixes after a storm start count as inside it).
+struct Drive {
+    port: u16,
+    t: chrono::DateTime<chrono::Utc>,
+    i: i64,
+}
+
+impl Drive {
+    fn fixes(&mut self, n: i64) -> chrono::DateTime<chrono::Utc> {
+        for _ in 0..n {
+            self.t = (self.t + chrono::Duration::seconds(2)).max(now());
+            // Back and forth over ~150 m of 大通.
+            let m = self.i % 24;
+            let k = if m <= 12 { m } else { 24 - m } as f64;
+            publish(
+                self.port,
+                "sonae/plows/N-1/position",
+                &format!(
+                    r#"{{"vehicle":"N-1","lat":{},"lon":{},"ts":"{}","speed_kmh":20,"blade":"down"}}"#,
+                    43.06057 - 0.0000215 * k,
+                    141.3553 - 0.00016 * k,
+                    self.t.to_rfc3339()
+                ),
+            );
+            self.i += 1;
+        }
+        self.t
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_opted_in_resident_gets_one_plow_notice_per_storm_and_none_after_opting_out() {
+    use sonae::ids::LineUserId;
+    use sonae::line::sandbox::{Sandbox, SandboxConfig};
+
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = env!("CARGO_MANIFEST_DIR");
+    let mq = Mosquitto::start(free_port(), dir.path());
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let mut config = sonae::config::Config::default();
+    config.server.listen = "127.0.0.1:0".parse().unwrap();
+    config.store.path = dir.path().join("sonae.db");
+    config.jma.feeds = Vec::new();
+    config.line.api_base = sandbox.url();
+    config.line.api_data_base = sandbox.url();
+    config.place.districts = format!("{manifest}/deploy/demo/sapporo-districts.geojson").into();
+    config.place.shelters =
+        vec![format!("{manifest}/deploy/demo/sapporo-01100-shitei-kinkyu-hinanbasho.csv").into()];
+    let p = &mut config.plow;
+    p.enabled = true;
+    p.broker_port = mq.port;
+    p.client_id = format!("sonae-notice-{}", mq.port);
+    p.service_area = [141.33, 43.045, 141.38, 43.075];
+    p.roads_file =
+        Some(format!("{manifest}/tests/fixtures/plow/sapporo-odori-excerpt.geojson").into());
+    // Plow districts are wards; residents register towns (mapped to the ward containing them).
+    p.districts_file = Some(format!("{manifest}/deploy/demo/sapporo-wards.geojson").into());
+    let place = sonae::place::PlaceData::load(&config.place).unwrap();
+    let town_at = |lat: f64, lon: f64| {
+        place
+            .districts
+            .locate(sonae::place::LatLon::new(lat, lon).unwrap())
+            .unwrap()
+            .clone()
+    };
+    let odori = town_at(43.0597, 141.3468); // 中央区
+    let kita = town_at(43.0770, 141.3400); // 北区 (北海道大学)
+    assert_eq!(odori.group.as_deref(), Some("中央区"));
+    assert_eq!(kita.group.as_deref(), Some("北区"));
+
+    let secrets = sonae::config::Secrets {
+        line_channel_secret: sonae::secret::Secret::new("sandbox-channel-secret"),
+        line_channel_access_token: sonae::secret::Secret::new("sandbox-access-token"),
+        session_key: sonae::secret::Secret::new("0123456789abcdef0123456789abcdef0123456789"),
+        api_token: None,
+    };
+    let app = sonae::app::Application::build(config, secrets)
+        .await
+        .unwrap();
+    let addr = app.local_addr();
+    let store = app.context().store.clone();
+
+    // A: 中央区 resident (text), B: 北区 resident (text), C: no district, D: postback naming 中央区 (01101).
+    let (a, b, c, d) = (
+        line_user(0xa1),
+        line_user(0xb1),
+        line_user(0xc1),
+        line_user(0xd1),
+    );
+    let (a2, b2, c2, d2) = (a.clone(), b.clone(), c.clone(), d.clone());
+    let (odori_id, kita_id) = (odori.id.clone(), kita.id.clone());
+    let hash = sonae::console::users::hash_password(STAFF_PASSWORD).unwrap();
+    store
+        .write(move |tx| {
+            for u in [&a2, &b2, &c2, &d2] {
+                sonae::resident::follow_tx(tx, &LineUserId::new(u.clone()))?;
+            }
+            sonae::resident::set_district_tx(tx, &LineUserId::new(a2.clone()), &odori_id)?;
+            sonae::resident::set_district_tx(tx, &LineUserId::new(b2.clone()), &kita_id)?;
+            sonae::console::users::add_user(
+                tx,
+                &sonae::console::users::UserName::parse("haisha").unwrap(),
+                sonae::console::Role::Operator,
+                &hash,
+                "test",
+                chrono::Utc::now(),
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    sandbox.with_state(|s| {
+        for u in [&a, &b, &c, &d] {
+            s.follow(u, None);
+        }
+    });
+    let stop = tokio_util::sync::CancellationToken::new();
+    let stop2 = stop.clone();
+    let daemon = tokio::spawn(app.run_until_stopped(async move { stop2.cancelled().await }));
+    sandbox.set_webhook_url(&format!("http://{addr}/webhook"));
+    // The daemon serves HTTP once its components are up.
+    eventually("the daemon to serve", || {
+        get_full(&format!("http://{addr}/healthz")).is_ok_and(|(code, _)| code == 200)
+    })
+    .await;
+
+    // Opt in through signed webhooks; each gets a short reply.
+    let text = |t: &str| serde_json::json!({"type": "text", "text": t});
+    resident_says(&sandbox, &a, text("除雪通知")).await;
+    resident_says(&sandbox, &b, text("除雪通知")).await;
+    resident_says(&sandbox, &c, text("除雪通知")).await;
+    resident_says(
+        &sandbox,
+        &d,
+        serde_json::json!({"type": "postback", "data": "plow-notice=on&district=01101"}),
+    )
+    .await;
+    let replied =
+        |u: &str, want: &str| texts(&sandbox, u, "reply").iter().any(|t| t.contains(want));
+    eventually("the opt-in replies", || {
+        replied(&a, "除雪車が中央区に入ったとき")
+            && replied(&b, "除雪車が北区に入ったとき")
+            && replied(&c, "先にお住まいの地区を登録してください")
+            && replied(&d, "除雪車が中央区に入ったとき")
+    })
+    .await;
+    let subs: Vec<(String, String)> = store
+        .read(|c| {
+            let mut st = c.prepare(
+                "SELECT user_id, district FROM plow_notice_subscriptions ORDER BY user_id",
+            )?;
+            let v = st
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(v)
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        subs,
+        vec![
+            (a.clone(), "01101".to_string()),
+            (b.clone(), "01102".to_string()),
+            (d.clone(), "01101".to_string()),
+        ]
+    );
+
+    eventually("the MQTT connection", || {
+        metric_at(addr, "sonae_plow_mqtt_connected") == Some(1.0)
+    })
+    .await;
+    let mut drive = Drive {
+        port: mq.port,
+        t: now() - chrono::Duration::seconds(60),
+        i: 0,
+    };
+    // Before any storm, a plow in 中央区 notifies nobody.
+    let last = drive.fixes(3);
+    wait_applied(&store, last).await;
+
+    let mut staff = Staff::login(addr, "haisha").await;
+    // Storm 1: the plow enters 中央区 → A and D get exactly one notice, however long it stays.
+    assert_eq!(
+        staff.storm("start", "第1回").await.location.as_deref(),
+        Some("/console/plows?msg=storm_started")
+    );
+    drive.fixes(3);
+    eventually("the first notices", || {
+        notices(&sandbox, &a) == 1 && notices(&sandbox, &d) == 1
+    })
+    .await;
+    let last = drive.fixes(6);
+    wait_applied(&store, last).await;
+    assert!(outbox_empty(&store).await);
+    assert_eq!((notices(&sandbox, &a), notices(&sandbox, &d)), (1, 1));
+    let text_a = texts(&sandbox, &a, "multicast");
+    assert!(
+        text_a[0].contains("中央区で除雪車の作業が始まりました"),
+        "{text_a:?}"
+    );
+
+    // Storm 2: one new notice each.
+    staff.storm("end", "").await;
+    staff.storm("start", "第2回").await;
+    drive.fixes(3);
+    eventually("the second notices", || {
+        notices(&sandbox, &a) == 2 && notices(&sandbox, &d) == 2
+    })
+    .await;
+
+    // A opts out by text; storm 3 reaches D only.
+    resident_says(&sandbox, &a, text("除雪通知停止")).await;
+    eventually("the opt-out reply", || {
+        replied(&a, "除雪通知を停止しました")
+    })
+    .await;
+    staff.storm("end", "").await;
+    staff.storm("start", "第3回").await;
+    drive.fixes(3);
+    eventually("the third notice for D", || notices(&sandbox, &d) == 3).await;
+    let last = drive.fixes(3);
+    wait_applied(&store, last).await;
+    assert!(outbox_empty(&store).await);
+    assert_eq!(notices(&sandbox, &a), 2, "nothing after opting out");
+    assert_eq!(notices(&sandbox, &b), 0, "北区 saw no plow");
+    assert_eq!(notices(&sandbox, &c), 0);
+    let plow_alerts: i64 = store
+        .read(|c| {
+            Ok(c.query_row(
+                "SELECT count(*) FROM delivery_alerts a JOIN delivery_batches b ON b.alert_id = a.id
+                 WHERE a.source = 'plow' AND b.status = 'accepted'",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+        .await
+        .unwrap();
+    assert_eq!(plow_alerts, 3, "one outbox alert per storm, all accepted");
+
+    stop.cancel();
+    daemon.await.unwrap().unwrap();
+    drop(mq);
+}
+
+fn metric_at(addr: SocketAddr, series: &str) -> Option<f64> {
+    let (_, body) = get_full(&format!("http://{addr}/metrics")).ok()?;
+    body.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Waits until the pipeline has stored the fix at `at` (so every earlier one is applied too).
+async fn wait_applied(store: &sonae::store::Store, at: chrono::DateTime<chrono::Utc>) {
+    let ms = at.timestamp_millis() / 1000 * 1000;
+    for _ in 0..300 {
+        let seen: i64 = store
+            .read(move |c| {
+                Ok(c.query_row(
+                    "SELECT count(*) FROM plow_positions WHERE vehicle = 'N-1' AND ts_ms >= ?1",
+                    [ms],
+                    |r| r.get(0),
+                )?)
+            })
+            .await
+            .unwrap();
+        if seen > 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the fix at {at} was never stored");
+}
+
+async fn outbox_empty(store: &sonae::store::Store) -> bool {
+    store
+        .read(|c| {
+            Ok(c.query_row(
+                "SELECT count(*) FROM delivery_batches WHERE status IN ('pending', 'in_flight')",
+                [],
+                |r| r.get::<_, i64>(0),
+            )?)
+        })
+        .await
+        .unwrap()
+        == 0
+}
+
+#[test]
+fn the_embedded_broker_readiness_probe_leaves_no_error_in_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let config = write_config(
+        dir.path(),
+        addr,
+        &format!(
+            "[plow]\nenabled = true\nbroker_host = \"127.0.0.1\"\nbroker_port = {broker}\n\
+             embedded_broker = true\nembedded_broker_listen = \"127.0.0.1:{broker}\"\n"
+        ),
+    );
+    let log_path = dir.path().join("stderr.log");
+    let child = Command::new(SONAE)
+        .args(["run", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let d = Daemon { child, addr };
+    d.wait_healthy(Duration::from_secs(20));
+    // Sonae's own MQTT client connects after the probe has finished.
+    wait_for(Duration::from_secs(15), "MQTT connection", || {
+        metric(&d, "sonae_plow_mqtt_connected") == Some(1.0)
+    });
+    drop(d);
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        log.contains("embedded MQTT broker listening"),
+        "the broker started: {log}"
+    );
+    assert!(
+        !log.contains("Error while handling MQTT connect packet"),
+        "the readiness probe made the broker log an error:\n{log}"
+    );
 }
