@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::Value;
-use sonae::delivery::{self, DeliveryConfig, SendOutcome, Sender};
+use sonae::delivery::{self, DeliveryConfig, Enqueued, Recipients, SendOutcome, Sender};
 use sonae::disaster::compose::{HazardLinks, ShelterRef, Templates};
 use sonae::disaster::engine::{Family, WarningChange};
-use sonae::disaster::{self, *};
+use sonae::disaster::*;
 use sonae::health::Health;
 use sonae::metrics::Metrics;
 use sonae::store::Store;
@@ -128,7 +128,7 @@ fn cycle(
     changes: &[WarningChange],
 ) -> Decision {
     let templates = Templates::embedded().unwrap();
-    let (decision, enqueued) = disaster::run_cycle_blocking(
+    let (decision, enqueued) = run_cycle_blocking(
         store,
         config,
         &templates,
@@ -311,4 +311,47 @@ async fn a_warnings_whole_life_reaches_the_right_residents_exactly_once_per_step
         assert_eq!(a.progress.failed, 0);
     }
     store.integrity_check().unwrap();
+}
+
+/// One engine cycle as the daemon's runtime does it (`disaster::runtime::Runtime::cycle_tx`), with the
+/// shelters, links and recipients given by the test: load memory → [`decide`] → [`plan_step`] for every step → [`commit`] in one transaction.
+/// Returns the decision and one [`Enqueued`] per step; wake the sender afterwards. A compose or recipient
+/// error aborts the whole cycle before anything is written, so the next cycle decides again.
+#[allow(clippy::too_many_arguments)]
+fn run_cycle_blocking(
+    store: &Store,
+    config: &DisasterConfig,
+    templates: &compose::Templates,
+    public_url: &str,
+    input: EngineInput<'_>,
+    mut shelters_for: impl FnMut(&DistrictRef, Phenomenon) -> Vec<compose::ShelterRef>,
+    mut links_for: impl FnMut(&str) -> compose::HazardLinks,
+    mut recipients_for: impl FnMut(&DistrictRef, Audience) -> anyhow::Result<Recipients>,
+) -> anyhow::Result<(Decision, Vec<Enqueued>)> {
+    let memory = store.read_blocking(load_state)?;
+    let decision = decide(config, &memory, input);
+    let mut planned = Vec::with_capacity(decision.steps.len());
+    for step in &decision.steps {
+        let plans = plan_step(
+            templates,
+            step,
+            public_url,
+            &config.drill_audience,
+            &mut shelters_for,
+            &mut links_for,
+            &mut recipients_for,
+        )?;
+        planned.push((step.clone(), plans));
+    }
+    let enqueued = store.write_blocking(|tx| {
+        // The memory must not have moved since it was read (a second cycle running concurrently would
+        // otherwise announce the same step twice; the unique step key would still stop the duplicate).
+        let now_state = load_state(tx)?;
+        anyhow::ensure!(
+            now_state == memory,
+            "disaster engine memory changed during the cycle; run cycles from one task"
+        );
+        commit(tx, &decision, &planned, delivery::now_ms())
+    })?;
+    Ok((decision, enqueued))
 }
