@@ -546,3 +546,182 @@ async fn escalation_from_a_level3_warning_to_a_special_warning_and_its_lift_reac
     assert_eq!(settled(&app.store, 5).await.len(), 5);
     app.stop().await;
 }
+
+// ------------------------------------------------------------------------------------------ (b) 訂正 and 取消
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_correction_reaches_those_alerted_and_a_cancellation_only_those_who_received_the_withdrawn_alert()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = Sandbox::start(sandbox_config()).await.unwrap();
+    let feed = JmaFeed::start().await;
+    let people = People::new();
+    let app = start_app(dir.path(), &sandbox, &feed, &["extra.xml"], &people).await;
+    let sapporo = people.sapporo();
+    let mut nobody = people.ebetsu.clone();
+    nobody.extend(people.staff.clone());
+
+    // 1. レベル4 大雨危険警報: everyone in 札幌市, disaster mode.
+    feed.publish("cor1_VPWW55.xml", &["extra.xml", "extra_l.xml"]);
+    let alerts = settled(&app.store, 1).await;
+    assert_eq!(kinds(&alerts), [k("disaster", "issue", "everyone")]);
+    assert_eq!(mode(&app.store).await, sonae::mode::Mode::Disaster);
+
+    // 2. 訂正 (same ReportDateTime): it was a レベル3 大雨警報. Everyone who was alerted hears the correction,
+    //    although a レベル3 warning alone would only reach those who opted in; the city leaves disaster mode after
+    //    the quiet period, as no trigger remains.
+    feed.publish("cor2_VPWW55.xml", &["extra.xml", "extra_l.xml"]);
+    let alerts = settled(&app.store, 2).await;
+    assert_eq!(kinds(&alerts)[1], k("disaster", "correction", "everyone"));
+    assert_eq!(alerts[1].planned, sapporo.len() as i64);
+    let corrected = ["【レベル４大雨危険警報】札幌市", "【レベル３大雨警報 訂正】札幌市"];
+    assert_inboxes(&sandbox, &sapporo, &corrected, "訂正");
+    assert_inboxes(&sandbox, &nobody, &[], "訂正, 江別市 and staff");
+    eventually("normal mode after the correction's quiet period", || {
+        let store = app.store.clone();
+        async move {
+            match mode(&store).await {
+                sonae::mode::Mode::Normal => Ok(()),
+                m => Err(format!("mode is {m:?}")),
+            }
+        }
+    })
+    .await;
+
+    // 3. レベル3 土砂災害警報: those who opted in.
+    feed.publish("can1_VPWW56.xml", &["extra.xml", "extra_l.xml"]);
+    let alerts = settled(&app.store, 3).await;
+    assert_eq!(kinds(&alerts)[2], k("disaster", "issue", "opted_in"));
+    assert_eq!(alerts[2].planned, people.opted.len() as i64);
+
+    // 4. 取消 of that telegram: the withdrawal reaches exactly those who received it, and nobody else.
+    feed.publish("can2_VPWW56.xml", &["extra.xml", "extra_l.xml"]);
+    let alerts = settled(&app.store, 4).await;
+    assert_eq!(kinds(&alerts)[3], k("disaster", "cancellation", "opted_in"));
+    assert_eq!(alerts[3].planned, people.opted.len() as i64);
+    let opted = [
+        corrected[0],
+        corrected[1],
+        "【レベル３土砂災害警報】札幌市",
+        "【レベル３土砂災害警報 取消】札幌市",
+    ];
+    assert_inboxes(&sandbox, &people.opted, &opted, "取消");
+    assert_inboxes(&sandbox, &people.others, &corrected, "取消, not opted in");
+    assert_inboxes(&sandbox, &nobody, &[], "取消, 江別市 and staff");
+    assert_eq!(mode(&app.store).await, sonae::mode::Mode::Normal);
+    let withdrawal = sandbox.with_state(|s| s.received(&people.opted[0]).pop().unwrap().message);
+    assert!(
+        withdrawal.to_string().contains("取り消されました"),
+        "the withdrawal says so: {withdrawal}"
+    );
+
+    // 5. 大雨特別警報 over the corrected 大雨警報: an escalation to everyone, disaster mode again.
+    feed.publish("can3_VPWW55.xml", &["extra.xml", "extra_l.xml"]);
+    let alerts = settled(&app.store, 5).await;
+    assert_eq!(kinds(&alerts)[4], k("disaster", "escalation", "everyone"));
+    assert_eq!(mode(&app.store).await, sonae::mode::Mode::Disaster);
+
+    // 6. 取消 of the 特別警報: everyone it reached hears it was withdrawn and that the 大雨警報 it replaced is in
+    //    force again; no new 警報 issue is sent, and the mode returns to normal after the quiet period.
+    feed.publish("can4_VPWW55.xml", &["extra.xml", "extra_l.xml"]);
+    let alerts = settled(&app.store, 6).await;
+    assert_eq!(kinds(&alerts)[5], k("disaster", "cancellation", "everyone"));
+    assert_eq!(alerts[5].planned, sapporo.len() as i64);
+    let special = [
+        "【レベル５大雨特別警報】札幌市",
+        "【レベル５大雨特別警報 取消】札幌市",
+    ];
+    let all_opted: Vec<&str> = opted.iter().chain(&special).copied().collect();
+    let all_others: Vec<&str> = corrected.iter().chain(&special).copied().collect();
+    assert_inboxes(&sandbox, &people.opted, &all_opted, "特別警報 取消");
+    assert_inboxes(&sandbox, &people.others, &all_others, "特別警報 取消");
+    assert_inboxes(&sandbox, &nobody, &[], "特別警報 取消, 江別市 and staff");
+    let withdrawal = sandbox.with_state(|s| s.received(&people.others[0]).pop().unwrap().message);
+    assert!(
+        withdrawal.to_string().contains("現在は"),
+        "the withdrawal names the warning in force again: {withdrawal}"
+    );
+    eventually("normal mode after the withdrawn 特別警報", || {
+        let store = app.store.clone();
+        async move {
+            match mode(&store).await {
+                sonae::mode::Mode::Normal => Ok(()),
+                m => Err(format!("mode is {m:?}")),
+            }
+        }
+    })
+    .await;
+    assert_eq!(settled(&app.store, 6).await.len(), 6);
+    assert_no_repeats(&sandbox, &sapporo);
+    app.stop().await;
+}
+
+// ------------------------------------------------------------------------------------------ (c) 訓練 and 試験
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drill_reaches_only_the_drill_audience_marked_as_a_drill_and_a_test_telegram_reaches_nobody() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = Sandbox::start(sandbox_config()).await.unwrap();
+    let feed = JmaFeed::start().await;
+    let people = People::new();
+    let app = start_app(dir.path(), &sandbox, &feed, &["extra.xml"], &people).await;
+    let mut residents = people.sapporo();
+    residents.extend(people.ebetsu.clone());
+
+    // 1. A 試験 大雨特別警報 and, listed after it, a 訓練 土砂災害危険警報: only the drill produces an alert, for the
+    //    staff of the drill audience; the real mode does not move.
+    feed.publish("tst1_VPWW55.xml", &["extra.xml", "extra_l.xml"]);
+    feed.publish("drl1_VPWW56.xml", &["extra.xml", "extra_l.xml"]);
+    let alerts = settled(&app.store, 1).await;
+    assert_eq!(alerts[0].kind, "issue");
+    assert_eq!(alerts[0].audience, "drill");
+    assert_eq!(alerts[0].planned, people.staff.len() as i64);
+    assert_inboxes(
+        &sandbox,
+        &people.staff,
+        &["【訓練】【レベル４土砂災害危険警報】札幌市"],
+        "訓練",
+    );
+    assert_inboxes(&sandbox, &residents, &[], "訓練 and 試験, residents");
+    assert_eq!(mode(&app.store).await, sonae::mode::Mode::Normal);
+    let test_status: String = app
+        .store
+        .read(|c| {
+            Ok(c.query_row(
+                "SELECT status FROM jma_archive WHERE url LIKE '%tst1_VPWW55.xml'",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+        .await
+        .unwrap();
+    assert_eq!(test_status, "ignored", "the 試験 telegram was read and set aside");
+
+    // 2. The drill's 解除: again the staff only, again marked.
+    feed.publish("drl2_VPWW56.xml", &["extra.xml", "extra_l.xml"]);
+    let alerts = settled(&app.store, 2).await;
+    assert_eq!(alerts[1].kind, "lift");
+    assert_eq!(alerts[1].audience, "drill");
+    assert_inboxes(
+        &sandbox,
+        &people.staff,
+        &[
+            "【訓練】【レベル４土砂災害危険警報】札幌市",
+            "【訓練】【レベル４土砂災害危険警報 解除】札幌市",
+        ],
+        "訓練 解除",
+    );
+    assert_inboxes(&sandbox, &residents, &[], "訓練 解除, residents");
+    for s in &people.staff {
+        for r in sandbox.with_state(|st| st.received(s)) {
+            assert!(
+                r.message.to_string().contains("これは訓練です"),
+                "every drill message says it is a drill: {}",
+                r.message
+            );
+        }
+    }
+    assert!(alerts.iter().all(|a| a.audience == "drill"), "{alerts:#?}");
+    assert_eq!(mode(&app.store).await, sonae::mode::Mode::Normal);
+    app.stop().await;
+}
