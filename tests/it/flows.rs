@@ -396,6 +396,74 @@ async fn settled(store: &Store, n: usize) -> Vec<Alert> {
     }
 }
 
+/// Waits until the telegram `file` has been processed (archive status no longer `stored`); returns the status.
+async fn processed(store: &Store, file: &str) -> String {
+    let pattern = format!("%/{file}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let p = pattern.clone();
+        let st: Option<String> = store
+            .read(move |c| {
+                Ok(c.query_row(
+                    "SELECT (SELECT status FROM jma_archive WHERE url LIKE ?1)",
+                    [p],
+                    |r| r.get(0),
+                )?)
+            })
+            .await
+            .unwrap();
+        match st {
+            Some(st) if st != "stored" => return st,
+            _ => assert!(Instant::now() < deadline, "{file}: not processed within 30 s"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until the telegram `file` has been processed (archive status no longer `stored`) and a disaster cycle
+/// has run on the state after it (`disaster_state.updated_at` is the cycle's `now`, taken inside its transaction).
+/// Returns the archive status. After this, a telegram that should send nothing has had its chance to.
+async fn decided_after(store: &Store, file: &str) -> String {
+    let pattern = format!("%/{file}");
+    let mut status = String::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut processed_at: Option<chrono::DateTime<Utc>> = None;
+    loop {
+        let p = pattern.clone();
+        let (st, decided): (Option<String>, Option<String>) = store
+            .read(move |c| {
+                Ok(c.query_row(
+                    "SELECT (SELECT status FROM jma_archive WHERE url LIKE ?1),
+                            (SELECT updated_at FROM disaster_state WHERE id = 1)",
+                    [p],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?)
+            })
+            .await
+            .unwrap();
+        match (processed_at, st) {
+            (None, Some(st)) if st != "stored" => {
+                status = st;
+                processed_at = Some(Utc::now());
+            }
+            (Some(t), _) => {
+                let decided = decided
+                    .and_then(|d| chrono::DateTime::parse_from_rfc3339(&d).ok())
+                    .map(|d| d.with_timezone(&Utc));
+                if decided.is_some_and(|d| d > t) {
+                    return status;
+                }
+            }
+            _ => {}
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{file}: not processed and decided on within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn mode(store: &Store) -> sonae::mode::Mode {
     store.read(sonae::mode::current_mode).await.unwrap().mode
 }
@@ -723,5 +791,231 @@ async fn a_drill_reaches_only_the_drill_audience_marked_as_a_drill_and_a_test_te
     }
     assert!(alerts.iter().all(|a| a.audience == "drill"), "{alerts:#?}");
     assert_eq!(mode(&app.store).await, sonae::mode::Mode::Normal);
+    app.stop().await;
+}
+
+// ------------------------------------------------------------------------------------------ (d) one alert
+
+/// Config for the real binary against the stand-in and the feed server (10 s polls: the first poll of each feed
+/// is at start, which is all this test needs).
+fn binary_config(dir: &Path, addr: SocketAddr, sandbox: &SandboxHandle, feed: &JmaFeed) -> PathBuf {
+    let extra = format!(
+        r#"api_base = "{line}"
+api_data_base = "{line}"
+
+[jma]
+feeds = ["{regular}", "{extra}"]
+poll_interval_secs = 10
+
+[disaster]
+# The served telegrams are dated yesterday (see `to_yesterday`).
+max_report_age_secs = 172800
+
+[place]
+districts = "{districts}"
+shelters = ["{shelters}"]
+"#,
+        line = sandbox.url(),
+        regular = feed.url("regular.xml"),
+        extra = feed.url("extra.xml"),
+        districts = fixture("districts.geojson").display(),
+        shelters = repo("deploy/demo/sapporo-01100-shitei-kinkyu-hinanbasho.csv").display(),
+    );
+    crate::helpers::write_config(dir, addr, &extra)
+}
+
+/// The daemon's `/healthz` reports a disaster component only after its first cycle in this process.
+fn disaster_cycle_ran(addr: SocketAddr) -> Result<(), String> {
+    let (_, body) = crate::helpers::reqwest::get_full(&format!("http://{addr}/healthz"))
+        .map_err(|e| e.to_string())?;
+    let v: serde_json::Value = serde_json::from_str(&body).map_err(|e| format!("{e}: {body}"))?;
+    match v["components"]["disaster"]["status"].as_str() {
+        Some("ok") => Ok(()),
+        _ => Err(format!("no disaster cycle yet: {body}")),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_telegram_in_the_regular_extra_and_long_feeds_around_a_restart_gives_one_alert() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = Sandbox::start(sandbox_config()).await.unwrap();
+    let feed = JmaFeed::start().await;
+    let people = People::new();
+    let store = Store::open(&dir.path().join("sonae.db")).unwrap();
+    people.register(&store, &sandbox).await;
+    let addr: SocketAddr = format!("127.0.0.1:{}", crate::helpers::free_port())
+        .parse()
+        .unwrap();
+    let config = binary_config(dir.path(), addr, &sandbox, &feed);
+    let sapporo = people.sapporo();
+    let mut nobody = people.ebetsu.clone();
+    nobody.extend(people.staff.clone());
+    let telegram = "/developer/xml/data/dup1_VPWW55.xml";
+
+    // The operator's installation step: the rich menus exist before the first start.
+    let sync = std::process::Command::new(crate::helpers::SONAE)
+        .args(["richmenu", "sync", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(sync.status.success(), "{}", String::from_utf8_lossy(&sync.stderr));
+    let emergency = sonae::line::richmenu::entry_menu(&store, sonae::line::richmenu::Mode::Emergency)
+        .await
+        .unwrap()
+        .unwrap();
+
+    // 1. The 大雨危険警報 is in the extra feed and its long twin; the first start reads both (catch-up).
+    feed.publish("dup1_VPWW55.xml", &["extra.xml", "extra_l.xml"]);
+    let daemon = crate::helpers::Daemon::start(&config, addr);
+    let alerts = settled(&store, 1).await;
+    assert_eq!(kinds(&alerts), [k("disaster", "issue", "everyone")]);
+    assert_eq!(alerts[0].planned, sapporo.len() as i64);
+    assert_inboxes(&sandbox, &sapporo, &["【レベル４大雨危険警報】札幌市"], "first start");
+    assert_eq!(feed.hits("/developer/xml/feed/extra_l.xml"), 1, "caught up at start");
+
+    // 2. Restart. Meanwhile the same telegram (same URL) appears in the regular feed and its long twin, and a
+    //    byte-identical copy under another URL in the regular feed.
+    daemon.signal("TERM");
+    drop(daemon);
+    feed.publish("dup1_VPWW55.xml", &["regular.xml", "regular_l.xml"]);
+    feed.publish_as("dup1_VPWW55.xml", "dup1copy_VPWW55.xml", &["regular.xml"]);
+    let polled = feed.hits("/developer/xml/feed/regular.xml");
+    let _daemon = crate::helpers::Daemon::start(&config, addr);
+    eventually("the copy read and set aside as a duplicate", || {
+        let (store, feed) = (store.clone(), feed.clone());
+        async move {
+            if feed.hits("/developer/xml/feed/regular.xml") <= polled {
+                return Err("regular feed not polled since the restart".into());
+            }
+            disaster_cycle_ran(addr)?;
+            let (copy, cursor, last_event): (String, i64, i64) = store
+                .read(|c| {
+                    Ok(c.query_row(
+                        "SELECT (SELECT status FROM jma_archive WHERE url LIKE '%dup1copy_VPWW55.xml'),
+                                (SELECT coalesce(max(last_event_id), 0) FROM disaster_runtime),
+                                (SELECT coalesce(max(id), 0) FROM jma_events)",
+                        [],
+                        |r| Ok((r.get::<_, Option<String>>(0)?.unwrap_or_default(), r.get(1)?, r.get(2)?)),
+                    )?)
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            if copy != "duplicate" {
+                return Err(format!("copy status «{copy}»"));
+            }
+            // Had the copy changed the state, its events would be waiting for the disaster cycle.
+            if cursor < last_event {
+                return Err(format!("events up to {last_event}, disaster cycle at {cursor}"));
+            }
+            Ok(())
+        }
+    })
+    .await;
+
+    // One alert, one message per 札幌市 resident, nothing to anyone else, and the telegram's URL downloaded once
+    // over both feeds, both long twins and both runs.
+    let alerts = settled(&store, 1).await;
+    assert_eq!(alerts[0].planned, sapporo.len() as i64);
+    assert_inboxes(&sandbox, &sapporo, &["【レベル４大雨危険警報】札幌市"], "after the restart");
+    assert_inboxes(&sandbox, &nobody, &[], "江別市 and staff");
+    assert_eq!(feed.hits(telegram), 1, "the telegram was downloaded once");
+    assert_eq!(feed.hits("/developer/xml/data/dup1copy_VPWW55.xml"), 1);
+    let entries: i64 = store
+        .read(|c| Ok(c.query_row("SELECT count(*) FROM jma_archive", [], |r| r.get(0))?))
+        .await
+        .unwrap();
+    assert_eq!(entries, 2, "the telegram and its copy are archived once each");
+    assert_eq!(mode(&store).await, sonae::mode::Mode::Disaster);
+    eventually("residents see the emergency rich menu", || {
+        let (sandbox, u, want) = (&sandbox, sapporo[0].clone(), emergency.clone());
+        async move {
+            match sandbox.with_state(|s| s.shown(&u)) {
+                sonae::line::sandbox::state::Shown::Default(m) if m == want => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        }
+    })
+    .await;
+}
+
+// ------------------------------------------------------------------------------------------ legacy twins
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_legacy_twins_of_each_telegram_add_no_message_whichever_arrives_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = Sandbox::start(sandbox_config()).await.unwrap();
+    let feed = JmaFeed::start().await;
+    let people = People::new();
+    let app = start_app(dir.path(), &sandbox, &feed, &["extra.xml"], &people).await;
+    let sapporo = people.sapporo();
+    let mut nobody = people.ebetsu.clone();
+    nobody.extend(people.staff.clone());
+    let publish = |file: &str| feed.publish(file, &["extra.xml", "extra_l.xml"]);
+
+    // A twin that sends nothing is only waited for until it is processed: the alerts of the next step are
+    // decided after it (archive order), and `settled` refuses any alert beyond the expected count, so a message
+    // a twin caused would fail the next step; the last twins are waited for until a cycle has decided on them.
+
+    // 1. The legacy VPWW54 大雨警報 first: those who opted in hear it. 2. Its R06 twin (VPWW55) takes over
+    //    the 大雨 state without a message.
+    publish("twn1_VPWW54.xml");
+    let alerts = settled(&app.store, 1).await;
+    assert_eq!(kinds(&alerts), [k("disaster", "issue", "opted_in")]);
+    publish("esc1_VPWW55.xml");
+    assert_eq!(processed(&app.store, "esc1_VPWW55.xml").await, "applied");
+
+    // 3. 土砂災害警戒情報 (VXWW50) before any R06 土砂 telegram: everyone, disaster mode. 4. Its R06 twin
+    //    (VPWW56 レベル4土砂災害危険警報) and 5. the legacy 大雨 telegram showing the 危険警報 as a 警報: nothing.
+    publish("twn2_VXWW50.xml");
+    let alerts = settled(&app.store, 2).await;
+    assert_eq!(kinds(&alerts)[1], k("disaster", "issue", "everyone"));
+    assert_eq!(mode(&app.store).await, sonae::mode::Mode::Disaster);
+    publish("esc2_VPWW56.xml");
+    processed(&app.store, "esc2_VPWW56.xml").await;
+    publish("twn3_VPWW54.xml");
+    processed(&app.store, "twn3_VPWW54.xml").await;
+
+    // 6. R06 大雨特別警報 first: the escalation. 7. Its legacy twin: nothing.
+    publish("esc3_VPWW55.xml");
+    let alerts = settled(&app.store, 3).await;
+    assert_eq!(kinds(&alerts)[2], k("disaster", "escalation", "everyone"));
+    publish("twn4_VPWW54.xml");
+    processed(&app.store, "twn4_VPWW54.xml").await;
+
+    // 8. The R06 土砂 解除: one lift. 9. The legacy 土砂災害警戒情報 解除: nothing.
+    publish("esc5_VPWW56.xml");
+    let alerts = settled(&app.store, 4).await;
+    assert_eq!(kinds(&alerts)[3], k("disaster", "lift", "everyone"));
+    publish("twn5_VXWW50.xml");
+    processed(&app.store, "twn5_VXWW50.xml").await;
+
+    // 10. Both 大雨 解除 telegrams in the same poll: one lift.
+    publish("twn6_VPWW54.xml");
+    publish("esc4_VPWW55.xml");
+    let alerts = settled(&app.store, 5).await;
+    assert_eq!(kinds(&alerts)[4], k("disaster", "lift", "everyone"));
+    decided_after(&app.store, "twn6_VPWW54.xml").await;
+    assert_eq!(settled(&app.store, 5).await.len(), 5);
+
+    let steps = [
+        "【大雨警報】札幌市",
+        "【レベル４土砂災害危険警報】札幌市",
+        "【レベル５大雨特別警報】札幌市",
+        "【レベル４土砂災害危険警報 解除】札幌市",
+        "【レベル５大雨特別警報 解除】札幌市",
+    ];
+    assert_inboxes(&sandbox, &people.opted, &steps, "twins");
+    assert_inboxes(&sandbox, &people.others, &steps[1..], "twins, not opted in");
+    assert_inboxes(&sandbox, &nobody, &[], "twins, 江別市 and staff");
+    eventually("normal mode after the lifts", || {
+        let store = app.store.clone();
+        async move {
+            match mode(&store).await {
+                sonae::mode::Mode::Normal => Ok(()),
+                m => Err(format!("mode is {m:?}")),
+            }
+        }
+    })
+    .await;
     app.stop().await;
 }
