@@ -875,7 +875,9 @@ async fn the_same_telegram_in_the_regular_extra_and_long_feeds_around_a_restart_
 
     // 2. Restart. Meanwhile the same telegram (same URL) appears in the regular feed and its long twin, and a
     //    byte-identical copy under another URL in the regular feed.
+    let mut daemon = daemon;
     daemon.signal("TERM");
+    assert!(daemon.child.wait().unwrap().success(), "a clean stop");
     drop(daemon);
     feed.publish("dup1_VPWW55.xml", &["regular.xml", "regular_l.xml"]);
     feed.publish_as("dup1_VPWW55.xml", "dup1copy_VPWW55.xml", &["regular.xml"]);
@@ -1007,6 +1009,7 @@ async fn the_legacy_twins_of_each_telegram_add_no_message_whichever_arrives_firs
     assert_inboxes(&sandbox, &people.opted, &steps, "twins");
     assert_inboxes(&sandbox, &people.others, &steps[1..], "twins, not opted in");
     assert_inboxes(&sandbox, &nobody, &[], "twins, 江別市 and staff");
+    assert_no_repeats(&sandbox, &sapporo);
     eventually("normal mode after the lifts", || {
         let store = app.store.clone();
         async move {
@@ -1017,5 +1020,52 @@ async fn the_legacy_twins_of_each_telegram_add_no_message_whichever_arrives_firs
         }
     })
     .await;
+    app.stop().await;
+}
+
+// ------------------------------------------------------------------------------------------ downtime
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_downtime_only_the_warnings_still_in_force_are_announced_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = Sandbox::start(sandbox_config()).await.unwrap();
+    let feed = JmaFeed::start().await;
+    let people = People::new();
+    let app = start_app(dir.path(), &sandbox, &feed, &["extra.xml"], &people).await;
+    eventually("a first poll", || {
+        let feed = feed.clone();
+        async move {
+            match feed.hits("/developer/xml/feed/extra.xml") {
+                0 => Err("not polled yet".into()),
+                _ => Ok(()),
+            }
+        }
+    })
+    .await;
+    app.stop().await;
+
+    // While the daemon is stopped: 大雨警報 → 大雨特別警報, and a 土砂災害危険警報 issued and lifted.
+    for f in [
+        "esc1_VPWW55.xml",
+        "esc2_VPWW56.xml",
+        "esc3_VPWW55.xml",
+        "esc5_VPWW56.xml",
+    ] {
+        feed.publish(f, &["extra.xml", "extra_l.xml"]);
+    }
+    let app = start_app(dir.path(), &sandbox, &feed, &["extra.xml"], &people).await;
+    decided_after(&app.store, "esc5_VPWW56.xml").await;
+
+    // One alert: the 大雨特別警報 still in force, as an issue to everyone. Nothing about the 土砂 warning that
+    // came and went, no separate 警報 or escalation.
+    let alerts = settled(&app.store, 1).await;
+    assert_eq!(kinds(&alerts), [k("disaster", "issue", "everyone")]);
+    assert_inboxes(
+        &sandbox,
+        &people.sapporo(),
+        &["【レベル５大雨特別警報】札幌市"],
+        "after downtime",
+    );
+    assert_eq!(mode(&app.store).await, sonae::mode::Mode::Disaster);
     app.stop().await;
 }
