@@ -151,7 +151,12 @@ impl JmaFeed {
                  <title>高頻度（随時）</title><subtitle>JMAXML publishing feed</subtitle>\n\
                  <updated>{now}</updated><id>{self_url}</id>\n<link rel=\"self\" href=\"{self_url}\"/>\n"
             );
-            for l in st.listed.iter().rev().filter(|l| l.feeds.iter().any(|f| f == feed)) {
+            for l in st
+                .listed
+                .iter()
+                .rev()
+                .filter(|l| l.feeds.iter().any(|f| f == feed))
+            {
                 let u = format!("http://{}/developer/xml/data/{}", self.addr, l.name);
                 xml.push_str(&format!(
                     "<entry><title>{}</title><id>{u}</id><updated>{}</updated>\
@@ -224,7 +229,8 @@ impl People {
     /// Registers the residents in the store (district from the user id's tag; 江別市 user 0 opted in too) and
     /// makes everyone a friend of the account at the stand-in.
     async fn register(&self, store: &Store, sandbox: &SandboxHandle) {
-        let (opted, others, ebetsu) = (self.opted.clone(), self.others.clone(), self.ebetsu.clone());
+        let (opted, others, ebetsu) =
+            (self.opted.clone(), self.others.clone(), self.ebetsu.clone());
         store
             .write(move |tx| {
                 for (u, on) in opted
@@ -354,7 +360,8 @@ struct Alert {
 
 /// (alerts in id order, batches not yet accepted).
 fn outbox(c: &rusqlite::Connection) -> anyhow::Result<(Vec<Alert>, i64)> {
-    let mut st = c.prepare("SELECT source, kind, detail, planned FROM delivery_alerts ORDER BY id")?;
+    let mut st =
+        c.prepare("SELECT source, kind, detail, planned FROM delivery_alerts ORDER BY id")?;
     let alerts = st
         .query_map([], |r| {
             let detail: String = r.get(2)?;
@@ -414,7 +421,10 @@ async fn processed(store: &Store, file: &str) -> String {
             .unwrap();
         match st {
             Some(st) if st != "stored" => return st,
-            _ => assert!(Instant::now() < deadline, "{file}: not processed within 30 s"),
+            _ => assert!(
+                Instant::now() < deadline,
+                "{file}: not processed within 30 s"
+            ),
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -490,7 +500,10 @@ fn assert_inboxes(sandbox: &SandboxHandle, users: &[String], want: &[&str], what
             want.len()
         );
         for (g, w) in got.iter().zip(want) {
-            assert!(g.starts_with(w), "{what}: {u}: «{g}» should start with «{w}»");
+            assert!(
+                g.starts_with(w),
+                "{what}: {u}: «{g}» should start with «{w}»"
+            );
         }
     }
 }
@@ -500,7 +513,11 @@ fn assert_no_repeats(sandbox: &SandboxHandle, users: &[String]) {
     for u in users {
         let got = inbox(sandbox, u);
         let set: BTreeSet<&String> = got.iter().collect();
-        assert_eq!(set.len(), got.len(), "{u} received a message twice: {got:#?}");
+        assert_eq!(
+            set.len(),
+            got.len(),
+            "{u} received a message twice: {got:#?}"
+        );
     }
 }
 
@@ -518,8 +535,8 @@ fn k(source: &str, kind: &str, audience: &str) -> (String, String, String) {
 // ------------------------------------------------------------------------------------------ (b) escalation, lift
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn escalation_from_a_level3_warning_to_a_special_warning_and_its_lift_reach_each_resident_once_per_step()
-{
+async fn escalation_from_a_level3_warning_to_a_special_warning_and_its_lift_reach_each_resident_once_per_step(
+) {
     let dir = tempfile::tempdir().unwrap();
     let sandbox = Sandbox::start(sandbox_config()).await.unwrap();
     let feed = JmaFeed::start().await;
@@ -536,7 +553,12 @@ async fn escalation_from_a_level3_warning_to_a_special_warning_and_its_lift_reac
     let alerts = settled(&app.store, 1).await;
     assert_eq!(kinds(&alerts), [k("disaster", "issue", "opted_in")]);
     assert_eq!(alerts[0].planned, people.opted.len() as i64);
-    assert_inboxes(&sandbox, &people.opted, &["【レベル３大雨警報】札幌市"], "警報");
+    assert_inboxes(
+        &sandbox,
+        &people.opted,
+        &["【レベル３大雨警報】札幌市"],
+        "警報",
+    );
     assert_inboxes(&sandbox, &people.others, &[], "警報, not opted in");
     assert_inboxes(&sandbox, &nobody, &[], "警報, 江別市 and staff");
     assert_eq!(mode(&app.store).await, sonae::mode::Mode::Normal);
@@ -573,7 +595,10 @@ async fn escalation_from_a_level3_warning_to_a_special_warning_and_its_lift_reac
     feed.publish("esc4_VPWW55.xml", &["extra.xml", "extra_l.xml"]);
     feed.publish("esc5_VPWW56.xml", &["extra.xml", "extra_l.xml"]);
     let alerts = settled(&app.store, 5).await;
-    let lifts: Vec<_> = alerts[3..].iter().map(|a| (a.kind.as_str(), a.audience.as_str(), a.planned)).collect();
+    let lifts: Vec<_> = alerts[3..]
+        .iter()
+        .map(|a| (a.kind.as_str(), a.audience.as_str(), a.planned))
+        .collect();
     assert_eq!(
         lifts,
         [("lift", "everyone", sapporo.len() as i64); 2],
@@ -604,7 +629,10 @@ async fn escalation_from_a_level3_warning_to_a_special_warning_and_its_lift_reac
         lifted.sort();
         assert_eq!(
             lifted,
-            ["【レベル４土砂災害危険警報 解除", "【レベル５大雨特別警報 解除"],
+            [
+                "【レベル４土砂災害危険警報 解除",
+                "【レベル５大雨特別警報 解除"
+            ],
             "{u}: {got:#?}"
         );
     }
@@ -618,8 +646,8 @@ async fn escalation_from_a_level3_warning_to_a_special_warning_and_its_lift_reac
 // ------------------------------------------------------------------------------------------ (b) 訂正 and 取消
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_correction_reaches_those_alerted_and_a_cancellation_only_those_who_received_the_withdrawn_alert()
-{
+async fn a_correction_reaches_those_alerted_and_a_cancellation_only_those_who_received_the_withdrawn_alert(
+) {
     let dir = tempfile::tempdir().unwrap();
     let sandbox = Sandbox::start(sandbox_config()).await.unwrap();
     let feed = JmaFeed::start().await;
@@ -642,7 +670,10 @@ async fn a_correction_reaches_those_alerted_and_a_cancellation_only_those_who_re
     let alerts = settled(&app.store, 2).await;
     assert_eq!(kinds(&alerts)[1], k("disaster", "correction", "everyone"));
     assert_eq!(alerts[1].planned, sapporo.len() as i64);
-    let corrected = ["【レベル４大雨危険警報】札幌市", "【レベル３大雨警報 訂正】札幌市"];
+    let corrected = [
+        "【レベル４大雨危険警報】札幌市",
+        "【レベル３大雨警報 訂正】札幌市",
+    ];
     assert_inboxes(&sandbox, &sapporo, &corrected, "訂正");
     assert_inboxes(&sandbox, &nobody, &[], "訂正, 江別市 and staff");
     eventually("normal mode after the correction's quiet period", || {
@@ -727,7 +758,8 @@ async fn a_correction_reaches_those_alerted_and_a_cancellation_only_those_who_re
 // ------------------------------------------------------------------------------------------ (c) 訓練 and 試験
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_drill_reaches_only_the_drill_audience_marked_as_a_drill_and_a_test_telegram_reaches_nobody() {
+async fn a_drill_reaches_only_the_drill_audience_marked_as_a_drill_and_a_test_telegram_reaches_nobody(
+) {
     let dir = tempfile::tempdir().unwrap();
     let sandbox = Sandbox::start(sandbox_config()).await.unwrap();
     let feed = JmaFeed::start().await;
@@ -763,7 +795,10 @@ async fn a_drill_reaches_only_the_drill_audience_marked_as_a_drill_and_a_test_te
         })
         .await
         .unwrap();
-    assert_eq!(test_status, "ignored", "the 試験 telegram was read and set aside");
+    assert_eq!(
+        test_status, "ignored",
+        "the 試験 telegram was read and set aside"
+    );
 
     // 2. The drill's 解除: again the staff only, again marked.
     feed.publish("drl2_VPWW56.xml", &["extra.xml", "extra_l.xml"]);
@@ -858,11 +893,16 @@ async fn the_same_telegram_in_the_regular_extra_and_long_feeds_around_a_restart_
         .arg(&config)
         .output()
         .unwrap();
-    assert!(sync.status.success(), "{}", String::from_utf8_lossy(&sync.stderr));
-    let emergency = sonae::line::richmenu::entry_menu(&store, sonae::line::richmenu::Mode::Emergency)
-        .await
-        .unwrap()
-        .unwrap();
+    assert!(
+        sync.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sync.stderr)
+    );
+    let emergency =
+        sonae::line::richmenu::entry_menu(&store, sonae::line::richmenu::Mode::Emergency)
+            .await
+            .unwrap()
+            .unwrap();
 
     // 1. The 大雨危険警報 is in the extra feed and its long twin; the first start reads both (catch-up).
     feed.publish("dup1_VPWW55.xml", &["extra.xml", "extra_l.xml"]);
@@ -870,8 +910,17 @@ async fn the_same_telegram_in_the_regular_extra_and_long_feeds_around_a_restart_
     let alerts = settled(&store, 1).await;
     assert_eq!(kinds(&alerts), [k("disaster", "issue", "everyone")]);
     assert_eq!(alerts[0].planned, sapporo.len() as i64);
-    assert_inboxes(&sandbox, &sapporo, &["【レベル４大雨危険警報】札幌市"], "first start");
-    assert_eq!(feed.hits("/developer/xml/feed/extra_l.xml"), 1, "caught up at start");
+    assert_inboxes(
+        &sandbox,
+        &sapporo,
+        &["【レベル４大雨危険警報】札幌市"],
+        "first start",
+    );
+    assert_eq!(
+        feed.hits("/developer/xml/feed/extra_l.xml"),
+        1,
+        "caught up at start"
+    );
 
     // 2. Restart. Meanwhile the same telegram (same URL) appears in the regular feed and its long twin, and a
     //    byte-identical copy under another URL in the regular feed.
@@ -918,7 +967,12 @@ async fn the_same_telegram_in_the_regular_extra_and_long_feeds_around_a_restart_
     // over both feeds, both long twins and both runs.
     let alerts = settled(&store, 1).await;
     assert_eq!(alerts[0].planned, sapporo.len() as i64);
-    assert_inboxes(&sandbox, &sapporo, &["【レベル４大雨危険警報】札幌市"], "after the restart");
+    assert_inboxes(
+        &sandbox,
+        &sapporo,
+        &["【レベル４大雨危険警報】札幌市"],
+        "after the restart",
+    );
     assert_inboxes(&sandbox, &nobody, &[], "江別市 and staff");
     assert_eq!(feed.hits(telegram), 1, "the telegram was downloaded once");
     assert_eq!(feed.hits("/developer/xml/data/dup1copy_VPWW55.xml"), 1);
@@ -926,7 +980,10 @@ async fn the_same_telegram_in_the_regular_extra_and_long_feeds_around_a_restart_
         .read(|c| Ok(c.query_row("SELECT count(*) FROM jma_archive", [], |r| r.get(0))?))
         .await
         .unwrap();
-    assert_eq!(entries, 2, "the telegram and its copy are archived once each");
+    assert_eq!(
+        entries, 2,
+        "the telegram and its copy are archived once each"
+    );
     assert_eq!(mode(&store).await, sonae::mode::Mode::Disaster);
     eventually("residents see the emergency rich menu", || {
         let (sandbox, u, want) = (&sandbox, sapporo[0].clone(), emergency.clone());
