@@ -751,6 +751,30 @@ async fn a_correction_reaches_those_alerted_and_a_cancellation_only_those_who_re
     })
     .await;
     assert_eq!(settled(&app.store, 6).await.len(), 6);
+
+    // 7. 大雨危険警報 over the 大雨警報: an escalation to everyone. 8. A 訂正 saying no 大雨 warning is in force
+    //    at all: everyone alerted is told the warning was withdrawn — not that it was lifted (解除), which would
+    //    say it had been real.
+    feed.publish("cor3_VPWW55.xml", &["extra.xml", "extra_l.xml"]);
+    let alerts = settled(&app.store, 7).await;
+    assert_eq!(kinds(&alerts)[6], k("disaster", "escalation", "everyone"));
+    feed.publish("cor4_VPWW55.xml", &["extra.xml", "extra_l.xml"]);
+    let alerts = settled(&app.store, 8).await;
+    assert_eq!(
+        kinds(&alerts)[7],
+        k("disaster", "cancellation", "everyone"),
+        "{alerts:#?}"
+    );
+    assert_eq!(alerts[7].planned, sapporo.len() as i64);
+    let wrong = [
+        "【レベル４大雨危険警報】札幌市",
+        "【レベル４大雨危険警報 取消】札幌市",
+    ];
+    let all_opted: Vec<&str> = all_opted.iter().chain(&wrong).copied().collect();
+    let all_others: Vec<&str> = all_others.iter().chain(&wrong).copied().collect();
+    assert_inboxes(&sandbox, &people.opted, &all_opted, "訂正 to nothing");
+    assert_inboxes(&sandbox, &people.others, &all_others, "訂正 to nothing");
+    assert_inboxes(&sandbox, &nobody, &[], "訂正 to nothing, 江別市 and staff");
     assert_no_repeats(&sandbox, &sapporo);
     app.stop().await;
 }
