@@ -286,6 +286,18 @@ async fn start_app(
     feeds: &[&str],
     people: &People,
 ) -> App {
+    start_app_with(dir, sandbox, feed, feeds, people, |_| {}).await
+}
+
+/// [`start_app`] with a last change to the config.
+async fn start_app_with(
+    dir: &Path,
+    sandbox: &SandboxHandle,
+    feed: &JmaFeed,
+    feeds: &[&str],
+    people: &People,
+    tweak: impl FnOnce(&mut sonae::config::Config),
+) -> App {
     let mut config = sonae::config::Config::default();
     config.server.listen = "127.0.0.1:0".parse().unwrap();
     config.store.path = dir.join("sonae.db");
@@ -302,6 +314,7 @@ async fn start_app(
     config.disaster.max_report_age_secs = 2 * 86400;
     config.disaster.quiet_period_secs = 2;
     config.disaster.drill_audience = people.staff.clone();
+    tweak(&mut config);
     let secrets = sonae::config::Secrets {
         line_channel_secret: sonae::secret::Secret::new("test-channel-secret"),
         line_channel_access_token: sonae::secret::Secret::new("test-access-token"),
@@ -1112,7 +1125,9 @@ async fn after_downtime_only_the_warnings_still_in_force_are_announced_once() {
     let sandbox = Sandbox::start(sandbox_config()).await.unwrap();
     let feed = JmaFeed::start().await;
     let people = People::new();
-    let app = start_app(dir.path(), &sandbox, &feed, &["extra.xml"], &people).await;
+    // The short feed covers 1 s here (JMA's: 10 minutes), so a restart after a longer stop reads the long feed.
+    let window = |c: &mut sonae::config::Config| c.jma.short_feed_window_secs = 1;
+    let app = start_app_with(dir.path(), &sandbox, &feed, &["extra.xml"], &people, window).await;
     eventually("a first poll", || {
         let feed = feed.clone();
         async move {
@@ -1125,17 +1140,46 @@ async fn after_downtime_only_the_warnings_still_in_force_are_announced_once() {
     .await;
     app.stop().await;
 
-    // While the daemon is stopped: 大雨警報 → 大雨特別警報, and a 土砂災害危険警報 issued and lifted.
+    // While the daemon is stopped: 大雨警報 → 大雨特別警報, and a 土砂災害危険警報 issued and lifted; by the
+    // restart they have scrolled out of the short feed and are only in its long twin.
     for f in [
         "esc1_VPWW55.xml",
         "esc2_VPWW56.xml",
         "esc3_VPWW55.xml",
         "esc5_VPWW56.xml",
     ] {
-        feed.publish(f, &["extra.xml", "extra_l.xml"]);
+        feed.publish(f, &["extra_l.xml"]);
     }
-    let app = start_app(dir.path(), &sandbox, &feed, &["extra.xml"], &people).await;
+    let store = Store::open(&dir.path().join("sonae.db")).unwrap();
+    eventually("a stop longer than the short feed's window", || {
+        let store = store.clone();
+        async move {
+            let last: String = store
+                .read(|c| {
+                    Ok(
+                        c.query_row("SELECT max(last_success_at) FROM jma_feeds", [], |r| {
+                            r.get(0)
+                        })?,
+                    )
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            let last = chrono::DateTime::parse_from_rfc3339(&last).map_err(|e| e.to_string())?;
+            match Utc::now().signed_duration_since(last) > chrono::Duration::milliseconds(1500) {
+                true => Ok(()),
+                false => Err(format!("last poll at {last}")),
+            }
+        }
+    })
+    .await;
+    drop(store);
+    let catchups = feed.hits("/developer/xml/feed/extra_l.xml");
+    let app = start_app_with(dir.path(), &sandbox, &feed, &["extra.xml"], &people, window).await;
     decided_after(&app.store, "esc5_VPWW56.xml").await;
+    assert!(
+        feed.hits("/developer/xml/feed/extra_l.xml") > catchups,
+        "caught up from the long feed"
+    );
 
     // One alert: the 大雨特別警報 still in force, as an issue to everyone. Nothing about the 土砂 warning that
     // came and went, no separate 警報 or escalation.
