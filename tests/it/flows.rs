@@ -854,6 +854,14 @@ async fn a_drill_reaches_only_the_drill_audience_marked_as_a_drill_and_a_test_te
     assert_inboxes(&sandbox, &residents, &[], "訓練 解除, residents");
     for s in &people.staff {
         for r in sandbox.with_state(|st| st.received(s)) {
+            let heading = r.message["contents"]["header"]["contents"][0]["text"]
+                .as_str()
+                .unwrap_or("");
+            assert!(
+                heading.starts_with("【訓練】"),
+                "the bubble starts with 【訓練】 too: {}",
+                r.message
+            );
             assert!(
                 r.message.to_string().contains("これは訓練です"),
                 "every drill message says it is a drill: {}",
