@@ -716,7 +716,9 @@ pub fn decide(config: &DisasterConfig, memory: &EngineState, input: EngineInput<
                     Some(c) if c.kind == ChangeKind::Cancelled => {
                         (Some(StepKind::Cancellation), c.report_key.clone())
                     }
-                    Some(c) if c.kind == ChangeKind::Corrected && new_aud.is_some() => {
+                    // Also when the corrected kind is below the policy's threshold (警報 corrected to 注意報):
+                    // those alerted must hear it was a mistake, not that the warning was downgraded.
+                    Some(c) if c.kind == ChangeKind::Corrected => {
                         (Some(StepKind::Correction), c.report_key.clone())
                     }
                     // From-and-to, so a second 特別警報→警報 downgrade to the same 警報 is its own step.

@@ -788,6 +788,31 @@ async fn a_correction_reaches_those_alerted_and_a_cancellation_only_those_who_re
     assert_inboxes(&sandbox, &people.opted, &all_opted, "訂正 to nothing");
     assert_inboxes(&sandbox, &people.others, &all_others, "訂正 to nothing");
     assert_inboxes(&sandbox, &nobody, &[], "訂正 to nothing, 江別市 and staff");
+
+    // 9. レベル3 大雨警報: those who opted in. 10. A 訂正 to a 大雨注意報, which alone would reach nobody: those
+    //    alerted hear it was a mistake — a correction, not "the warning was downgraded".
+    feed.publish("cor5_VPWW55.xml", &["extra.xml", "extra_l.xml"]);
+    let alerts = settled(&app.store, 9).await;
+    assert_eq!(kinds(&alerts)[8], k("disaster", "issue", "opted_in"));
+    feed.publish("cor6_VPWW55.xml", &["extra.xml", "extra_l.xml"]);
+    let alerts = settled(&app.store, 10).await;
+    assert_eq!(
+        kinds(&alerts)[9],
+        k("disaster", "correction", "opted_in"),
+        "{alerts:#?}"
+    );
+    assert_eq!(alerts[9].planned, people.opted.len() as i64);
+    let all_opted: Vec<&str> = all_opted
+        .iter()
+        .copied()
+        .chain([
+            "【レベル３大雨警報】札幌市",
+            "【レベル２大雨注意報 訂正】札幌市",
+        ])
+        .collect();
+    assert_inboxes(&sandbox, &people.opted, &all_opted, "訂正 to 注意報");
+    assert_inboxes(&sandbox, &people.others, &all_others, "訂正 to 注意報");
+    assert_inboxes(&sandbox, &nobody, &[], "訂正 to 注意報, 江別市 and staff");
     assert_no_repeats(&sandbox, &sapporo);
     app.stop().await;
 }
