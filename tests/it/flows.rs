@@ -1,6 +1,8 @@
 //! Warning step flows end to end through a local JMA feed server (issue 5, item 11): escalation, lift,
 //! correction (訂正) and cancellation (取消); 訓練 to the drill audience only and 試験 to nobody; the same telegram
-//! in the regular, extra and `_l` feeds around a daemon restart giving one alert.
+//! in the regular, extra and `_l` feeds around a daemon restart giving one alert; the legacy twins of the
+//! transition period (VPWW54, VXWW50) adding no message; and after downtime, only what is still in force
+//! announced, once (item 4).
 //!
 //! Each flow runs the daemon (the in-process `Application` on a random port, or the real binary for the restart)
 //! against the LINE stand-in and [`JmaFeed`], a JMA-style feed server in the test process whose entries the test
