@@ -98,7 +98,8 @@ impl Pipeline {
     /// the state, so it only ever sees the state between batches: after downtime a warning issued and lifted
     /// in the same catch-up is never announced, and 警報 → 特別警報 caught up together is one issue, not an
     /// issue and an escalation (issue 5, item 4). The cycle already holds SQLite's only writer, which every
-    /// drain step needs too, so holding this as well delays no telegram any further.
+    /// drain step needs to record its result, so holding this as well delays a telegram by little more than
+    /// its parse.
     pub async fn hold(&self) -> tokio::sync::MutexGuard<'_, States> {
         self.states.lock().await
     }
