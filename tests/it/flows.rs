@@ -998,7 +998,8 @@ async fn the_same_telegram_in_the_regular_extra_and_long_feeds_around_a_restart_
     //    byte-identical copy under another URL in the regular feed.
     let mut daemon = daemon;
     daemon.signal("TERM");
-    assert!(daemon.child.wait().unwrap().success(), "a clean stop");
+    let stopped = daemon.child.wait().unwrap();
+    assert_eq!(stopped.code(), Some(0), "a clean stop: {stopped}");
     drop(daemon);
     feed.publish("dup1_VPWW55.xml", &["regular.xml", "regular_l.xml"]);
     feed.publish_as("dup1_VPWW55.xml", "dup1copy_VPWW55.xml", &["regular.xml"]);
