@@ -41,6 +41,7 @@ fn table(_: &str, code: &str) -> Option<KindClass> {
         phenomenon: p.into(),
         severity: s,
         level: l,
+        name: None,
     })
 }
 

@@ -151,13 +151,19 @@ async fn spawn_components(ctx: &Context) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Resolves on SIGTERM or SIGINT.
-pub async fn stop_signal() {
+/// Resolves on SIGTERM or SIGINT. The handlers are installed when this is called (inside the runtime), not
+/// when the future is first polled: `run_until_stopped` polls it only after `/healthz` answers and READY=1 is
+/// sent, and a SIGTERM in between (`systemctl stop` right after start; a test stopping the daemon as soon as
+/// it is healthy) used to kill the process with the default action instead of draining it (exit 143).
+pub fn stop_signal() -> impl Future<Output = ()> + Send + 'static {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).expect("installing SIGTERM handler");
     let mut int = signal(SignalKind::interrupt()).expect("installing SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received"),
-        _ = int.recv() => tracing::info!("SIGINT received"),
+    async move {
+        // Cancel-safety: both branches only wait for a signal.
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
+        }
     }
 }

@@ -10,7 +10,8 @@
 //!   counted as a mode trigger. Follow-ups (lift, downgrade, cancellation) of an announced warning always go out.
 //! * **Steps per thread.** A thread is (status, municipality, phenomenon); several items of one thread (two
 //!   rivers in one town) collapse to the highest-ranked one. Steps: issue, escalation, downgrade, lift (解除),
-//!   correction (訂正), cancellation (取消: tells those already alerted that the alert was withdrawn).
+//!   correction (訂正), cancellation (取消: tells those already alerted that the alert was withdrawn; a 訂正
+//!   that leaves nothing in force is a cancellation too, never a 解除 of a warning that was not real).
 //! * **Mode.** Disaster while a `SwitchMode` warning is in force or a manual hold exists; back to normal only
 //!   when neither has been seen for `quiet_period_secs`. Releasing the last hold with no warning trigger in
 //!   the quiet window returns to normal at once (an operator's hold is not a warning).
@@ -652,18 +653,19 @@ pub fn decide(config: &DisasterConfig, memory: &EngineState, input: EngineInput<
                 );
             }
             (Some(p), None) => {
-                // Gone from the state: lifted, or withdrawn by 取消. An observed intensity is an event, not a
-                // warning: when the state drops it there is nothing to lift, so residents hear nothing.
-                let cancelled = change.is_some_and(|c| c.kind == ChangeKind::Cancelled);
-                if p.warning.family == Family::Intensity && !cancelled {
+                // Gone from the state: lifted, or withdrawn by 取消 — or by a 訂正 saying it was never in force,
+                // which residents must hear as a withdrawal, not as a 解除 of a warning that was real. An observed
+                // intensity is an event, not a warning: when the state drops it there is nothing to lift, so
+                // residents hear nothing.
+                let withdrawn = change
+                    .filter(|c| matches!(c.kind, ChangeKind::Cancelled | ChangeKind::Corrected));
+                if p.warning.family == Family::Intensity && withdrawn.is_none() {
                     state.announced.remove(&thread);
                     continue;
                 }
-                let (kind, source) = match change {
-                    Some(c) if c.kind == ChangeKind::Cancelled => {
-                        (StepKind::Cancellation, c.report_key.clone())
-                    }
-                    _ => (StepKind::Lift, issuance_source(&p.warning)),
+                let (kind, source) = match withdrawn {
+                    Some(c) => (StepKind::Cancellation, c.report_key.clone()),
+                    None => (StepKind::Lift, issuance_source(&p.warning)),
                 };
                 let districts = districts_by_muni
                     .get(p.municipality.as_str())
@@ -714,7 +716,9 @@ pub fn decide(config: &DisasterConfig, memory: &EngineState, input: EngineInput<
                     Some(c) if c.kind == ChangeKind::Cancelled => {
                         (Some(StepKind::Cancellation), c.report_key.clone())
                     }
-                    Some(c) if c.kind == ChangeKind::Corrected && new_aud.is_some() => {
+                    // Also when the corrected kind is below the policy's threshold (警報 corrected to 注意報):
+                    // those alerted must hear it was a mistake, not that the warning was downgraded.
+                    Some(c) if c.kind == ChangeKind::Corrected => {
                         (Some(StepKind::Correction), c.report_key.clone())
                     }
                     // From-and-to, so a second 特別警報→警報 downgrade to the same 警報 is its own step.

@@ -367,6 +367,62 @@ fn releasing_a_hold_within_the_quiet_period_of_a_warning_keeps_disaster_mode() {
 }
 
 #[test]
+fn a_correction_that_removes_the_warning_withdraws_it_from_those_alerted_instead_of_lifting_it() {
+    let mut r = Run::new();
+    r.step(t(5, 0), &[rain_warning(t(5, 0), t(5, 0))], &[], &[]);
+    let change = WarningChange {
+        status: ReportStatus::Actual,
+        municipality: YAMAGATA.into(),
+        phenomenon: Phenomenon::HeavyRain,
+        kind: ChangeKind::Corrected,
+        report_key: "teisei-none".into(),
+        report_datetime: t(5, 0),
+    };
+    let d = r.step(t(5, 11), &[], std::slice::from_ref(&change), &[]);
+    assert_eq!(kinds(&d), vec![StepKind::Cancellation]);
+    assert_eq!(d.steps[0].audience, Audience::OptedIn);
+    assert!(d.steps[0].current.is_none());
+    // Nothing more next cycle, and nothing left to lift later.
+    let d = r.step(t(5, 12), &[], std::slice::from_ref(&change), &[]);
+    assert!(d.steps.is_empty());
+    let d = r.step(t(6, 0), &[], &[], &[]);
+    assert!(d.steps.is_empty());
+}
+
+#[test]
+fn a_correction_below_the_policy_threshold_is_a_correction_to_those_alerted_not_a_downgrade() {
+    let mut r = Run::new();
+    r.step(t(5, 0), &[rain_warning(t(5, 0), t(5, 0))], &[], &[]);
+    let change = WarningChange {
+        status: ReportStatus::Actual,
+        municipality: YAMAGATA.into(),
+        phenomenon: Phenomenon::HeavyRain,
+        kind: ChangeKind::Corrected,
+        report_key: "teisei-advisory".into(),
+        report_datetime: t(5, 0),
+    };
+    let advisory = rain_advisory(t(5, 0), t(5, 0));
+    let d = r.step(
+        t(5, 11),
+        std::slice::from_ref(&advisory),
+        std::slice::from_ref(&change),
+        &[],
+    );
+    assert_eq!(kinds(&d), vec![StepKind::Correction]);
+    assert_eq!(d.steps[0].audience, Audience::OptedIn);
+    // Below the threshold the thread is forgotten: a later 警報 is a new issue.
+    let d = r.step(
+        t(5, 12),
+        std::slice::from_ref(&advisory),
+        std::slice::from_ref(&change),
+        &[],
+    );
+    assert!(d.steps.is_empty());
+    let d = r.step(t(6, 0), &[rain_warning(t(6, 0), t(6, 0))], &[], &[]);
+    assert_eq!(kinds(&d), vec![StepKind::Issue]);
+}
+
+#[test]
 fn a_correction_is_sent_once_to_those_alerted() {
     let mut r = Run::new();
     r.step(t(5, 0), &[rain_warning(t(5, 0), t(5, 0))], &[], &[]);

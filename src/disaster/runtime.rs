@@ -505,11 +505,17 @@ async fn run(ctx: Context, rt: Arc<Runtime>, pipeline: Option<Arc<Pipeline>>, wa
     let mut bump = pipeline.as_ref().map(|p| p.subscribe());
     let mut next_switch_try = tokio::time::Instant::now();
     loop {
+        // Never decide on the middle of a batch of telegrams (see `Pipeline::hold`).
+        let held = match &pipeline {
+            Some(p) => Some(p.hold().await),
+            None => None,
+        };
         let rt2 = rt.clone();
         let res = ctx
             .store
             .write(move |tx| rt2.cycle_tx(tx, Utc::now()))
             .await;
+        drop(held);
         match res {
             Ok(r) => {
                 for p in r.problems {

@@ -45,6 +45,9 @@ pub fn classify_code(data_type: &str, code: &str) -> Option<state::KindClass> {
                 phenomenon: codes::Phenomenon::Landslide.as_str().into(),
                 severity: S::Danger,
                 level: Some(4),
+                // Its Kind/Name is 警戒, which told residents nothing (「【警戒】札幌市…」); it is the warning
+                // VPWW56 reports as code 49, under that code's name.
+                name: codes::warning("49").map(|w| w.new_name.to_string()),
             }),
             codes::LandslideAlert::None | codes::LandslideAlert::Lifted => None,
         };
@@ -60,6 +63,7 @@ pub fn classify_code(data_type: &str, code: &str) -> Option<state::KindClass> {
             codes::Severity::Emergency => S::Emergency,
         },
         level: w.level(family),
+        name: None,
     })
 }
 
@@ -292,6 +296,9 @@ mod wiring_tests {
             (c.phenomenon.as_str(), c.severity, c.level),
             ("土砂災害", Severity::Danger, Some(4))
         );
+        // Residents are told the warning's name, not the telegram's 「警戒」.
+        assert_eq!(c.name.as_deref(), Some("レベル４土砂災害危険警報"));
+        assert_eq!(t.classify("VPWW54", "03").and_then(|c| c.name), None);
         assert!(t.classify("VXWW50", "1").is_none());
         assert!(t.classify("VPWW54", "zz").is_none());
     }

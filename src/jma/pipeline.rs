@@ -91,6 +91,19 @@ impl Pipeline {
         self.last_event.subscribe()
     }
 
+    /// Waits for a running [`Pipeline::drain`] to finish and holds the next one off until the guard drops.
+    ///
+    /// A drain applies a batch of telegrams (everything one poll or a catch-up downloaded) one transaction per
+    /// telegram, bumping [`Pipeline::subscribe`] after each. The disaster cycle takes this guard while it reads
+    /// the state, so it only ever sees the state between batches: after downtime a warning issued and lifted
+    /// in the same catch-up is never announced, and 警報 → 特別警報 caught up together is one issue, not an
+    /// issue and an escalation (issue 5, item 4). The cycle already holds SQLite's only writer, which every
+    /// drain step needs to record its result, so holding this as well delays a telegram by little more than
+    /// its parse.
+    pub async fn hold(&self) -> tokio::sync::MutexGuard<'_, States> {
+        self.states.lock().await
+    }
+
     /// A copy of the current state (console, tests).
     pub async fn states(&self) -> States {
         self.states.lock().await.clone()

@@ -608,6 +608,10 @@ mod mutations {
             Mutation::Truncate { at } => doc.truncate(at % n),
             Mutation::SwapTags { a, b } => {
                 let t = tags(&doc);
+                if t.is_empty() {
+                    // An earlier mutation (a truncation) left no tag to swap.
+                    return doc;
+                }
                 let (a, b) = (t[a % t.len()], t[b % t.len()]);
                 let (first, second) = if a.0 < b.0 { (a, b) } else { (b, a) };
                 if first.1 <= second.0 {

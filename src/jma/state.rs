@@ -70,6 +70,10 @@ pub struct KindClass {
     pub severity: Severity,
     /// 警戒レベル相当 (2–5), when the kind has one.
     pub level: Option<u8>,
+    /// The name residents and operators see, when the telegram's Kind/Name is not a warning's name: VXWW50
+    /// says `警戒` for what is, since 2026-05-28, the レベル４土砂災害危険警報. `None`: the Kind/Name as written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 /// The warning-code lookup, injected so the real table (`jma::codes`) plugs in. `data_type` disambiguates
@@ -476,7 +480,7 @@ impl WarningState {
                         match table.classify(&report.data_type, k.code.trim()) {
                             Some(class) => kinds.push(LayerKind {
                                 code: k.code.trim().into(),
-                                name: k.name.clone(),
+                                name: class.name.clone().unwrap_or_else(|| k.name.clone()),
                                 status: status.into(),
                                 class,
                             }),

@@ -12,6 +12,7 @@ pub(crate) fn table(data_type: &str, code: &str) -> Option<KindClass> {
             phenomenon: p.into(),
             severity: s,
             level: l,
+            name: None,
         })
     };
     use Severity::*;

@@ -42,6 +42,31 @@ async fn apply(store: &Store, files: &[&str]) {
         .unwrap();
 }
 
+/// Waits until the in-process daemon answers `/healthz`: it serves only once its components are up (the
+/// 札幌市 districts take seconds to load in a debug build on a busy machine), and a webhook the stand-in sends
+/// before that waits in the listen backlog and can outlast the stand-in's 10 s timeout — the event is then
+/// lost, as it would be at LINE without redelivery.
+async fn serving(addr: std::net::SocketAddr) {
+    let url = format!("http://{addr}/healthz");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let ok = reqwest::Client::new()
+            .get(&url)
+            .timeout(std::time::Duration::from_secs(5))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        if ok {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the daemon did not serve within 60 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_level4_warning_reaches_each_sapporo_resident_exactly_once_and_nobody_elsewhere() {
     let dir = tempfile::tempdir().unwrap();
@@ -234,6 +259,7 @@ async fn a_follow_through_the_webhook_gets_a_welcome_and_a_shared_location_regis
     let stop = tokio_util::sync::CancellationToken::new();
     let stop2 = stop.clone();
     let daemon = tokio::spawn(app.run_until_stopped(async move { stop2.cancelled().await }));
+    serving(addr).await;
     sandbox.set_webhook_url(&format!("http://{addr}/webhook"));
 
     let who = user(7);
@@ -353,6 +379,7 @@ async fn the_rich_menu_residents_see_follows_the_mode_with_and_without_per_user_
     let stop = tokio_util::sync::CancellationToken::new();
     let stop2 = stop.clone();
     let daemon = tokio::spawn(app.run_until_stopped(async move { stop2.cancelled().await }));
+    serving(addr).await;
     sandbox.set_webhook_url(&format!("http://{addr}/webhook"));
 
     // A: a friend without a per-user link; B: follows through the webhook and is linked to the normal menu.

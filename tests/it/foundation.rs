@@ -119,6 +119,48 @@ fn daemon_serves_health_and_metrics_and_stops_on_sigterm_within_the_deadline() {
 }
 
 #[test]
+fn a_sigterm_the_moment_health_answers_still_stops_the_daemon_cleanly() {
+    // systemd may stop the unit right after READY=1, which is sent when /healthz starts answering: the stop
+    // handlers must already be installed then, or SIGTERM's default action kills the process (exit 143)
+    // instead of draining it. The window is a few milliseconds wide, so try several times.
+    let dir = tempfile::tempdir().unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let cfg = write_config(dir.path(), addr, "");
+    let url = format!("http://{addr}/healthz");
+    for attempt in 0..12 {
+        let mut child = Command::new(SONAE)
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .env("RUST_LOG", "error")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        while reqwest::blocking_get(&url).ok() != Some(200) {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "not healthy within 20 s"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // Straight from this process: spawning `kill` would take longer than the window lasts.
+        extern "C" {
+            fn kill(pid: i32, sig: i32) -> i32;
+        }
+        const SIGTERM: i32 = 15;
+        // SAFETY: kill(2) on our own child's pid; no memory is shared.
+        let sent = unsafe { kill(child.id() as i32, SIGTERM) };
+        assert_eq!(sent, 0);
+        let status = child.wait().unwrap();
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "attempt {attempt}: SIGTERM as soon as /healthz answered: {status}"
+        );
+    }
+}
+
+#[test]
 fn daemon_refuses_to_start_on_a_database_from_a_newer_sonae() {
     let dir = tempfile::tempdir().unwrap();
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();

@@ -303,6 +303,7 @@ fn table(_: &str, code: &str) -> Option<KindClass> {
         phenomenon: "大雨".into(),
         severity,
         level: Some(level),
+        name: None,
     })
 }
 

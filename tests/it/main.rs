@@ -5,6 +5,7 @@ mod crash;
 mod disaster_e2e;
 mod disaster_engine;
 mod feed_replay;
+mod flows;
 mod foundation;
 mod helpers;
 mod jma_feed;
