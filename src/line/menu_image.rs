@@ -1,0 +1,426 @@
+//! Rich-menu images: one tile per tap area with its Japanese label, drawn without I/O.
+//!
+//! LINE shows the 2500-px-wide image about 375 pt wide on a phone (a scale of ~1/6.7), so labels are set
+//! at 112 px (tabs 100 px) — about 16–17 pt on screen, the size of LINE's own chat text — in BIZ UDPGothic
+//! Bold, a universal-design gothic made for public signage and forms (SIL OFL 1.1). The font is embedded
+//! as a subset holding only the characters the templates use (`scripts/subset-menu-font`, ~14 KB); a label
+//! with a character the subset lacks is an [`ImageError::MissingGlyph`] naming it, never a tofu box.
+//!
+//! Label colour: white or near-black, whichever contrasts more with the tile, and at least 4.5:1 (WCAG AA
+//! for normal text, stricter than the 3:1 AA asks of text this large), else [`ImageError::LowContrast`].
+//! Tabs (`richmenuswitch` areas): the tab of the menu's own alias is active (its colour, a white bar under
+//! the label); the others are inactive (their muted colour, a grey-blue label).
+//!
+//! Rendering is integer blending over `f32` glyph coverage from `ab_glyph` with no platform font or
+//! hinting, so the same template gives the same pixels everywhere; a unit test holds the committed PNGs to
+//! that.
+
+use ab_glyph::{point, Font, FontRef, GlyphId, PxScale, ScaleFont};
+
+use crate::line::message::Action;
+use crate::line::richmenu::Template;
+
+/// BIZ UDPGothic Bold, subset to the templates' label characters.
+const LABEL_FONT: &[u8] = include_bytes!("../../templates/richmenus/fonts/BIZUDPGothic-Bold-subset.ttf");
+
+/// Gap between tiles and around the edge, px.
+const GAP: u32 = 12;
+/// Tile corner radius, px (≈ 2 pt on a phone).
+const RADIUS: u32 = 28;
+/// Label size of a content tile, px (≈ 100 px high glyphs, ~16.7 pt on a phone).
+const LABEL_PX: f32 = 112.0;
+/// Label size of a tab, px: tabs are 250 px high.
+const TAB_PX: f32 = 100.0;
+/// The smallest size a long label may shrink to before it is rejected, px (~12.5 pt on a phone).
+const MIN_PX: f32 = 84.0;
+/// Horizontal padding inside a tile, each side, px.
+const PAD: f32 = 44.0;
+/// Line pitch of a two-line label, in ems.
+const LINE_PITCH: f32 = 1.22;
+/// WCAG AA contrast for normal text.
+pub const MIN_CONTRAST: f64 = 4.5;
+
+pub const WHITE: [u8; 3] = [0xFF, 0xFF, 0xFF];
+/// Near-black: softer than #000 on bright tiles, still ≥ 4.5:1 on any tile where white is not.
+pub const INK: [u8; 3] = [0x1C, 0x1C, 0x1C];
+/// The label colour of an inactive tab (blue-grey 700), used when it keeps 4.5:1 on the tab colour.
+pub const MUTED_INK: [u8; 3] = [0x45, 0x5A, 0x64];
+
+/// Why a menu image cannot be drawn. Every variant names the template key and the area.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum ImageError {
+    #[error("{key}: areas[{area}] label \"{label}\" uses {ch:?} (U+{code:04X}), which the menu font lacks; run scripts/subset-menu-font", code = *ch as u32)]
+    MissingGlyph {
+        key: String,
+        area: usize,
+        label: String,
+        ch: char,
+    },
+    #[error("{key}: areas[{area}] has no label to draw")]
+    NoLabel { key: String, area: usize },
+    #[error("{key}: areas[{area}] label \"{label}\" does not fit its tile even on two lines at {MIN_PX} px; shorten it")]
+    TooLong {
+        key: String,
+        area: usize,
+        label: String,
+    },
+    #[error("{key}: areas[{area}] tile colour {colour} leaves its label a contrast of {ratio:.2}:1; WCAG AA needs {MIN_CONTRAST}:1")]
+    LowContrast {
+        key: String,
+        area: usize,
+        colour: String,
+        ratio: f64,
+    },
+}
+
+/// An RGB canvas, row-major, 3 bytes a pixel.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Canvas {
+    pub width: u32,
+    pub height: u32,
+    pub rgb: Vec<u8>,
+}
+
+impl Canvas {
+    fn new(width: u32, height: u32, bg: [u8; 3]) -> Canvas {
+        let mut rgb = vec![0u8; width as usize * height as usize * 3];
+        for p in rgb.chunks_exact_mut(3) {
+            p.copy_from_slice(&bg);
+        }
+        Canvas { width, height, rgb }
+    }
+
+    pub fn pixel(&self, x: u32, y: u32) -> [u8; 3] {
+        let i = (y as usize * self.width as usize + x as usize) * 3;
+        [self.rgb[i], self.rgb[i + 1], self.rgb[i + 2]]
+    }
+
+    /// Blends `c` over the pixel with `coverage` in 0..=1; outside the canvas is ignored.
+    fn blend(&mut self, x: i64, y: i64, c: [u8; 3], coverage: f32) {
+        if x < 0 || y < 0 || x >= self.width as i64 || y >= self.height as i64 {
+            return;
+        }
+        let a = (coverage.clamp(0.0, 1.0) * 255.0).round() as u32;
+        if a == 0 {
+            return;
+        }
+        let i = (y as usize * self.width as usize + x as usize) * 3;
+        for k in 0..3 {
+            let under = self.rgb[i + k] as u32;
+            self.rgb[i + k] = ((c[k] as u32 * a + under * (255 - a) + 127) / 255) as u8;
+        }
+    }
+
+    /// A filled rectangle with rounded corners (radius `r`), corners anti-aliased by 4×4 supersampling.
+    fn round_rect(&mut self, x0: u32, y0: u32, x1: u32, y1: u32, r: u32, c: [u8; 3]) {
+        let r = r.min((x1.saturating_sub(x0)) / 2).min((y1.saturating_sub(y0)) / 2) as i64;
+        let (x0, y0, x1, y1) = (x0 as i64, y0 as i64, x1 as i64, y1 as i64);
+        for y in y0..y1 {
+            for x in x0..x1 {
+                // The nearest corner centre, if this pixel is in a corner square.
+                let cx = if x < x0 + r {
+                    Some(x0 + r)
+                } else if x >= x1 - r {
+                    Some(x1 - r)
+                } else {
+                    None
+                };
+                let cy = if y < y0 + r {
+                    Some(y0 + r)
+                } else if y >= y1 - r {
+                    Some(y1 - r)
+                } else {
+                    None
+                };
+                let coverage = match (cx, cy) {
+                    (Some(cx), Some(cy)) => {
+                        let mut inside = 0u32;
+                        for sy in 0..4 {
+                            for sx in 0..4 {
+                                let dx = (x * 8 + sx * 2 + 1 - cx * 8) as f32 / 8.0;
+                                let dy = (y * 8 + sy * 2 + 1 - cy * 8) as f32 / 8.0;
+                                if dx * dx + dy * dy <= (r * r) as f32 {
+                                    inside += 1;
+                                }
+                            }
+                        }
+                        inside as f32 / 16.0
+                    }
+                    _ => 1.0,
+                };
+                self.blend(x, y, c, coverage);
+            }
+        }
+    }
+}
+
+/// `#RRGGBB` → RGB; a malformed channel reads as mid-grey (the template check reports contrast problems).
+pub fn colour(hex: &str) -> [u8; 3] {
+    let h = hex.trim_start_matches('#');
+    let p = |i: usize| {
+        h.get(i..i + 2)
+            .and_then(|s| u8::from_str_radix(s, 16).ok())
+            .unwrap_or(128)
+    };
+    [p(0), p(2), p(4)]
+}
+
+/// WCAG 2 relative luminance.
+fn luminance(c: [u8; 3]) -> f64 {
+    let lin = |v: u8| {
+        let s = v as f64 / 255.0;
+        if s <= 0.03928 {
+            s / 12.92
+        } else {
+            ((s + 0.055) / 1.055).powf(2.4)
+        }
+    };
+    0.2126 * lin(c[0]) + 0.7152 * lin(c[1]) + 0.0722 * lin(c[2])
+}
+
+/// WCAG 2 contrast ratio, 1..=21.
+pub fn contrast(a: [u8; 3], b: [u8; 3]) -> f64 {
+    let (la, lb) = (luminance(a), luminance(b));
+    (la.max(lb) + 0.05) / (la.min(lb) + 0.05)
+}
+
+/// White on dark tiles, near-black on light ones.
+pub fn label_colour(tile: [u8; 3]) -> [u8; 3] {
+    if contrast(WHITE, tile) >= contrast(INK, tile) {
+        WHITE
+    } else {
+        INK
+    }
+}
+
+/// What an area's tile shows, as the renderer decided it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TilePlan {
+    /// Inner rectangle `[x0, y0, x1, y1)` of the tile.
+    pub rect: [u32; 4],
+    pub fill: [u8; 3],
+    pub ink: [u8; 3],
+    pub lines: Vec<String>,
+    pub px: f32,
+    /// A tab: `Some(true)` for the active one.
+    pub tab: Option<bool>,
+}
+
+fn font() -> FontRef<'static> {
+    // The embedded subset is part of the source tree; `the_embedded_font_parses` guards it.
+    FontRef::try_from_slice(LABEL_FONT).expect("the embedded menu font parses")
+}
+
+fn glyphs(font: &FontRef<'_>, s: &str) -> Result<Vec<GlyphId>, char> {
+    s.chars()
+        .map(|c| {
+            let g = font.glyph_id(c);
+            if g.0 == 0 {
+                Err(c)
+            } else {
+                Ok(g)
+            }
+        })
+        .collect()
+}
+
+fn line_width(font: &FontRef<'_>, px: f32, ids: &[GlyphId]) -> f32 {
+    let sf = font.as_scaled(PxScale::from(px));
+    let mut w = 0.0;
+    for (i, g) in ids.iter().enumerate() {
+        if i > 0 {
+            w += sf.kern(ids[i - 1], *g);
+        }
+        w += sf.h_advance(*g);
+    }
+    w
+}
+
+/// Characters after which a Japanese label breaks naturally (a particle or the middle dot).
+const BREAK_AFTER: &[char] = &['・', 'の', 'を', 'は', 'に', 'と', 'へ', '、'];
+/// Characters a line must not start with (kinsoku): prolonged sound mark, small kana, punctuation.
+const NO_LINE_START: &[char] = &[
+    'ー', 'ッ', 'ャ', 'ュ', 'ョ', 'ァ', 'ィ', 'ゥ', 'ェ', 'ォ', 'っ', 'ゃ', 'ゅ', 'ょ', '・', '、', '。',
+];
+
+/// The two-line split of `label` whose longer line is shortest, preferring natural breaks.
+fn split(font: &FontRef<'_>, px: f32, label: &str) -> Option<(String, String)> {
+    let chars: Vec<char> = label.chars().collect();
+    let ok = |i: usize| !NO_LINE_START.contains(&chars[i]);
+    let natural: Vec<usize> = (1..chars.len())
+        .filter(|&i| BREAK_AFTER.contains(&chars[i - 1]) && ok(i))
+        .collect();
+    let candidates: Vec<usize> = if natural.is_empty() {
+        (1..chars.len()).filter(|&i| ok(i)).collect()
+    } else {
+        natural
+    };
+    candidates
+        .into_iter()
+        .map(|i| {
+            let a: String = chars[..i].iter().collect();
+            let b: String = chars[i..].iter().collect();
+            let w = |s: &str| glyphs(font, s).map_or(f32::MAX, |g| line_width(font, px, &g));
+            (w(&a).max(w(&b)), a, b)
+        })
+        .min_by(|x, y| x.0.total_cmp(&y.0))
+        .map(|(_, a, b)| (a, b))
+}
+
+/// Lays out every tile of `t`: colours, label lines and size. Pure; the errors name the offending area.
+pub fn plan(t: &Template) -> Result<Vec<TilePlan>, ImageError> {
+    let font = font();
+    let key = &t.key;
+    let mut out = Vec::new();
+    for (i, (area, fill)) in t.richmenu.areas.iter().zip(&t.tiles).enumerate() {
+        let label = area.action.label().ok_or_else(|| ImageError::NoLabel {
+            key: key.clone(),
+            area: i,
+        })?;
+        glyphs(&font, label).map_err(|ch| ImageError::MissingGlyph {
+            key: key.clone(),
+            area: i,
+            label: label.to_string(),
+            ch,
+        })?;
+        let tab = match &area.action {
+            Action::RichMenuSwitch {
+                rich_menu_alias_id, ..
+            } => Some(*rich_menu_alias_id == t.alias),
+            _ => None,
+        };
+        let fill_rgb = colour(fill);
+        let ink = match tab {
+            Some(false) if contrast(MUTED_INK, fill_rgb) >= MIN_CONTRAST => MUTED_INK,
+            _ => label_colour(fill_rgb),
+        };
+        let ratio = contrast(ink, fill_rgb);
+        if ratio < MIN_CONTRAST {
+            return Err(ImageError::LowContrast {
+                key: key.clone(),
+                area: i,
+                colour: fill.clone(),
+                ratio,
+            });
+        }
+        let b = area.bounds;
+        let rect = [
+            b.x + GAP,
+            b.y + GAP,
+            (b.x + b.width).saturating_sub(GAP),
+            (b.y + b.height).saturating_sub(GAP),
+        ];
+        let inner_w = (rect[2] - rect[0]) as f32 - 2.0 * PAD;
+        let inner_h = (rect[3] - rect[1]) as f32;
+        let base = if tab.is_some() { TAB_PX } else { LABEL_PX };
+        let fits_one = |px: f32| {
+            glyphs(&font, label).is_ok_and(|g| line_width(&font, px, &g) <= inner_w)
+                && px * 1.1 <= inner_h
+        };
+        let fits_two = |px: f32| {
+            split(&font, px, label).filter(|(a, b)| {
+                let w = |s: &str| glyphs(&font, s).map_or(f32::MAX, |g| line_width(&font, px, &g));
+                w(a) <= inner_w && w(b) <= inner_w && px * (1.1 + LINE_PITCH) <= inner_h
+            })
+        };
+        // One line at (nearly) full size; else two lines, shrinking in 4-px steps down to MIN_PX.
+        let mut chosen = None;
+        let mut px = base;
+        while px >= base * 0.9 {
+            if fits_one(px) {
+                chosen = Some((px, vec![label.to_string()]));
+                break;
+            }
+            px -= 4.0;
+        }
+        let mut px = base;
+        while chosen.is_none() && px >= MIN_PX {
+            if let Some((a, b)) = fits_two(px) {
+                chosen = Some((px, vec![a, b]));
+            } else if fits_one(px) {
+                chosen = Some((px, vec![label.to_string()]));
+            }
+            px -= 4.0;
+        }
+        let Some((px, lines)) = chosen else {
+            return Err(ImageError::TooLong {
+                key: key.clone(),
+                area: i,
+                label: label.to_string(),
+            });
+        };
+        out.push(TilePlan {
+            rect,
+            fill: fill_rgb,
+            ink,
+            lines,
+            px,
+            tab,
+        });
+    }
+    Ok(out)
+}
+
+/// Draws `lines` centred on (`cx`, `cy`).
+fn draw_text(canvas: &mut Canvas, font: &FontRef<'_>, lines: &[String], px: f32, cx: f32, cy: f32, ink: [u8; 3]) {
+    let scale = PxScale::from(px);
+    let sf = font.as_scaled(scale);
+    // The centre of a line's ascent–descent box sits `(ascent + descent) / 2` above its baseline.
+    let half_box = (sf.ascent() + sf.descent()) / 2.0;
+    let pitch = px * LINE_PITCH;
+    let n = lines.len() as f32;
+    for (k, line) in lines.iter().enumerate() {
+        let Ok(ids) = glyphs(font, line) else { continue };
+        let baseline = cy + (k as f32 - (n - 1.0) / 2.0) * pitch + half_box;
+        let mut x = cx - line_width(font, px, &ids) / 2.0;
+        for (j, id) in ids.iter().enumerate() {
+            if j > 0 {
+                x += sf.kern(ids[j - 1], *id);
+            }
+            let g = id.with_scale_and_position(scale, point(x, baseline));
+            if let Some(og) = font.outline_glyph(g) {
+                let b = og.px_bounds();
+                og.draw(|gx, gy, cov| {
+                    canvas.blend(b.min.x as i64 + gx as i64, b.min.y as i64 + gy as i64, ink, cov)
+                });
+            }
+            x += sf.h_advance(*id);
+        }
+    }
+}
+
+/// Renders a template's image: the background, each area a rounded tile of its colour with its label.
+pub fn render(t: &Template) -> Result<Canvas, ImageError> {
+    let tiles = plan(t)?;
+    let font = font();
+    let mut c = Canvas::new(
+        t.richmenu.size.width,
+        t.richmenu.size.height,
+        colour(&t.background),
+    );
+    for tile in &tiles {
+        let [x0, y0, x1, y1] = tile.rect;
+        c.round_rect(x0, y0, x1, y1, RADIUS, tile.fill);
+        let cx = (x0 + x1) as f32 / 2.0;
+        let mut cy = (y0 + y1) as f32 / 2.0;
+        if tile.tab == Some(true) {
+            // The active tab's bar: 12 px, 40 % of the tab's width, under the label.
+            let w = (x1 - x0) * 2 / 5;
+            let bx = x0 + (x1 - x0 - w) / 2;
+            c.round_rect(bx, y1 - 34, bx + w, y1 - 22, 6, tile.ink);
+            cy -= 8.0;
+        }
+        draw_text(&mut c, &font, &tile.lines, tile.px, cx, cy, tile.ink);
+    }
+    Ok(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_font_parses() {
+        assert!(FontRef::try_from_slice(LABEL_FONT).is_ok());
+    }
+}
