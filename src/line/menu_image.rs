@@ -21,7 +21,8 @@ use crate::line::message::Action;
 use crate::line::richmenu::Template;
 
 /// BIZ UDPGothic Bold, subset to the templates' label characters.
-const LABEL_FONT: &[u8] = include_bytes!("../../templates/richmenus/fonts/BIZUDPGothic-Bold-subset.ttf");
+const LABEL_FONT: &[u8] =
+    include_bytes!("../../templates/richmenus/fonts/BIZUDPGothic-Bold-subset.ttf");
 
 /// Gap between tiles and around the edge, px.
 const GAP: u32 = 12;
@@ -113,7 +114,9 @@ impl Canvas {
 
     /// A filled rectangle with rounded corners (radius `r`), corners anti-aliased by 4×4 supersampling.
     fn round_rect(&mut self, x0: u32, y0: u32, x1: u32, y1: u32, r: u32, c: [u8; 3]) {
-        let r = r.min((x1.saturating_sub(x0)) / 2).min((y1.saturating_sub(y0)) / 2) as i64;
+        let r = r
+            .min((x1.saturating_sub(x0)) / 2)
+            .min((y1.saturating_sub(y0)) / 2) as i64;
         let (x0, y0, x1, y1) = (x0 as i64, y0 as i64, x1 as i64, y1 as i64);
         for y in y0..y1 {
             for x in x0..x1 {
@@ -240,7 +243,8 @@ fn line_width(font: &FontRef<'_>, px: f32, ids: &[GlyphId]) -> f32 {
 const BREAK_AFTER: &[char] = &['・', 'の', 'を', 'は', 'に', 'と', 'へ', '、'];
 /// Characters a line must not start with (kinsoku): prolonged sound mark, small kana, punctuation.
 const NO_LINE_START: &[char] = &[
-    'ー', 'ッ', 'ャ', 'ュ', 'ョ', 'ァ', 'ィ', 'ゥ', 'ェ', 'ォ', 'っ', 'ゃ', 'ゅ', 'ょ', '・', '、', '。',
+    'ー', 'ッ', 'ャ', 'ュ', 'ョ', 'ァ', 'ィ', 'ゥ', 'ェ', 'ォ', 'っ', 'ゃ', 'ゅ', 'ょ', '・', '、',
+    '。',
 ];
 
 /// The two-line split of `label` whose longer line is shortest, preferring natural breaks.
@@ -362,7 +366,15 @@ pub fn plan(t: &Template) -> Result<Vec<TilePlan>, ImageError> {
 }
 
 /// Draws `lines` centred on (`cx`, `cy`).
-fn draw_text(canvas: &mut Canvas, font: &FontRef<'_>, lines: &[String], px: f32, cx: f32, cy: f32, ink: [u8; 3]) {
+fn draw_text(
+    canvas: &mut Canvas,
+    font: &FontRef<'_>,
+    lines: &[String],
+    px: f32,
+    cx: f32,
+    cy: f32,
+    ink: [u8; 3],
+) {
     let scale = PxScale::from(px);
     let sf = font.as_scaled(scale);
     // The centre of a line's ascent–descent box sits `(ascent + descent) / 2` above its baseline.
@@ -370,7 +382,9 @@ fn draw_text(canvas: &mut Canvas, font: &FontRef<'_>, lines: &[String], px: f32,
     let pitch = px * LINE_PITCH;
     let n = lines.len() as f32;
     for (k, line) in lines.iter().enumerate() {
-        let Ok(ids) = glyphs(font, line) else { continue };
+        let Ok(ids) = glyphs(font, line) else {
+            continue;
+        };
         let baseline = cy + (k as f32 - (n - 1.0) / 2.0) * pitch + half_box;
         let mut x = cx - line_width(font, px, &ids) / 2.0;
         for (j, id) in ids.iter().enumerate() {
@@ -381,7 +395,12 @@ fn draw_text(canvas: &mut Canvas, font: &FontRef<'_>, lines: &[String], px: f32,
             if let Some(og) = font.outline_glyph(g) {
                 let b = og.px_bounds();
                 og.draw(|gx, gy, cov| {
-                    canvas.blend(b.min.x as i64 + gx as i64, b.min.y as i64 + gy as i64, ink, cov)
+                    canvas.blend(
+                        b.min.x as i64 + gx as i64,
+                        b.min.y as i64 + gy as i64,
+                        ink,
+                        cov,
+                    )
                 });
             }
             x += sf.h_advance(*id);
@@ -418,9 +437,186 @@ pub fn render(t: &Template) -> Result<Canvas, ImageError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::line::richmenu::embedded_templates;
+
+    fn templates() -> Vec<Template> {
+        embedded_templates("https://bousai.example.lg.jp")
+            .unwrap()
+            .into_iter()
+            .map(|t| t.template)
+            .collect()
+    }
+
+    fn template(key: &str) -> Template {
+        templates().into_iter().find(|t| t.key == key).unwrap()
+    }
+
+    fn set_label(t: &mut Template, area: usize, text: &str) {
+        match &mut t.richmenu.areas[area].action {
+            Action::Uri { label, .. }
+            | Action::Postback { label, .. }
+            | Action::RichMenuSwitch { label, .. } => *label = Some(text.to_string()),
+            other => panic!("unexpected action {other:?}"),
+        }
+    }
+
+    /// Pixels of exactly `c` in `[x0, y0, x1, y1)`.
+    fn count(c: &Canvas, [x0, y0, x1, y1]: [u32; 4], colour: [u8; 3]) -> usize {
+        (y0..y1)
+            .flat_map(|y| (x0..x1).map(move |x| (x, y)))
+            .filter(|&(x, y)| c.pixel(x, y) == colour)
+            .count()
+    }
 
     #[test]
     fn the_embedded_font_parses() {
         assert!(FontRef::try_from_slice(LABEL_FONT).is_ok());
+    }
+
+    #[test]
+    fn every_tile_of_every_menu_shows_its_label_in_the_label_colour_at_its_centre() {
+        for t in templates() {
+            let canvas = render(&t).unwrap();
+            let tiles = plan(&t).unwrap();
+            assert_eq!(tiles.len(), t.richmenu.areas.len());
+            for (i, tile) in tiles.iter().enumerate() {
+                let [x0, y0, x1, y1] = tile.rect;
+                let (w, h) = (x1 - x0, y1 - y0);
+                // The middle 80 % × 60 % of the tile holds the label …
+                let centre = [x0 + w / 10, y0 + h / 5, x1 - w / 10, y1 - h / 5];
+                let area = ((centre[2] - centre[0]) * (centre[3] - centre[1])) as usize;
+                let ink = count(&canvas, centre, tile.ink);
+                assert!(
+                    ink * 100 >= area,
+                    "{} areas[{i}] {:?}: {ink} label pixels of {area}",
+                    t.key,
+                    tile.lines
+                );
+                // … on the tile colour, which still fills most of the tile.
+                assert!(count(&canvas, tile.rect, tile.fill) * 2 > (w * h) as usize);
+                // The top-left corner region (inside the rounding) carries no label.
+                let corner = [x0 + RADIUS, y0 + RADIUS / 2, x0 + 2 * RADIUS, y0 + RADIUS];
+                assert_eq!(count(&canvas, corner, tile.ink), 0, "{} areas[{i}]", t.key);
+            }
+        }
+    }
+
+    #[test]
+    fn a_different_label_draws_different_pixels_in_its_own_tile_only() {
+        let a = template("emergency");
+        let mut b = a.clone();
+        set_label(&mut b, 2, "ハザードマップ");
+        let (ca, cb) = (render(&a).unwrap(), render(&b).unwrap());
+        let tiles = plan(&a).unwrap();
+        for (i, tile) in tiles.iter().enumerate() {
+            let [x0, y0, x1, y1] = tile.rect;
+            let differs = (y0..y1).any(|y| (x0..x1).any(|x| ca.pixel(x, y) != cb.pixel(x, y)));
+            assert_eq!(differs, i == 2, "areas[{i}]");
+        }
+    }
+
+    #[test]
+    fn every_label_meets_wcag_aa_and_is_phone_readable() {
+        for t in templates() {
+            for (i, tile) in plan(&t).unwrap().iter().enumerate() {
+                let ratio = contrast(tile.ink, tile.fill);
+                assert!(ratio >= MIN_CONTRAST, "{} areas[{i}]: {ratio:.2}:1", t.key);
+                // 84–112 px on the 2500-px image is 12.5–17 pt on a 375-pt-wide phone screen.
+                assert!(
+                    (MIN_PX..=LABEL_PX).contains(&tile.px),
+                    "{} areas[{i}]",
+                    t.key
+                );
+                assert!(tile.lines.len() <= 2);
+                let joined: String = tile.lines.concat();
+                assert_eq!(Some(joined.as_str()), t.richmenu.areas[i].action.label());
+            }
+        }
+        assert_eq!(label_colour(colour("#C62828")), WHITE);
+        assert_eq!(label_colour(colour("#FFB300")), INK);
+    }
+
+    #[test]
+    fn the_active_tab_is_strong_with_a_bar_and_the_inactive_tab_is_muted() {
+        let t = template("normal-a");
+        let tiles = plan(&t).unwrap();
+        assert_eq!(tiles[0].tab, Some(true));
+        assert_eq!(tiles[1].tab, Some(false));
+        assert_eq!(tiles[0].ink, WHITE);
+        assert_eq!(tiles[1].ink, MUTED_INK);
+        // Active = saturated and dark; inactive = light grey.
+        assert!(luminance(tiles[0].fill) < 0.2 && luminance(tiles[1].fill) > 0.5);
+        let c = render(&t).unwrap();
+        let bar = |r: [u32; 4], ink| count(&c, [r[0], r[3] - 34, r[2], r[3] - 22], ink);
+        assert!(bar(tiles[0].rect, tiles[0].ink) > 3000);
+        assert_eq!(bar(tiles[1].rect, tiles[1].ink), 0);
+        // normal-b is the same pair of tabs with the other one active.
+        let b = plan(&template("normal-b")).unwrap();
+        assert_eq!((b[0].tab, b[1].tab), (Some(false), Some(true)));
+    }
+
+    #[test]
+    fn long_labels_break_after_a_particle_or_the_middle_dot() {
+        let f = font();
+        let s = |l: &str| split(&f, LABEL_PX, l).unwrap();
+        assert_eq!(
+            s("市からのお知らせ"),
+            ("市からの".into(), "お知らせ".into())
+        );
+        assert_eq!(
+            s("安否・被害の報告"),
+            ("安否・".into(), "被害の報告".into())
+        );
+        assert_eq!(
+            s("道路の損傷を報告"),
+            ("道路の".into(), "損傷を報告".into())
+        );
+        // Without a particle, never before a prolonged sound mark or a small kana.
+        let (a, b) = s("ハザードマップ");
+        assert!(!b.starts_with('ー') && !b.starts_with('ッ'), "{a}/{b}");
+    }
+
+    #[test]
+    fn a_label_with_a_character_missing_from_the_font_is_rejected_naming_it() {
+        let mut t = template("emergency");
+        set_label(&mut t, 0, "避難場所マップ");
+        let e = render(&t).unwrap_err();
+        assert_eq!(
+            e,
+            ImageError::MissingGlyph {
+                key: "emergency".into(),
+                area: 0,
+                label: "避難場所マップ".into(),
+                ch: '場'
+            }
+        );
+        let msg = e.to_string();
+        assert!(msg.contains("'場' (U+5834)"), "{msg}");
+        assert!(msg.contains("scripts/subset-menu-font"), "{msg}");
+        // The PNG step reports the same error instead of writing a tofu box.
+        assert!(crate::line::richmenu::render_png(&t).is_err());
+    }
+
+    #[test]
+    fn a_tile_colour_no_label_colour_can_read_on_is_rejected() {
+        let mut t = template("normal-a");
+        t.tiles[3] = "#808080".into();
+        match plan(&t) {
+            Err(ImageError::LowContrast { area: 3, ratio, .. }) => assert!(ratio < MIN_CONTRAST),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_label_too_long_for_two_lines_is_rejected() {
+        let mut t = template("normal-a");
+        set_label(&mut t, 2, "市からのお知らせ市からのお知らせ");
+        assert!(matches!(plan(&t), Err(ImageError::TooLong { area: 2, .. })));
+    }
+
+    #[test]
+    fn rendering_is_deterministic() {
+        let t = template("normal-b");
+        assert_eq!(render(&t).unwrap(), render(&t).unwrap());
     }
 }

@@ -354,8 +354,7 @@ pub fn write_images(dir: &Path) -> anyhow::Result<Vec<String>> {
                 .with_context(|| format!("{}: not a rich-menu template", p.display()))?;
             let out = dir.join(&t.image);
             let png = render_png(&t)?;
-            std::fs::write(&out, png)
-                .with_context(|| format!("writing {}", out.display()))?;
+            std::fs::write(&out, png).with_context(|| format!("writing {}", out.display()))?;
             written.push(out.display().to_string());
         }
     }
