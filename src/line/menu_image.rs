@@ -38,6 +38,9 @@ const MIN_PX: f32 = 84.0;
 const PAD: f32 = 44.0;
 /// Line pitch of a two-line label, in ems.
 const LINE_PITCH: f32 = 1.22;
+/// Pictogram size (square) and its gap to the label, px: 180 px ≈ 27 pt on a phone.
+const ICON_PX: f32 = 180.0;
+const ICON_GAP: f32 = 40.0;
 /// WCAG AA contrast for normal text.
 pub const MIN_CONTRAST: f64 = 4.5;
 
@@ -56,6 +59,12 @@ pub enum ImageError {
         area: usize,
         label: String,
         ch: char,
+    },
+    #[error("{key}: areas[{area}] icon \"{icon}\" is not one of {ICONS:?}")]
+    UnknownIcon {
+        key: String,
+        area: usize,
+        icon: String,
     },
     #[error("{key}: areas[{area}] has no label to draw")]
     NoLabel { key: String, area: usize },
@@ -207,6 +216,8 @@ pub struct TilePlan {
     pub px: f32,
     /// A tab: `Some(true)` for the active one.
     pub tab: Option<bool>,
+    /// The pictogram above the label, if any.
+    pub icon: Option<Icon>,
 }
 
 fn font() -> FontRef<'static> {
@@ -293,6 +304,14 @@ pub fn plan(t: &Template) -> Result<Vec<TilePlan>, ImageError> {
             } => Some(*rich_menu_alias_id == t.alias),
             _ => None,
         };
+        let icon = match t.icons.get(i).map(String::as_str) {
+            None | Some("") => None,
+            Some(name) => Some(Icon::parse(name).ok_or_else(|| ImageError::UnknownIcon {
+                key: key.clone(),
+                area: i,
+                icon: name.to_string(),
+            })?),
+        };
         let fill_rgb = colour(fill);
         let ink = match tab {
             Some(false) if contrast(MUTED_INK, fill_rgb) >= MIN_CONTRAST => MUTED_INK,
@@ -315,7 +334,12 @@ pub fn plan(t: &Template) -> Result<Vec<TilePlan>, ImageError> {
             (b.y + b.height).saturating_sub(GAP),
         ];
         let inner_w = (rect[2] - rect[0]) as f32 - 2.0 * PAD;
-        let inner_h = (rect[3] - rect[1]) as f32;
+        let icon_h = if icon.is_some() {
+            ICON_PX + ICON_GAP
+        } else {
+            0.0
+        };
+        let inner_h = (rect[3] - rect[1]) as f32 - icon_h;
         let base = if tab.is_some() { TAB_PX } else { LABEL_PX };
         let fits_one = |px: f32| {
             glyphs(&font, label).is_ok_and(|g| line_width(&font, px, &g) <= inner_w)
@@ -360,9 +384,35 @@ pub fn plan(t: &Template) -> Result<Vec<TilePlan>, ImageError> {
             lines,
             px,
             tab,
+            icon,
         });
     }
     Ok(out)
+}
+
+impl TilePlan {
+    /// Where things go: the label's horizontal centre, the pictogram's top-left corner (a square of
+    /// [`ICON_PX`]), and the label's vertical centre. Icon and label form one block centred in the tile; an
+    /// active tab's label sits 8 px higher to clear its bar.
+    pub fn anchors(&self) -> (f32, Option<(f32, f32)>, f32) {
+        let [x0, y0, x1, y1] = self.rect;
+        let cx = (x0 + x1) as f32 / 2.0;
+        let mut cy = (y0 + y1) as f32 / 2.0;
+        if self.tab == Some(true) {
+            cy -= 8.0;
+        }
+        if self.icon.is_none() {
+            return (cx, None, cy);
+        }
+        let n = self.lines.len() as f32;
+        let text_h = self.px * (1.0 + (n - 1.0) * LINE_PITCH);
+        let top = cy - (ICON_PX + ICON_GAP + text_h) / 2.0;
+        (
+            cx,
+            Some((cx - ICON_PX / 2.0, top)),
+            top + ICON_PX + ICON_GAP + text_h / 2.0,
+        )
+    }
 }
 
 /// Draws `lines` centred on (`cx`, `cy`).
@@ -420,18 +470,237 @@ pub fn render(t: &Template) -> Result<Canvas, ImageError> {
     for tile in &tiles {
         let [x0, y0, x1, y1] = tile.rect;
         c.round_rect(x0, y0, x1, y1, RADIUS, tile.fill);
-        let cx = (x0 + x1) as f32 / 2.0;
-        let mut cy = (y0 + y1) as f32 / 2.0;
+        let (cx, icon_at, cy) = tile.anchors();
         if tile.tab == Some(true) {
             // The active tab's bar: 12 px, 40 % of the tab's width, under the label.
             let w = (x1 - x0) * 2 / 5;
             let bx = x0 + (x1 - x0 - w) / 2;
             c.round_rect(bx, y1 - 34, bx + w, y1 - 22, 6, tile.ink);
-            cy -= 8.0;
+        }
+        if let (Some(icon), Some((ix, iy))) = (tile.icon, icon_at) {
+            icon.draw(&mut c, ix, iy, ICON_PX, tile.ink);
         }
         draw_text(&mut c, &font, &tile.lines, tile.px, cx, cy, tile.ink);
     }
     Ok(c)
+}
+
+// ---------------------------------------------------------------- pictograms
+
+/// The pictogram names a template's `icons` may use.
+pub const ICONS: &[&str] = &[
+    "pin",
+    "alert",
+    "megaphone",
+    "map",
+    "gauge",
+    "bell",
+    "form",
+    "chat",
+    "trash",
+    "person",
+];
+
+/// A simple pictogram drawn from geometric primitives in a unit square (y down), filled in the label colour.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Icon {
+    /// Map pin: shelters, plow map, district registration.
+    Pin,
+    /// Warning triangle with "!": warnings, road damage.
+    Alert,
+    /// Megaphone: city announcements.
+    Megaphone,
+    /// Folded map: hazard map.
+    Map,
+    /// Gauge with needle: キキクル (risk levels).
+    Gauge,
+    /// Bell: notification settings.
+    Bell,
+    /// Form with lines: procedures.
+    Form,
+    /// Speech bubble: enquiries.
+    Chat,
+    /// Bin: rubbish collection.
+    Trash,
+    /// Person: safety reports.
+    Person,
+}
+
+fn in_circle(x: f32, y: f32, cx: f32, cy: f32, r: f32) -> bool {
+    (x - cx) * (x - cx) + (y - cy) * (y - cy) <= r * r
+}
+
+fn in_rect(x: f32, y: f32, x0: f32, y0: f32, x1: f32, y1: f32) -> bool {
+    x >= x0 && x <= x1 && y >= y0 && y <= y1
+}
+
+/// Even-odd point-in-polygon.
+fn in_poly(x: f32, y: f32, pts: &[(f32, f32)]) -> bool {
+    let mut inside = false;
+    let mut j = pts.len() - 1;
+    for i in 0..pts.len() {
+        let (xi, yi) = pts[i];
+        let (xj, yj) = pts[j];
+        if (yi > y) != (yj > y) && x < (xj - xi) * (y - yi) / (yj - yi) + xi {
+            inside = !inside;
+        }
+        j = i;
+    }
+    inside
+}
+
+/// Within `w / 2` of the segment (x0, y0)–(x1, y1).
+fn near_segment(x: f32, y: f32, (x0, y0): (f32, f32), (x1, y1): (f32, f32), w: f32) -> bool {
+    let (dx, dy) = (x1 - x0, y1 - y0);
+    let t = (((x - x0) * dx + (y - y0) * dy) / (dx * dx + dy * dy)).clamp(0.0, 1.0);
+    in_circle(x, y, x0 + t * dx, y0 + t * dy, w / 2.0)
+}
+
+impl Icon {
+    pub fn parse(s: &str) -> Option<Icon> {
+        Some(match s {
+            "pin" => Icon::Pin,
+            "alert" => Icon::Alert,
+            "megaphone" => Icon::Megaphone,
+            "map" => Icon::Map,
+            "gauge" => Icon::Gauge,
+            "bell" => Icon::Bell,
+            "form" => Icon::Form,
+            "chat" => Icon::Chat,
+            "trash" => Icon::Trash,
+            "person" => Icon::Person,
+            _ => return None,
+        })
+    }
+
+    /// Whether the unit-square point (x, y) is inside the pictogram.
+    fn contains(self, x: f32, y: f32) -> bool {
+        match self {
+            Icon::Pin => {
+                (in_circle(x, y, 0.5, 0.36, 0.31)
+                    || in_poly(x, y, &[(0.2, 0.44), (0.8, 0.44), (0.5, 0.98)]))
+                    && !in_circle(x, y, 0.5, 0.36, 0.12)
+            }
+            Icon::Alert => {
+                in_poly(x, y, &[(0.5, 0.04), (0.98, 0.92), (0.02, 0.92)])
+                    && !in_rect(x, y, 0.445, 0.34, 0.555, 0.64)
+                    && !in_circle(x, y, 0.5, 0.77, 0.06)
+            }
+            Icon::Megaphone => {
+                in_poly(
+                    x,
+                    y,
+                    &[
+                        (0.06, 0.36),
+                        (0.34, 0.36),
+                        (0.82, 0.1),
+                        (0.82, 0.8),
+                        (0.34, 0.58),
+                        (0.06, 0.58),
+                    ],
+                ) || in_poly(x, y, &[(0.18, 0.58), (0.34, 0.58), (0.4, 0.9), (0.26, 0.9)])
+                    || in_rect(x, y, 0.87, 0.38, 0.97, 0.52)
+            }
+            Icon::Map => {
+                in_poly(
+                    x,
+                    y,
+                    &[
+                        (0.04, 0.16),
+                        (0.35, 0.06),
+                        (0.65, 0.16),
+                        (0.96, 0.06),
+                        (0.96, 0.84),
+                        (0.65, 0.94),
+                        (0.35, 0.84),
+                        (0.04, 0.94),
+                    ],
+                ) && !near_segment(x, y, (0.35, 0.06), (0.35, 0.84), 0.05)
+                    && !near_segment(x, y, (0.65, 0.16), (0.65, 0.94), 0.05)
+            }
+            Icon::Gauge => {
+                let ring = in_circle(x, y, 0.5, 0.72, 0.46) && !in_circle(x, y, 0.5, 0.72, 0.32);
+                (ring && y <= 0.72)
+                    || near_segment(x, y, (0.5, 0.72), (0.76, 0.4), 0.09)
+                    || in_circle(x, y, 0.5, 0.72, 0.09)
+            }
+            Icon::Bell => {
+                (in_circle(x, y, 0.5, 0.42, 0.3) && y <= 0.42)
+                    || in_poly(
+                        x,
+                        y,
+                        &[(0.2, 0.42), (0.8, 0.42), (0.86, 0.72), (0.14, 0.72)],
+                    )
+                    || in_rect(x, y, 0.06, 0.7, 0.94, 0.8)
+                    || in_circle(x, y, 0.5, 0.87, 0.09)
+                    || in_circle(x, y, 0.5, 0.1, 0.06)
+            }
+            Icon::Form => {
+                in_rect(x, y, 0.16, 0.04, 0.84, 0.96)
+                    && !(0..4).any(|k| {
+                        let y0 = 0.2 + k as f32 * 0.18;
+                        in_rect(x, y, 0.28, y0, if k == 3 { 0.56 } else { 0.72 }, y0 + 0.07)
+                    })
+            }
+            Icon::Chat => {
+                let bubble = in_rect(x, y, 0.04, 0.1, 0.96, 0.72)
+                    && !(in_rect(x, y, 0.04, 0.1, 0.14, 0.2) && !in_circle(x, y, 0.14, 0.2, 0.1))
+                    && !(in_rect(x, y, 0.86, 0.1, 0.96, 0.2) && !in_circle(x, y, 0.86, 0.2, 0.1))
+                    && !(in_rect(x, y, 0.04, 0.62, 0.14, 0.72)
+                        && !in_circle(x, y, 0.14, 0.62, 0.1))
+                    && !(in_rect(x, y, 0.86, 0.62, 0.96, 0.72)
+                        && !in_circle(x, y, 0.86, 0.62, 0.1));
+                (bubble || in_poly(x, y, &[(0.22, 0.7), (0.44, 0.7), (0.2, 0.94)]))
+                    && ![0.3, 0.5, 0.7]
+                        .iter()
+                        .any(|&cx| in_circle(x, y, cx, 0.41, 0.07))
+            }
+            Icon::Trash => {
+                let body = in_poly(
+                    x,
+                    y,
+                    &[(0.18, 0.28), (0.82, 0.28), (0.76, 0.96), (0.24, 0.96)],
+                ) && ![0.38, 0.5, 0.62]
+                    .iter()
+                    .any(|&sx| in_rect(x, y, sx - 0.03, 0.4, sx + 0.03, 0.84));
+                body || in_rect(x, y, 0.1, 0.14, 0.9, 0.22)
+                    || (in_rect(x, y, 0.36, 0.04, 0.64, 0.14)
+                        && !in_rect(x, y, 0.43, 0.08, 0.57, 0.14))
+            }
+            Icon::Person => {
+                in_circle(x, y, 0.5, 0.26, 0.2)
+                    || (in_circle(x, y, 0.5, 0.96, 0.42)
+                        && y <= 0.96
+                        && !in_circle(x, y, 0.5, 0.26, 0.25))
+            }
+        }
+    }
+
+    /// Fills the pictogram into the `size`-px square at (`x0`, `y0`), anti-aliased by 4×4 supersampling.
+    fn draw(self, c: &mut Canvas, x0: f32, y0: f32, size: f32, ink: [u8; 3]) {
+        let (px0, py0) = (x0.floor() as i64, y0.floor() as i64);
+        let n = size.ceil() as i64 + 1;
+        for py in py0..py0 + n {
+            for px in px0..px0 + n {
+                let mut inside = 0u32;
+                for sy in 0..4 {
+                    for sx in 0..4 {
+                        let ux = (px as f32 + (sx as f32 + 0.5) / 4.0 - x0) / size;
+                        let uy = (py as f32 + (sy as f32 + 0.5) / 4.0 - y0) / size;
+                        if (0.0..=1.0).contains(&ux)
+                            && (0.0..=1.0).contains(&uy)
+                            && self.contains(ux, uy)
+                        {
+                            inside += 1;
+                        }
+                    }
+                }
+                if inside > 0 {
+                    c.blend(px, py, ink, inside as f32 / 16.0);
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -612,6 +881,44 @@ mod tests {
         let mut t = template("normal-a");
         set_label(&mut t, 2, "市からのお知らせ市からのお知らせ");
         assert!(matches!(plan(&t), Err(ImageError::TooLong { area: 2, .. })));
+    }
+
+    #[test]
+    fn tiles_with_an_icon_show_it_above_the_label_and_unknown_icons_are_rejected() {
+        let mut drawn = 0;
+        for t in templates() {
+            let c = render(&t).unwrap();
+            for (i, tile) in plan(&t).unwrap().iter().enumerate() {
+                let (_, at, label_cy) = tile.anchors();
+                let (Some(_), Some((ix, iy))) = (tile.icon, at) else {
+                    assert!(t.icons.get(i).is_none_or(|s| s.is_empty()));
+                    continue;
+                };
+                let sq = [
+                    ix as u32,
+                    iy as u32,
+                    (ix + ICON_PX) as u32,
+                    (iy + ICON_PX) as u32,
+                ];
+                let ink = count(&c, sq, tile.ink);
+                let area = (ICON_PX * ICON_PX) as usize;
+                assert!(
+                    ink * 10 >= area && ink * 10 <= area * 8,
+                    "{} areas[{i}]: {ink}",
+                    t.key
+                );
+                assert!(iy + ICON_PX < label_cy, "{} areas[{i}]", t.key);
+                drawn += 1;
+            }
+        }
+        assert!(drawn >= 16, "{drawn}");
+        for name in ICONS {
+            assert!(Icon::parse(name).is_some(), "{name}");
+        }
+        let mut t = template("emergency");
+        t.icons[1] = "siren".into();
+        let e = plan(&t).unwrap_err().to_string();
+        assert!(e.contains("emergency: areas[1] icon \"siren\""), "{e}");
     }
 
     #[test]

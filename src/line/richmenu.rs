@@ -84,6 +84,10 @@ pub struct Template {
     pub image: String,
     pub background: String,
     pub tiles: Vec<String>,
+    /// One pictogram name per area drawn above its label (see [`crate::line::menu_image::ICONS`]); `""`
+    /// or a missing list draws none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub icons: Vec<String>,
     pub richmenu: RichMenuRequest,
 }
 
@@ -242,6 +246,21 @@ pub fn check_templates(ts: &[LoadedTemplate]) -> anyhow::Result<()> {
                 t.tiles.len(),
                 m.areas.len()
             ));
+        }
+        if !t.icons.is_empty() && t.icons.len() != m.areas.len() {
+            problems.push(format!(
+                "{k}: {} icons for {} areas; give one per area (\"\" for none) or leave `icons` out",
+                t.icons.len(),
+                m.areas.len()
+            ));
+        }
+        for (i, icon) in t.icons.iter().enumerate() {
+            if !icon.is_empty() && crate::line::menu_image::Icon::parse(icon).is_none() {
+                problems.push(format!(
+                    "{k}: icons[{i}] \"{icon}\" is not one of {:?}",
+                    crate::line::menu_image::ICONS
+                ));
+            }
         }
         for (i, a) in m.areas.iter().enumerate() {
             let b = a.bounds;
@@ -1077,7 +1096,11 @@ mod tests {
         t[0].template.richmenu.chat_bar_text = "とても長いチャットバーのテキストです".into();
         t[1].template.entry = true;
         t[2].template.tiles.pop();
+        t[0].template.icons.pop();
+        t[1].template.icons[3] = "siren".into();
         let e = check_templates(&t).unwrap_err().to_string();
+        assert!(e.contains("7 icons for 8 areas"), "{e}");
+        assert!(e.contains("icons[3] \"siren\""), "{e}");
         assert!(e.contains("chatBarText"), "{e}");
         assert!(e.contains("2 entry menus"), "{e}");
         assert!(e.contains("tile colours"), "{e}");
