@@ -115,9 +115,8 @@ impl Canvas {
             return;
         }
         let i = (y as usize * self.width as usize + x as usize) * 3;
-        for k in 0..3 {
-            let under = self.rgb[i + k] as u32;
-            self.rgb[i + k] = ((c[k] as u32 * a + under * (255 - a) + 127) / 255) as u8;
+        for (dst, src) in self.rgb[i..i + 3].iter_mut().zip(c) {
+            *dst = ((src as u32 * a + *dst as u32 * (255 - a) + 127) / 255) as u8;
         }
     }
 
@@ -534,6 +533,11 @@ fn in_rect(x: f32, y: f32, x0: f32, y0: f32, x1: f32, y1: f32) -> bool {
     x >= x0 && x <= x1 && y >= y0 && y <= y1
 }
 
+/// Inside the rectangle `[x0, y0, x1, y1]` with corners rounded to radius `r`.
+fn in_round_rect(x: f32, y: f32, [x0, y0, x1, y1]: [f32; 4], r: f32) -> bool {
+    in_circle(x, y, x.clamp(x0 + r, x1 - r), y.clamp(y0 + r, y1 - r), r)
+}
+
 /// Even-odd point-in-polygon.
 fn in_poly(x: f32, y: f32, pts: &[(f32, f32)]) -> bool {
     let mut inside = false;
@@ -643,13 +647,7 @@ impl Icon {
                     })
             }
             Icon::Chat => {
-                let bubble = in_rect(x, y, 0.04, 0.1, 0.96, 0.72)
-                    && !(in_rect(x, y, 0.04, 0.1, 0.14, 0.2) && !in_circle(x, y, 0.14, 0.2, 0.1))
-                    && !(in_rect(x, y, 0.86, 0.1, 0.96, 0.2) && !in_circle(x, y, 0.86, 0.2, 0.1))
-                    && !(in_rect(x, y, 0.04, 0.62, 0.14, 0.72)
-                        && !in_circle(x, y, 0.14, 0.62, 0.1))
-                    && !(in_rect(x, y, 0.86, 0.62, 0.96, 0.72)
-                        && !in_circle(x, y, 0.86, 0.62, 0.1));
+                let bubble = in_round_rect(x, y, [0.04, 0.1, 0.96, 0.72], 0.1);
                 (bubble || in_poly(x, y, &[(0.22, 0.7), (0.44, 0.7), (0.2, 0.94)]))
                     && ![0.3, 0.5, 0.7]
                         .iter()
