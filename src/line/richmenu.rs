@@ -363,19 +363,23 @@ pub fn encode_png(w: u32, h: u32, rgb: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Writes `NAME.png` next to every `NAME.json` template in `dir` (the documented image step).
+/// Writes `NAME.png` next to every `NAME.json` template in `dir` (the documented image step). Every image is
+/// rendered before any is written, so a template with a bad label leaves all images as they were.
 pub fn write_images(dir: &Path) -> anyhow::Result<Vec<String>> {
-    let mut written = Vec::new();
+    let mut rendered = Vec::new();
     for e in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
         let p = e?.path();
         if p.extension().is_some_and(|e| e == "json") {
             let t: Template = serde_json::from_str(&std::fs::read_to_string(&p)?)
                 .with_context(|| format!("{}: not a rich-menu template", p.display()))?;
-            let out = dir.join(&t.image);
-            let png = render_png(&t)?;
-            std::fs::write(&out, png).with_context(|| format!("writing {}", out.display()))?;
-            written.push(out.display().to_string());
+            let png = render_png(&t).with_context(|| format!("{}", p.display()))?;
+            rendered.push((dir.join(&t.image), png));
         }
+    }
+    let mut written = Vec::new();
+    for (out, png) in rendered {
+        std::fs::write(&out, png).with_context(|| format!("writing {}", out.display()))?;
+        written.push(out.display().to_string());
     }
     written.sort();
     Ok(written)
