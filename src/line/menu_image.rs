@@ -623,10 +623,21 @@ impl Icon {
                     && !near_segment(x, y, (0.65, 0.16), (0.65, 0.94), 0.05)
             }
             Icon::Gauge => {
-                let ring = in_circle(x, y, 0.5, 0.72, 0.46) && !in_circle(x, y, 0.5, 0.72, 0.32);
-                (ring && y <= 0.72)
-                    || near_segment(x, y, (0.5, 0.72), (0.76, 0.4), 0.09)
-                    || in_circle(x, y, 0.5, 0.72, 0.09)
+                // A half ring of three coloured-level segments (gaps at 60° and 120°) and a needle.
+                let ring = in_circle(x, y, 0.5, 0.8, 0.5) && !in_circle(x, y, 0.5, 0.8, 0.33);
+                let gap = |deg: f32| {
+                    let a = deg.to_radians();
+                    near_segment(
+                        x,
+                        y,
+                        (0.5, 0.8),
+                        (0.5 - 0.6 * a.cos(), 0.8 - 0.6 * a.sin()),
+                        0.05,
+                    )
+                };
+                (ring && y <= 0.8 && !gap(60.0) && !gap(120.0))
+                    || near_segment(x, y, (0.5, 0.8), (0.74, 0.5), 0.09)
+                    || in_circle(x, y, 0.5, 0.8, 0.1)
             }
             Icon::Bell => {
                 (in_circle(x, y, 0.5, 0.42, 0.3) && y <= 0.42)
