@@ -9,6 +9,7 @@
 //! | [`signature`] | `X-Line-Signature` (HMAC-SHA256 over the raw body) | yes |
 //! | [`events`] | webhook event parsing (forward-compatible) and the dispatch [`events::EventRouter`] | mixed |
 //! | [`webhook`] | `POST /webhook`: verify, store durably, 200; the worker that processes stored events | I/O |
+//! | [`menu_image`] | rich-menu images: tiles, Japanese labels (embedded subset font), contrast | yes |
 //! | [`richmenu`] | rich menus as desired state: templates, `sonae richmenu sync`, account switch | I/O |
 //! | [`sandbox`] | the local LINE stand-in (`sonae line-sandbox`) | I/O |
 //! | [`spec`] | request/response checks against LINE's OpenAPI files | yes |
@@ -18,6 +19,7 @@
 pub mod client;
 pub mod events;
 pub mod limits;
+pub mod menu_image;
 pub mod message;
 pub mod richmenu;
 pub mod sandbox;

@@ -1396,3 +1396,56 @@ async fn text_location_and_image_events_reach_their_handlers_which_reply_and_dow
     );
     d.stop().await;
 }
+
+#[test]
+fn sonae_richmenu_images_redraws_the_committed_pngs_and_refuses_a_label_the_font_cannot_draw() {
+    let src = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/templates/richmenus"));
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["normal-a", "normal-b", "emergency"] {
+        std::fs::copy(
+            src.join(format!("{name}.json")),
+            dir.path().join(format!("{name}.json")),
+        )
+        .unwrap();
+    }
+    let run = || {
+        std::process::Command::new(crate::helpers::SONAE)
+            .args(["richmenu", "images"])
+            .arg(dir.path())
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let emergency = dir.path().join("emergency.png");
+    let png = std::fs::read(&emergency).unwrap();
+    assert!(png.len() < 1_000_000);
+    // The generated images are the ones the binary embeds (same template, same pixels).
+    let embedded = richmenu::embedded_templates("http://x").unwrap();
+    let committed = &embedded
+        .iter()
+        .find(|t| t.template.key == "emergency")
+        .unwrap()
+        .png;
+    assert_eq!(&png, committed);
+
+    // 避難場所: 場 is not in the font subset; the step fails naming it and writes nothing.
+    let json = dir.path().join("normal-b.json");
+    let text = std::fs::read_to_string(&json).unwrap();
+    std::fs::write(
+        &json,
+        text.replacen("\"避難所マップ\"", "\"避難場所マップ\"", 1),
+    )
+    .unwrap();
+    std::fs::remove_file(&emergency).unwrap();
+    let out = run();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("'場' (U+5834)"), "{err}");
+    assert!(err.contains("normal-b"), "{err}");
+    assert!(!emergency.exists(), "a failed run wrote an image");
+}
