@@ -98,12 +98,7 @@ async fn run(residents: u64) -> anyhow::Result<()> {
     // once it is up, and it reads them on its next poll.
     let feed = feed_replay::FeedServer::start_hidden(feed_replay::TELEGRAMS).await;
     config.jma.feeds = vec![feed.feed_url()];
-    let secrets = sonae::config::Secrets {
-        line_channel_secret: sonae::secret::Secret::new("sandbox-channel-secret"),
-        line_channel_access_token: sonae::secret::Secret::new("sandbox-access-token"),
-        session_key: sonae::secret::Secret::new("0123456789abcdef0123456789abcdef0123456789"),
-        api_token: None,
-    };
+    let secrets = SandboxConfig::default().daemon_secrets();
     let starting = Instant::now();
     let app = sonae::app::Application::build(config, secrets).await?;
     let startup = starting.elapsed();

@@ -2,11 +2,7 @@
 
 use std::path::PathBuf;
 
-use base64::Engine;
-use rand::RngCore;
-
-use crate::config::{Config, Secrets};
-use crate::secret::Secret;
+use crate::config::Config;
 
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
@@ -20,12 +16,6 @@ pub struct DemoArgs {
     /// every 30 seconds, so its 14 hours take 7 minutes).
     #[arg(long, default_value_t = 120.0)]
     pub speed: f64,
-}
-
-fn random_secret(bytes: usize) -> Secret {
-    let mut buf = vec![0u8; bytes];
-    rand::thread_rng().fill_bytes(&mut buf);
-    Secret::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf))
 }
 
 const DEMO_ROADS: &str = include_str!("../deploy/demo/sapporo-central-authorized-roads.geojson");
@@ -113,16 +103,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     config.server.listen = args.listen;
     config.server.public_url = format!("http://{}", args.listen);
     config.store.path = data_dir.join("sonae.db");
-    let secrets = Secrets {
-        line_channel_secret: random_secret(16),
-        line_channel_access_token: random_secret(32),
-        session_key: random_secret(48),
-        api_token: None,
-    };
     let broker = configure_plow_demo(&mut config, &data_dir)?;
     // The demo city (札幌市): districts and GSI shelters from deploy/demo, so the disaster runtime, the
-    // registration flow and the shelter page run. Real JMA feeds are not polled by the demo (the recorded
-    // scenario replay is to be wired here).
+    // registration flow and the shelter page run.
     config.place.city_name = "札幌市".into();
     config.place.districts = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -158,11 +141,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     // The LINE stand-in in process: the daemon's client talks to it, its simulated residents' events go to
     // the daemon's webhook.
     let sandbox_cfg = crate::line::sandbox::SandboxConfig::default();
-    let secrets = Secrets {
-        line_channel_secret: Secret::new(sandbox_cfg.channel_secret.clone()),
-        line_channel_access_token: Secret::new(sandbox_cfg.access_token.clone()),
-        ..secrets
-    };
+    let secrets = sandbox_cfg.daemon_secrets();
     let sandbox = crate::line::sandbox::Sandbox::start(sandbox_cfg).await?;
     config.line.api_base = sandbox.url();
     config.line.api_data_base = sandbox.url();

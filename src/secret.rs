@@ -18,6 +18,15 @@ impl Secret {
         Secret(value.into())
     }
 
+    /// `bytes` random bytes, URL-safe base64 (for keys made up on the spot: the demo, the stand-in's daemon).
+    pub fn random(bytes: usize) -> Self {
+        use base64::Engine as _;
+        use rand::RngCore as _;
+        let mut buf = vec![0u8; bytes];
+        rand::thread_rng().fill_bytes(&mut buf);
+        Secret(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf))
+    }
+
     /// The secret value. Call only where the value is sent on (HTTP header, HMAC key).
     pub fn expose(&self) -> &str {
         &self.0

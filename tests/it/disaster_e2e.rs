@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::helpers::InProcess;
 use chrono::{DateTime, Utc};
 use sonae::disaster::engine::{DistrictRef, Mode};
 use sonae::disaster::runtime::{districts_of, LineSender, Runtime};
@@ -245,20 +246,12 @@ async fn a_follow_through_the_webhook_gets_a_welcome_and_a_shared_location_regis
     config.place.shelters = vec![repo(
         "deploy/demo/sapporo-01100-shitei-kinkyu-hinanbasho.csv",
     )];
-    let secrets = sonae::config::Secrets {
-        line_channel_secret: sonae::secret::Secret::new("sandbox-channel-secret"),
-        line_channel_access_token: sonae::secret::Secret::new("sandbox-access-token"),
-        session_key: sonae::secret::Secret::new("0123456789abcdef0123456789abcdef0123456789"),
-        api_token: None,
-    };
-    let app = sonae::app::Application::build(config, secrets)
+    let app = sonae::app::Application::build(config, SandboxConfig::default().daemon_secrets())
         .await
         .unwrap();
     let addr = app.local_addr();
     let store = app.context().store.clone();
-    let stop = tokio_util::sync::CancellationToken::new();
-    let stop2 = stop.clone();
-    let daemon = tokio::spawn(app.run_until_stopped(async move { stop2.cancelled().await }));
+    let daemon = InProcess::run(app);
     serving(addr).await;
     sandbox.set_webhook_url(&format!("http://{addr}/webhook"));
 
@@ -329,8 +322,7 @@ async fn a_follow_through_the_webhook_gets_a_welcome_and_a_shared_location_regis
     assert!(expected.is_some());
     assert_eq!(district, expected);
 
-    stop.cancel();
-    daemon.await.unwrap().unwrap();
+    daemon.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -353,13 +345,7 @@ async fn the_rich_menu_residents_see_follows_the_mode_with_and_without_per_user_
     // The recorded scenario is dated 2026-09-12: accept its age, and leave disaster mode soon after 解除.
     config.disaster.max_report_age_secs = 7 * 86400 * 52;
     config.disaster.quiet_period_secs = 1;
-    let secrets = sonae::config::Secrets {
-        line_channel_secret: sonae::secret::Secret::new("sandbox-channel-secret"),
-        line_channel_access_token: sonae::secret::Secret::new("sandbox-access-token"),
-        session_key: sonae::secret::Secret::new("0123456789abcdef0123456789abcdef0123456789"),
-        api_token: None,
-    };
-    let app = sonae::app::Application::build(config, secrets)
+    let app = sonae::app::Application::build(config, SandboxConfig::default().daemon_secrets())
         .await
         .unwrap();
     let addr = app.local_addr();
@@ -376,9 +362,7 @@ async fn the_rich_menu_residents_see_follows_the_mode_with_and_without_per_user_
         .await
         .unwrap()
         .unwrap();
-    let stop = tokio_util::sync::CancellationToken::new();
-    let stop2 = stop.clone();
-    let daemon = tokio::spawn(app.run_until_stopped(async move { stop2.cancelled().await }));
+    let daemon = InProcess::run(app);
     serving(addr).await;
     sandbox.set_webhook_url(&format!("http://{addr}/webhook"));
 
@@ -436,6 +420,5 @@ async fn the_rich_menu_residents_see_follows_the_mode_with_and_without_per_user_
         .await
         .expect("normal menu again after 解除");
 
-    stop.cancel();
-    daemon.await.unwrap().unwrap();
+    daemon.stop().await;
 }

@@ -18,13 +18,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::helpers::InProcess;
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use chrono::{FixedOffset, TimeZone, Utc};
 use sonae::ids::LineUserId;
 use sonae::line::sandbox::{Sandbox, SandboxConfig, SandboxHandle};
 use sonae::store::Store;
-use tokio_util::sync::CancellationToken;
 
 fn repo(p: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(p)
@@ -277,8 +277,7 @@ fn sandbox_config() -> SandboxConfig {
 /// on a random port and its own SQLite file.
 struct App {
     store: Store,
-    stop: CancellationToken,
-    handle: tokio::task::JoinHandle<anyhow::Result<()>>,
+    daemon: InProcess,
 }
 
 async fn start_app(
@@ -317,31 +316,20 @@ async fn start_app_with(
     config.disaster.quiet_period_secs = 2;
     config.disaster.drill_audience = people.staff.clone();
     tweak(&mut config);
-    let secrets = sonae::config::Secrets {
-        line_channel_secret: sonae::secret::Secret::new("test-channel-secret"),
-        line_channel_access_token: sonae::secret::Secret::new("test-access-token"),
-        session_key: sonae::secret::Secret::new("0123456789abcdef0123456789abcdef0123456789"),
-        api_token: None,
-    };
-    let app = sonae::app::Application::build(config, secrets)
+    let app = sonae::app::Application::build(config, sandbox_config().daemon_secrets())
         .await
         .unwrap();
     let store = app.context().store.clone();
     people.register(&store, sandbox).await;
-    let stop = CancellationToken::new();
-    let stop2 = stop.clone();
-    let handle = tokio::spawn(app.run_until_stopped(async move { stop2.cancelled().await }));
     App {
         store,
-        stop,
-        handle,
+        daemon: InProcess::run(app),
     }
 }
 
 impl App {
     async fn stop(self) {
-        self.stop.cancel();
-        self.handle.await.unwrap().unwrap();
+        self.daemon.stop().await;
     }
 }
 

@@ -167,3 +167,25 @@ pub fn chromium_dump_dom(url: &str, profile: &Path) -> String {
         .expect("chromium (run scripts/install-test-deps)");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// The whole daemon (`Application`) running in this process until [`InProcess::stop`], for tests that look into
+/// its store or drive it through the LINE stand-in.
+pub struct InProcess {
+    stop: tokio_util::sync::CancellationToken,
+    handle: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl InProcess {
+    pub fn run(app: sonae::app::Application) -> InProcess {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let token = stop.clone();
+        let handle = tokio::spawn(app.run_until_stopped(async move { token.cancelled().await }));
+        InProcess { stop, handle }
+    }
+
+    /// Stops it and checks it drained cleanly.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        self.handle.await.unwrap().unwrap();
+    }
+}

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::helpers::{
-    chromium_dump_dom, free_port, reqwest::get_full, write_config, Daemon, SONAE,
+    chromium_dump_dom, free_port, reqwest::get_full, write_config, Daemon, InProcess, SONAE,
 };
 
 const MOSQUITTO: &str = "/usr/sbin/mosquitto";
@@ -822,13 +822,7 @@ async fn an_opted_in_resident_gets_one_plow_notice_per_storm_and_none_after_opti
     assert_eq!(odori.group.as_deref(), Some("中央区"));
     assert_eq!(kita.group.as_deref(), Some("北区"));
 
-    let secrets = sonae::config::Secrets {
-        line_channel_secret: sonae::secret::Secret::new("sandbox-channel-secret"),
-        line_channel_access_token: sonae::secret::Secret::new("sandbox-access-token"),
-        session_key: sonae::secret::Secret::new("0123456789abcdef0123456789abcdef0123456789"),
-        api_token: None,
-    };
-    let app = sonae::app::Application::build(config, secrets)
+    let app = sonae::app::Application::build(config, SandboxConfig::default().daemon_secrets())
         .await
         .unwrap();
     let addr = app.local_addr();
@@ -868,9 +862,7 @@ async fn an_opted_in_resident_gets_one_plow_notice_per_storm_and_none_after_opti
             s.follow(u, None);
         }
     });
-    let stop = tokio_util::sync::CancellationToken::new();
-    let stop2 = stop.clone();
-    let daemon = tokio::spawn(app.run_until_stopped(async move { stop2.cancelled().await }));
+    let daemon = InProcess::run(app);
     sandbox.set_webhook_url(&format!("http://{addr}/webhook"));
     // The daemon serves HTTP once its components are up.
     eventually("the daemon to serve", || {
@@ -991,8 +983,7 @@ async fn an_opted_in_resident_gets_one_plow_notice_per_storm_and_none_after_opti
         .unwrap();
     assert_eq!(plow_alerts, 3, "one outbox alert per storm, all accepted");
 
-    stop.cancel();
-    daemon.await.unwrap().unwrap();
+    daemon.stop().await;
     drop(mq);
 }
 
