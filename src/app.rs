@@ -1,4 +1,5 @@
-//! Wiring: builds the shared context, spawns the long-running tasks, serves HTTP, and shuts down in order.
+//! Wiring: builds the shared context, spawns the long-running tasks, installs the resident services, serves
+//! HTTP (`/healthz`, `/metrics` and every feature's routes), and shuts down in order.
 //!
 //! Shutdown (habit: signal, drain, deadline):
 //! 1. the stop signal (SIGTERM/SIGINT, or the future passed to [`Application::run_until_stopped`]) cancels
@@ -15,16 +16,26 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, Secrets};
 use crate::health::{Health, Status};
+use crate::infra::Infra;
 use crate::metrics::Metrics;
+use crate::place::PlaceData;
+use crate::scheduler::Scheduler;
 use crate::store::Store;
 
-/// Everything the daemon's parts share. Cheap to clone.
+/// The daemon's wiring: everything `app` hands out to the features it installs. Features never see this
+/// whole value; they get [`Infra`] and their own narrow handles. Cheap to clone.
 #[derive(Clone)]
 pub struct Context {
     pub config: Arc<Config>,
@@ -36,12 +47,29 @@ pub struct Context {
     pub shutdown: CancellationToken,
     /// Every long-running task is spawned here so shutdown can wait for it.
     pub tasks: TaskTracker,
+    pub scheduler: Scheduler,
     /// Monotonic start, for uptime.
     pub started: std::time::Instant,
     /// LINE client, webhook event router and worker wake-up.
     pub line: crate::line::LineRuntime,
     /// Snow-plow state shared by the MQTT ingest and the map/dispatcher handlers.
     pub plow: Arc<crate::plow::Plow>,
+    /// The city's districts and shelters, loaded once (`None` when `place.districts` is not a file).
+    pub place: Option<Arc<PlaceData>>,
+}
+
+impl Context {
+    /// The infrastructure handles every feature receives.
+    pub fn infra(&self) -> Infra {
+        Infra {
+            store: self.store.clone(),
+            metrics: self.metrics.clone(),
+            health: self.health.clone(),
+            shutdown: self.shutdown.clone(),
+            tasks: self.tasks.clone(),
+            scheduler: self.scheduler.clone(),
+        }
+    }
 }
 
 pub struct Application {
@@ -50,7 +78,7 @@ pub struct Application {
 }
 
 impl Application {
-    /// Opens the store (applying migrations), binds the listener. Nothing runs until
+    /// Opens the store (applying migrations), loads the place data, binds the listener. Nothing runs until
     /// [`Application::run_until_stopped`].
     pub async fn build(config: Config, secrets: Secrets) -> anyhow::Result<Application> {
         let store = Store::open(&config.store.path)?;
@@ -60,19 +88,30 @@ impl Application {
         let health = Arc::new(Health::new());
         health.set("store", Status::Ok, "");
         let metrics = Arc::new(Metrics::new());
-        let line = crate::line::LineRuntime::build(&config, &secrets, &health, &metrics, &store)?;
+        let infra = Infra::new(store, metrics, health);
+        let line = crate::line::LineRuntime::build(
+            &config.line,
+            secrets.line_channel_secret.clone(),
+            secrets.line_channel_access_token.clone(),
+            &infra.health,
+            &infra.metrics,
+            &infra.store,
+        )?;
         let plow = Arc::new(crate::plow::Plow::load(&config.plow)?);
+        let place = load_place(&config, &infra.store).await?;
         let ctx = Context {
             config: Arc::new(config),
             secrets: Arc::new(secrets),
-            store,
-            metrics,
-            health,
-            shutdown: CancellationToken::new(),
-            tasks: TaskTracker::new(),
+            store: infra.store,
+            metrics: infra.metrics,
+            health: infra.health,
+            shutdown: infra.shutdown,
+            tasks: infra.tasks,
+            scheduler: infra.scheduler,
             started: std::time::Instant::now(),
             line,
             plow,
+            place,
         };
         Ok(Application { listener, ctx })
     }
@@ -87,15 +126,20 @@ impl Application {
         &self.ctx
     }
 
+    /// The console's dependencies (tests build the console with their own providers and clock).
+    pub fn console_deps(&self) -> crate::console::Deps {
+        console_deps(&self.ctx)
+    }
+
     /// Runs until `stop` completes, then drains within the configured deadline.
     pub async fn run_until_stopped(
         self,
         stop: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let Application { listener, ctx } = self;
-        spawn_components(&ctx).await?;
+        let services = spawn_components(&ctx).await?;
 
-        let router = crate::web::router(ctx.clone());
+        let router = router(&ctx, services);
         let token = ctx.shutdown.clone();
         let server = tokio::spawn(async move {
             axum::serve(
@@ -106,7 +150,7 @@ impl Application {
             .await
         });
         crate::systemd::notify_ready();
-        let watchdog = crate::systemd::spawn_watchdog(&ctx);
+        let watchdog = crate::systemd::spawn_watchdog(&ctx.store);
         tracing::info!(listen = %ctx.config.server.listen, "sonae is running");
 
         tokio::select! {
@@ -126,7 +170,13 @@ impl Application {
             w.abort();
         }
         match drained {
-            Ok(()) => tracing::info!("stopped cleanly"),
+            Ok(()) => {
+                // Seal what the last moments wrote, so a clean stop leaves no audit row unsealed.
+                if let Err(e) = ctx.store.write(crate::console::seal::seal).await {
+                    tracing::error!(error = %format!("{e:#}"), "sealing the audit log at shutdown failed");
+                }
+                tracing::info!("stopped cleanly")
+            }
             Err(_) => tracing::warn!(
                 deadline_secs = deadline.as_secs(),
                 tasks_left = ctx.tasks.len(),
@@ -137,18 +187,186 @@ impl Application {
     }
 }
 
-/// Spawns the daemon's long-running parts on `ctx.tasks`. Each feature adds its own line here.
-async fn spawn_components(ctx: &Context) -> anyhow::Result<()> {
-    let pipeline = crate::jma::spawn(ctx).await?;
-    let outbox_wake = crate::disaster::runtime::spawn(ctx, pipeline).await?;
+/// Loads the districts and shelters once for every part that uses them; bad rows become problems.
+async fn load_place(config: &Config, store: &Store) -> anyhow::Result<Option<Arc<PlaceData>>> {
+    if !config.place.districts.is_file() {
+        tracing::info!(
+            districts = %config.place.districts.display(),
+            "place.districts is not a file; no districts or shelters are loaded"
+        );
+        return Ok(None);
+    }
+    let cfg = config.place.clone();
+    let place = tokio::task::spawn_blocking(move || PlaceData::load(&cfg))
+        .await
+        .context("loading place data panicked")?
+        .context("loading place data")?;
+    for p in &place.problems {
+        store
+            .record_problem("place", format!("地区・避難所データの不正な行: {p}"), None)
+            .await;
+    }
+    Ok(Some(Arc::new(place)))
+}
+
+fn console_deps(ctx: &Context) -> crate::console::Deps {
+    crate::console::Deps {
+        store: ctx.store.clone(),
+        metrics: ctx.metrics.clone(),
+        health: ctx.health.clone(),
+        console: ctx.config.console.clone(),
+        public_url: ctx.config.server.public_url.clone(),
+        api_token: ctx.secrets.api_token.clone(),
+        plow: ctx.plow.clone(),
+    }
+}
+
+/// Starts the daemon's parts and installs the resident services. The order matters where noted.
+async fn spawn_components(ctx: &Context) -> anyhow::Result<crate::services::Registry> {
+    let infra = ctx.infra();
+    let pipeline = crate::jma::spawn(&infra, ctx.config.jma.clone()).await?;
+    let outbox =
+        crate::delivery::spawn_sender(&infra, ctx.config.delivery.clone(), ctx.line.client.clone());
     // Plow notices are queued by the MQTT ingest; it wakes the same sender after each commit.
-    let _ = ctx.plow.outbox_wake.set(outbox_wake);
-    crate::plow::resident::register_handlers(ctx);
-    ctx.tasks
-        .spawn(crate::line::webhook::run_worker(ctx.clone()));
-    crate::plow::spawn(ctx).await?;
-    ctx.tasks.spawn(crate::console::seal::run(ctx.clone()));
-    Ok(())
+    let _ = ctx.plow.outbox_wake.set(outbox.waker());
+    crate::disaster::runtime::spawn(
+        &infra,
+        crate::disaster::runtime::Deps {
+            config: ctx.config.disaster.clone(),
+            public_url: ctx.config.server.public_url.clone(),
+            links: ctx.config.place.links.clone(),
+            place: ctx.place.clone(),
+            client: ctx.line.client.clone(),
+            outbox: outbox.clone(),
+            pipeline,
+        },
+    )?;
+    // Handlers before the webhook worker starts, so no event is dispatched before they are in place.
+    let services = install_services(ctx, &infra);
+    ctx.tasks.spawn(crate::line::webhook::run_worker(
+        ctx.line.clone(),
+        ctx.shutdown.clone(),
+    ));
+    crate::plow::spawn(&infra, ctx.plow.clone()).await?;
+    ctx.scheduler
+        .add(crate::console::seal::job(ctx.store.clone()));
+    Ok(services)
+}
+
+/// The one list of resident services, in the order their handlers are asked. The rich menu's own
+/// handlers come first (a new friend is linked to the current mode's menu before being greeted).
+fn install_services(ctx: &Context, infra: &Infra) -> crate::services::Registry {
+    crate::line::richmenu::register_handlers(&ctx.line);
+    let mut reg = crate::services::Registry::new(ctx.line.events.clone(), infra.scheduler.clone());
+    if let Some(place) = &ctx.place {
+        crate::resident::service::install(
+            &mut reg,
+            crate::resident::service::Deps {
+                line: ctx.line.clone(),
+                place: place.clone(),
+                city: ctx.config.place.city_name.clone(),
+            },
+        );
+    }
+    crate::plow::resident::install(
+        &mut reg,
+        crate::plow::resident::Deps {
+            line: ctx.line.clone(),
+            plow: ctx.plow.clone(),
+            place: ctx.place.clone(),
+        },
+    );
+    reg
+}
+
+/// The whole HTTP surface: health and metrics, the webhook, the public pages, the console, and every
+/// service's routes.
+fn router(ctx: &Context, mut services: crate::services::Registry) -> Router {
+    let health = HealthState {
+        health: ctx.health.clone(),
+        metrics: ctx.metrics.clone(),
+        started: ctx.started,
+    };
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .with_state(health)
+        .merge(crate::line::webhook::router(ctx.line.clone()))
+        .merge(crate::plow::web::routes(crate::plow::web::PlowWeb {
+            store: ctx.store.clone(),
+            plow: ctx.plow.clone(),
+        }))
+        .merge(crate::place::web::routes(
+            ctx.store.clone(),
+            ctx.place.clone(),
+            &ctx.config.plow.leaflet_dir,
+        ))
+        .merge(services.take_routes())
+        .merge(crate::console::router(
+            console_deps(ctx),
+            crate::console::Providers::live(&ctx.store, ctx.place.clone()),
+        ))
+}
+
+#[derive(Clone)]
+struct HealthState {
+    health: Arc<Health>,
+    metrics: Arc<Metrics>,
+    started: std::time::Instant,
+}
+
+/// 200 with every component's state while nothing is down; 503 when a component is down.
+async fn healthz(State(h): State<HealthState>) -> impl IntoResponse {
+    let overall = h.health.overall();
+    let code = if overall == Status::Down {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    let body = json!({
+        "status": overall,
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_secs": h.started.elapsed().as_secs(),
+        "components": h.health.snapshot(),
+    });
+    (code, Json(body))
+}
+
+async fn metrics(State(h): State<HealthState>) -> impl IntoResponse {
+    h.metrics.set(
+        "sonae_uptime_seconds",
+        "Seconds since the daemon started.",
+        &[],
+        h.started.elapsed().as_secs_f64(),
+    );
+    let overall = h.health.overall();
+    for (name, st) in h.health.snapshot() {
+        let v = match st.status {
+            Status::Ok => 0.0,
+            Status::Degraded => 1.0,
+            Status::Down => 2.0,
+        };
+        // Component names come from the code and the config (feeds), so the label set is bounded.
+        h.metrics.set(
+            "sonae_component_status",
+            "0 ok, 1 degraded, 2 down.",
+            &[("component", &name)],
+            v,
+        );
+    }
+    h.metrics.set(
+        "sonae_healthy",
+        "1 when no component is down.",
+        &[],
+        if overall == Status::Down { 0.0 } else { 1.0 },
+    );
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        h.metrics.render(),
+    )
 }
 
 /// Resolves on SIGTERM or SIGINT. The handlers are installed when this is called (inside the runtime), not

@@ -62,7 +62,10 @@ async fn simulate_residents(
     sandbox: &crate::line::sandbox::SandboxHandle,
     n: usize,
 ) -> anyhow::Result<usize> {
-    let place = crate::place::PlaceData::load(&ctx.config.place)?;
+    let place = ctx
+        .place
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("the demo's place data did not load"))?;
     let ids: Vec<String> = place.districts.all().iter().map(|d| d.id.clone()).collect();
     if ids.is_empty() {
         return Ok(0);

@@ -13,14 +13,17 @@
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Transaction};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::store::Store;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+/// The one mode type: the engine decides it, `mode_state` records it, the rich menu follows it.
+/// Rich-menu templates and `line_richmenu_state` name disaster mode's menus `emergency` ([`Mode::menu_key`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     Normal,
+    #[serde(alias = "emergency")]
     Disaster,
 }
 
@@ -40,12 +43,48 @@ impl Mode {
         }
     }
 
+    /// The name of this mode's rich menus (templates' `mode`, `line_richmenu_state.mode`, `sonae richmenu
+    /// switch MODE`).
+    pub fn menu_key(self) -> &'static str {
+        match self {
+            Mode::Normal => "normal",
+            Mode::Disaster => "emergency",
+        }
+    }
+
+    /// Reads [`Mode::menu_key`] (and, for the command line, `disaster`).
+    pub fn from_menu_key(s: &str) -> Option<Mode> {
+        match s {
+            "normal" => Some(Mode::Normal),
+            "emergency" | "disaster" => Some(Mode::Disaster),
+            _ => None,
+        }
+    }
+
     fn parse(s: &str) -> anyhow::Result<Mode> {
         match s {
             "normal" => Ok(Mode::Normal),
             "disaster" => Ok(Mode::Disaster),
             other => anyhow::bail!("mode_state.mode has unknown value {other:?}"),
         }
+    }
+}
+
+/// Serde for fields in the rich-menu world (templates, switch reports): [`Mode::menu_key`] names.
+/// `#[serde(with = "crate::mode::menu_key")]`.
+pub mod menu_key {
+    use super::Mode;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(mode: &Mode, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(mode.menu_key())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Mode, D::Error> {
+        let s = String::deserialize(d)?;
+        Mode::from_menu_key(&s).ok_or_else(|| {
+            serde::de::Error::custom(format!("mode \"{s}\" is not normal or emergency"))
+        })
     }
 }
 

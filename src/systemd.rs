@@ -33,10 +33,10 @@ pub fn notify_stopping() {
 
 /// Pings the watchdog at half the interval systemd asked for (`WATCHDOG_USEC`), while the runtime and the
 /// store answer. A wedged runtime stops the pings and systemd restarts the service.
-pub fn spawn_watchdog(ctx: &crate::app::Context) -> Option<tokio::task::JoinHandle<()>> {
+pub fn spawn_watchdog(store: &crate::store::Store) -> Option<tokio::task::JoinHandle<()>> {
     let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok()?;
     let every = Duration::from_micros(usec / 2);
-    let store = ctx.store.clone();
+    let store = store.clone();
     Some(tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         loop {

@@ -68,82 +68,9 @@ impl Default for StoreConfig {
     }
 }
 
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    Human,
-    Json,
-}
+pub use crate::telemetry::{LogConfig, LogFormat};
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct LogConfig {
-    pub format: LogFormat,
-    /// `tracing` env-filter directives; the `RUST_LOG` environment variable overrides it.
-    pub filter: String,
-}
-
-impl Default for LogConfig {
-    fn default() -> Self {
-        LogConfig {
-            format: LogFormat::Human,
-            filter: "info".into(),
-        }
-    }
-}
-
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct ConsoleConfig {
-    /// Key that signs console session cookies (at least 32 bytes).
-    pub session_key: SecretSource,
-    /// Bearer token for `GET /api/status` (monitoring). Unset: the endpoint answers 404.
-    pub api_token: Option<SecretSource>,
-    /// Directory of the console's page templates and CSS; files missing there fall back to built-in copies.
-    pub templates_dir: PathBuf,
-    /// A console session ends after this many seconds without a request (OWASP: 15–30 min).
-    pub idle_timeout_secs: u64,
-    /// A console session ends this many seconds after login however busy it is.
-    pub absolute_timeout_secs: u64,
-    /// Reverse proxies whose `X-Forwarded-For` is believed (its last entry is the client address used for
-    /// login throttling and the audit log). Requests from other peers use the peer address.
-    pub trusted_proxies: Vec<std::net::IpAddr>,
-}
-
-impl Default for ConsoleConfig {
-    fn default() -> Self {
-        ConsoleConfig {
-            session_key: SecretSource::from_env("SONAE_SESSION_KEY"),
-            api_token: None,
-            templates_dir: "templates/console".into(),
-            idle_timeout_secs: 30 * 60,
-            absolute_timeout_secs: 12 * 60 * 60,
-            trusted_proxies: vec![
-                std::net::IpAddr::from([127, 0, 0, 1]),
-                std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
-            ],
-        }
-    }
-}
-
-impl ConsoleConfig {
-    pub fn validate(&self) -> Vec<String> {
-        let mut problems = Vec::new();
-        let idle = self.idle_timeout_secs;
-        if !(60..=8 * 3600).contains(&idle) {
-            problems.push(format!(
-                "console.idle_timeout_secs: {idle} is out of range; use 60..=28800 (30 minutes = 1800 is usual)"
-            ));
-        }
-        let abs = self.absolute_timeout_secs;
-        if abs < idle || abs > 24 * 3600 {
-            problems.push(format!(
-                "console.absolute_timeout_secs: {abs} is out of range; use a value between console.idle_timeout_secs ({idle}) and 86400 (12 hours = 43200 is usual)"
-            ));
-        }
-        problems
-    }
-}
+pub use crate::console::ConsoleConfig;
 
 /// A configuration error: what is wrong and how to fix it, one message per problem.
 #[derive(Debug, thiserror::Error)]

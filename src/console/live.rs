@@ -117,9 +117,7 @@ impl ShelterSource for LiveShelters {
             if self.place.shelters.get(id).is_none() {
                 return Ok(false);
             }
-            let s: crate::place::status::ShelterStatus =
-                status.as_str().parse().map_err(anyhow::Error::msg)?;
-            crate::place::status::set_status(&self.store, id, s, actor).await?;
+            crate::place::status::set_status(&self.store, id, status, actor).await?;
             Ok(true)
         })
     }
@@ -186,5 +184,16 @@ mod tests {
             .iter()
             .filter(|r| r.id != id)
             .all(|r| r.status == ShelterStatus::Open));
+        let audited: i64 = store
+            .read(|c| {
+                Ok(c.query_row(
+                    "SELECT count(*) FROM audit_log WHERE action = 'shelter.status'",
+                    [],
+                    |r| r.get(0),
+                )?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(audited, 1, "one change, audited once");
     }
 }

@@ -10,10 +10,9 @@
 //! * Deny by default: each state-changing handler names the [`Role`] it needs. Hold/release of disaster mode
 //!   needs `approver` or `admin` (Hawaii 2018: a mode change that reaches every resident is not a
 //!   first-day-operator action).
-//! * Each action is audited in the same transaction as the change where the console owns the data (mode,
-//!   problems, sessions); shelter status belongs to the place store, so its audit row follows the change.
-//! * Data other parts own comes through [`providers`] traits; [`Providers::from_context`] is where the lead
-//!   wires the real sources.
+//! * Each action is audited in the same transaction as the change: the console's own data (mode, problems,
+//!   sessions) here, shelter status by the place store that owns it (`place::status::set_status_tx`).
+//! * Data other parts own comes through [`providers`] traits; [`Providers::live`] holds the real sources.
 //! * Responses carry a strict CSP (no inline script or style), `X-Frame-Options: DENY`,
 //!   `Referrer-Policy: no-referrer`, `X-Content-Type-Options: nosniff` and `Cache-Control: no-store`.
 
@@ -41,8 +40,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::app::Context;
 use crate::mode::{self, HoldOutcome, ModeState};
+use crate::secret::SecretSource;
+use crate::store::Store;
 pub use providers::{
     Board, DeliveryRow, DeliverySource, ShelterRow, ShelterSource, ShelterStatus, WarningRow,
     WarningSource,
@@ -50,6 +50,59 @@ pub use providers::{
 use session::{SessionPolicy, Throttle, ThrottleCheck};
 pub use users::Role;
 use users::{LoginRefusal, User};
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    /// Key that signs console session cookies (at least 32 bytes).
+    pub session_key: SecretSource,
+    /// Bearer token for `GET /api/status` (monitoring). Unset: the endpoint answers 404.
+    pub api_token: Option<SecretSource>,
+    /// Directory of the console's page templates and CSS; files missing there fall back to built-in copies.
+    pub templates_dir: std::path::PathBuf,
+    /// A console session ends after this many seconds without a request (OWASP: 15–30 min).
+    pub idle_timeout_secs: u64,
+    /// A console session ends this many seconds after login however busy it is.
+    pub absolute_timeout_secs: u64,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (its last entry is the client address used for
+    /// login throttling and the audit log). Requests from other peers use the peer address.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig {
+            session_key: SecretSource::from_env("SONAE_SESSION_KEY"),
+            api_token: None,
+            templates_dir: "templates/console".into(),
+            idle_timeout_secs: 30 * 60,
+            absolute_timeout_secs: 12 * 60 * 60,
+            trusted_proxies: vec![
+                std::net::IpAddr::from([127, 0, 0, 1]),
+                std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+            ],
+        }
+    }
+}
+
+impl ConsoleConfig {
+    pub fn validate(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let idle = self.idle_timeout_secs;
+        if !(60..=8 * 3600).contains(&idle) {
+            problems.push(format!(
+                "console.idle_timeout_secs: {idle} is out of range; use 60..=28800 (30 minutes = 1800 is usual)"
+            ));
+        }
+        let abs = self.absolute_timeout_secs;
+        if abs < idle || abs > 24 * 3600 {
+            problems.push(format!(
+                "console.absolute_timeout_secs: {abs} is out of range; use a value between console.idle_timeout_secs ({idle}) and 86400 (12 hours = 43200 is usual)"
+            ));
+        }
+        problems
+    }
+}
 
 /// The console's source of "now". Tests pass a clock they move; the daemon uses [`system_clock`].
 pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
@@ -76,28 +129,43 @@ impl Providers {
         }
     }
 
-    /// The real sources for the running daemon.
-    ///
-    /// WIRING (lead): replace the in-memory boards with the JMA active-warning state, the outbox progress and
-    /// the place store once those land; each only has to implement its trait in [`providers`].
-    pub fn from_context(ctx: &Context) -> Providers {
-        let shelters: Arc<dyn ShelterSource> = match ctx.config.place.districts.is_file() {
-            true => match crate::place::PlaceData::load(&ctx.config.place) {
-                Ok(place) => Arc::new(live::LiveShelters {
-                    store: ctx.store.clone(),
-                    place: Arc::new(place),
-                }),
-                Err(e) => {
-                    tracing::warn!(error = %e, "place data did not load; the console lists no shelters");
-                    Board::<ShelterRow>::new(vec![])
-                }
-            },
-            false => Board::<ShelterRow>::new(vec![]),
+    /// The real sources for the running daemon: the JMA active-warning state, the outbox progress and the
+    /// place data (no place data: no shelters listed).
+    pub fn live(store: &Store, place: Option<Arc<crate::place::PlaceData>>) -> Providers {
+        let shelters: Arc<dyn ShelterSource> = match place {
+            Some(place) => Arc::new(live::LiveShelters {
+                store: store.clone(),
+                place,
+            }),
+            None => Board::<ShelterRow>::new(vec![]),
         };
         Providers {
-            warnings: Arc::new(live::LiveWarnings(ctx.store.clone())),
-            deliveries: Arc::new(live::LiveDeliveries(ctx.store.clone())),
+            warnings: Arc::new(live::LiveWarnings(store.clone())),
+            deliveries: Arc::new(live::LiveDeliveries(store.clone())),
             shelters,
+        }
+    }
+}
+
+/// What the console reads and writes besides its providers.
+#[derive(Clone)]
+pub struct Deps {
+    pub store: Store,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    pub health: Arc<crate::health::Health>,
+    pub console: ConsoleConfig,
+    /// `server.public_url`: the console's own origin (CSRF) and whether cookies are `Secure`.
+    pub public_url: String,
+    /// `console.api_token`, loaded: `GET /api/status` answers 404 without it.
+    pub api_token: Option<crate::secret::Secret>,
+    pub plow: Arc<crate::plow::Plow>,
+}
+
+impl Deps {
+    fn plow_web(&self) -> crate::plow::web::PlowWeb {
+        crate::plow::web::PlowWeb {
+            store: self.store.clone(),
+            plow: self.plow.clone(),
         }
     }
 }
@@ -105,7 +173,7 @@ impl Providers {
 /// Shared state of the console routes.
 #[derive(Clone)]
 pub struct ConsoleState {
-    ctx: Context,
+    ctx: Deps,
     providers: Providers,
     templates: Arc<minijinja::Environment<'static>>,
     throttle: Arc<Mutex<Throttle>>,
@@ -150,14 +218,13 @@ impl ConsoleState {
 }
 
 /// The console and `/api/status` on the daemon's clock and providers.
-pub fn router(ctx: Context) -> Router {
-    let providers = Providers::from_context(&ctx);
+pub fn router(ctx: Deps, providers: Providers) -> Router {
     router_with(ctx, providers, system_clock())
 }
 
 /// The console with explicit providers and clock (tests, demo).
-pub fn router_with(ctx: Context, providers: Providers, clock: Clock) -> Router {
-    let cfg = &ctx.config.console;
+pub fn router_with(ctx: Deps, providers: Providers, clock: Clock) -> Router {
+    let cfg = &ctx.console;
     let state = ConsoleState {
         templates: Arc::new(templates::environment(cfg.templates_dir.clone())),
         throttle: Arc::new(Mutex::new(Throttle::default())),
@@ -165,7 +232,7 @@ pub fn router_with(ctx: Context, providers: Providers, clock: Clock) -> Router {
             idle: chrono::Duration::seconds(cfg.idle_timeout_secs as i64),
             absolute: chrono::Duration::seconds(cfg.absolute_timeout_secs as i64),
         },
-        https: ctx.config.server.public_url.starts_with("https://"),
+        https: ctx.public_url.starts_with("https://"),
         ctx,
         providers,
         clock,
@@ -247,7 +314,7 @@ fn same_origin(st: &ConsoleState, headers: &HeaderMap) -> bool {
     let Ok(origin) = origin.to_str() else {
         return false;
     };
-    let public = url::Url::parse(&st.ctx.config.server.public_url)
+    let public = url::Url::parse(&st.ctx.public_url)
         .map(|u| u.origin().ascii_serialization())
         .unwrap_or_default();
     if origin == public {
@@ -262,7 +329,7 @@ fn same_origin(st: &ConsoleState, headers: &HeaderMap) -> bool {
 
 /// The client's address: the peer, or the last `X-Forwarded-For` entry when the peer is a trusted proxy.
 fn client_ip(st: &ConsoleState, peer: SocketAddr, headers: &HeaderMap) -> std::net::IpAddr {
-    if !st.ctx.config.console.trusted_proxies.contains(&peer.ip()) {
+    if !st.ctx.console.trusted_proxies.contains(&peer.ip()) {
         return peer.ip();
     }
     headers
@@ -863,7 +930,7 @@ async fn dashboard(
 /// 401 on a missing or wrong bearer token. The token is compared as SHA-256 digests in constant time, so
 /// neither its content nor its length leaks through timing.
 async fn api_status(State(st): State<ConsoleState>, headers: HeaderMap) -> Response {
-    let Some(expected) = st.ctx.secrets.api_token.as_ref() else {
+    let Some(expected) = st.ctx.api_token.as_ref() else {
         return (StatusCode::NOT_FOUND, "not found").into_response();
     };
     let given = headers
@@ -1043,23 +1110,8 @@ async fn shelter_submit(
         }
         Err(e) => return internal(&st, e),
     }
-    let actor = a.user.name.clone();
-    let res = st
-        .ctx
-        .store
-        .write(move |tx| {
-            crate::store::Store::audit(
-                tx,
-                &actor,
-                "shelter.status",
-                &serde_json::json!({ "shelter_id": id, "status": status }),
-            )
-        })
-        .await;
-    match res {
-        Ok(()) => Redirect::to("/console/shelters?msg=shelter").into_response(),
-        Err(e) => internal(&st, e),
-    }
+    // The source audits the change in the same transaction as the change (`shelter.status`).
+    Redirect::to("/console/shelters?msg=shelter").into_response()
 }
 
 async fn audit_page(
@@ -1176,7 +1228,7 @@ async fn static_file(State(st): State<ConsoleState>, Path(file): Path<String>) -
         "console.js" => "text/javascript; charset=utf-8",
         _ => return (StatusCode::NOT_FOUND, "not found").into_response(),
     };
-    match templates::load(&st.ctx.config.console.templates_dir, &file) {
+    match templates::load(&st.ctx.console.templates_dir, &file) {
         Some(body) => ([(header::CONTENT_TYPE, ctype)], body).into_response(),
         None => (StatusCode::NOT_FOUND, "not found").into_response(),
     }

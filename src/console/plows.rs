@@ -49,7 +49,7 @@ pub(super) async fn page(
     if !st.ctx.plow.config.enabled {
         return disabled(&st);
     }
-    let data = match crate::plow::web::dispatch_data(&st.ctx).await {
+    let data = match crate::plow::web::dispatch_data(&st.ctx.plow_web()).await {
         Ok(d) => d,
         Err(e) => return internal(&st, e),
     };
@@ -139,7 +139,7 @@ pub(super) async fn dispatch_json(State(st): State<ConsoleState>, headers: Heade
         )
             .into_response();
     }
-    match crate::plow::web::dispatch_data(&st.ctx).await {
+    match crate::plow::web::dispatch_data(&st.ctx.plow_web()).await {
         Ok(d) => Json(d).into_response(),
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "plow dispatch data failed");

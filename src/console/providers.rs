@@ -1,6 +1,6 @@
 //! Data the console shows but other parts own: active warnings (JMA state), deliveries in progress (the
-//! outbox), shelters (place data). Each is a small trait so the lead can wire the real source in
-//! [`super::Providers`]; until then the in-memory sources here serve (and tests fill them).
+//! outbox), shelters (place data). Each is a small trait: the live sources are in [`super::live`]; the
+//! in-memory [`Board`]s here serve tests.
 
 use std::sync::{Arc, RwLock};
 
@@ -54,40 +54,7 @@ impl DeliveryRow {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ShelterStatus {
-    Open,
-    Full,
-    Closed,
-}
-
-impl ShelterStatus {
-    pub fn parse(s: &str) -> Option<ShelterStatus> {
-        match s {
-            "open" => Some(ShelterStatus::Open),
-            "full" => Some(ShelterStatus::Full),
-            "closed" => Some(ShelterStatus::Closed),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ShelterStatus::Open => "open",
-            ShelterStatus::Full => "full",
-            ShelterStatus::Closed => "closed",
-        }
-    }
-
-    pub fn label_ja(self) -> &'static str {
-        match self {
-            ShelterStatus::Open => "開設",
-            ShelterStatus::Full => "満員",
-            ShelterStatus::Closed => "閉鎖",
-        }
-    }
-}
+pub use crate::place::status::ShelterStatus;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ShelterRow {
@@ -110,7 +77,8 @@ pub trait DeliverySource: Send + Sync {
 
 pub trait ShelterSource: Send + Sync {
     fn shelters(&self) -> BoxFuture<'_, anyhow::Result<Vec<ShelterRow>>>;
-    /// Changes one shelter's status; `Ok(false)` when no shelter has that id. The console audits the change.
+    /// Changes one shelter's status; `Ok(false)` when no shelter has that id. The source audits the change in
+    /// the same transaction as the change.
     fn set_status<'a>(
         &'a self,
         id: &'a str,

@@ -120,24 +120,17 @@ pub fn head(conn: &Connection) -> anyhow::Result<Option<(i64, String)>> {
         .optional()?)
 }
 
-/// Seals new audit rows every [`SEAL_INTERVAL_SECS`] until shutdown.
-pub async fn run(ctx: crate::app::Context) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(SEAL_INTERVAL_SECS));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        // Cancel-safe: both branches only wait; sealing runs to completion outside the select.
-        tokio::select! {
-            _ = ctx.shutdown.cancelled() => break,
-            _ = tick.tick() => {}
-        }
-        if let Err(e) = ctx.store.write(seal).await {
-            tracing::error!(error = %format!("{e:#}"), "sealing the audit log failed");
-        }
-    }
-    // Seal what the last moments wrote, so a clean stop leaves nothing unsealed.
-    if let Err(e) = ctx.store.write(seal).await {
-        tracing::error!(error = %format!("{e:#}"), "sealing the audit log at shutdown failed");
-    }
+/// The scheduled job that seals new audit rows every [`SEAL_INTERVAL_SECS`]. The daemon seals once more after
+/// its tasks have drained (`app`), so a clean stop leaves nothing unsealed.
+pub fn job(store: crate::store::Store) -> crate::scheduler::Job {
+    crate::scheduler::Job::every(
+        "console.seal_audit",
+        std::time::Duration::from_secs(SEAL_INTERVAL_SECS),
+        move || {
+            let store = store.clone();
+            async move { store.write(seal).await.map(|_| ()) }
+        },
+    )
 }
 
 #[cfg(test)]

@@ -32,6 +32,7 @@
 //! ```
 
 pub mod bucket;
+pub mod line_sender;
 pub mod sender;
 
 use std::collections::HashSet;
@@ -42,6 +43,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use bucket::TokenBucket;
+pub use line_sender::{spawn_sender, LineSender, Outbox};
 pub use sender::{run_sender, SendOutcome, Sender};
 
 /// LINE multicast: at most 500 recipients per request (`MulticastRequest.to.maxItems`).

@@ -288,12 +288,7 @@ pub struct ManualHold {
     pub note: String,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Mode {
-    Normal,
-    Disaster,
-}
+pub use crate::mode::Mode;
 
 /// Why the mode is what it is (shown in the console and the audit log).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

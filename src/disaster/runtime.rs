@@ -1,8 +1,8 @@
 //! The disaster runtime: the glue that runs the pure engine on the real state and turns its decision into
 //! outbox rows and a rich-menu switch.
 //!
-//! One *cycle* (on every JMA pipeline bump, and every [`TICK`] for manual holds and the quiet period) runs in
-//! ONE `BEGIN IMMEDIATE` transaction:
+//! One *cycle* (the scheduled job `disaster.cycle`: on every JMA pipeline bump, and every [`TICK`] for manual
+//! holds and the quiet period) runs in ONE `BEGIN IMMEDIATE` transaction:
 //! 1. read the active-warning state (`jma_state`), the change events since the last cycle (`jma_events`, by
 //!    the cursor in `disaster_runtime`), the manual hold (`mode_state`) and the engine memory;
 //! 2. adapt them to the engine's types ([`warnings_of`], [`change_of`]) and call [`engine::decide`];
@@ -22,7 +22,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Transaction};
-use serde_json::Value;
+
 use tokio::sync::Notify;
 
 use super::compose::{self, Templates};
@@ -30,17 +30,14 @@ use super::engine::{
     self, ActiveWarning, Audience, ChangeKind, DistrictRef, Family, ManualHold, Mode, Phenomenon,
     ReportStatus, Severity, WarningChange,
 };
-use crate::app::Context;
-use crate::delivery::sender::{SendOutcome, Sender};
-use crate::delivery::Enqueued;
-use crate::delivery::Recipients;
+use crate::delivery::{Enqueued, Outbox, Recipients};
 use crate::health::Status;
-use crate::ids::LineUserId;
-use crate::jma::pipeline::{load_states, Pipeline};
+use crate::infra::Infra;
+use crate::jma::pipeline::{events_after, load_states, Pipeline};
 use crate::jma::state::{self as js, Scope, WarningEvent};
-use crate::line::client::{self, LineClient, RetryKey};
-use crate::line::message::Message;
+use crate::line::client::LineClient;
 use crate::line::richmenu;
+use crate::place::links::LinkTemplates;
 use crate::place::shelter::Need;
 use crate::place::status::{load_statuses, ShelterStatus};
 use crate::place::{Hazard, LatLon, PlaceData};
@@ -202,7 +199,12 @@ pub struct CycleReport {
 
 /// Everything a cycle needs that does not change while the daemon runs.
 pub struct Runtime {
-    pub config: Arc<crate::config::Config>,
+    /// `[disaster]`: policy, drill audience, report age, quiet period.
+    pub config: super::DisasterConfig,
+    /// `server.public_url`: where residents' links point.
+    pub public_url: String,
+    /// `place.links`: キキクル, hazard-map and JMA warning links.
+    pub links: LinkTemplates,
     pub place: Arc<PlaceData>,
     pub districts: Vec<DistrictRef>,
     pub templates: Templates,
@@ -229,21 +231,13 @@ impl Runtime {
             .unwrap_or(0);
         let mut changes = Vec::new();
         let mut last = cursor;
-        {
-            let mut stmt =
-                tx.prepare("SELECT id, json FROM jma_events WHERE id > ?1 ORDER BY id")?;
-            let rows = stmt.query_map([cursor], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
-            })?;
-            for row in rows {
-                let (id, json) = row?;
-                last = last.max(id);
-                match serde_json::from_str::<WarningEvent>(&json) {
-                    Ok(e) => changes.push(change_of(&e)),
-                    Err(e) => report
-                        .problems
-                        .push(format!("jma_events の {id} 行目を読めませんでした: {e}")),
-                }
+        for (id, event) in events_after(tx, cursor)? {
+            last = last.max(id);
+            match event {
+                Ok(e) => changes.push(change_of(&e)),
+                Err(e) => report
+                    .problems
+                    .push(format!("jma_events の {id} 行目を読めませんでした: {e}")),
             }
         }
 
@@ -265,7 +259,7 @@ impl Runtime {
 
         let memory = super::load_state(tx)?;
         let decision = engine::decide(
-            &self.config.disaster,
+            &self.config,
             &memory,
             engine::EngineInput {
                 now,
@@ -285,8 +279,8 @@ impl Runtime {
             let plans = super::plan_step(
                 &self.templates,
                 step,
-                &self.config.server.public_url,
-                &self.config.disaster.drill_audience,
+                &self.public_url,
+                &self.config.drill_audience,
                 |d, _| self.shelters_for(d, hazard, &status),
                 |muni| self.links_for(muni, hazard),
                 |d, a| {
@@ -310,14 +304,11 @@ impl Runtime {
         let enqueued = super::commit(tx, &decision, &planned, now.timestamp_millis())?;
         report.commit_time = committing.elapsed();
         if decision.mode_changed() {
-            let (mode, reason) = match decision.mode {
-                Mode::Disaster => (
-                    crate::mode::Mode::Disaster,
-                    "警報等の発表により災害モードへ",
-                ),
-                Mode::Normal => (crate::mode::Mode::Normal, "警報等の解除により平常時へ"),
+            let reason = match decision.mode {
+                Mode::Disaster => "警報等の発表により災害モードへ",
+                Mode::Normal => "警報等の解除により平常時へ",
             };
-            crate::mode::set_mode(tx, mode, "engine", reason, now)?;
+            crate::mode::set_mode(tx, decision.mode, "engine", reason, now)?;
         }
         tx.execute(
             "INSERT INTO disaster_runtime (id, last_event_id) VALUES (1, ?1)
@@ -374,7 +365,7 @@ impl Runtime {
         else {
             return compose::HazardLinks::default();
         };
-        let l = self.config.place.links.links(hazard, at, municipality);
+        let l = self.links.links(hazard, at, municipality);
         compose::HazardLinks {
             kikikuru: l.kikikuru,
             hazard_map: Some(l.hazard_map),
@@ -383,143 +374,102 @@ impl Runtime {
     }
 }
 
-/// The outbox sender over the real LINE client: multicast with the batch's retry key.
-pub struct LineSender {
+/// What the disaster cycle needs besides the infrastructure.
+pub struct Deps {
+    pub config: super::DisasterConfig,
+    pub public_url: String,
+    pub links: LinkTemplates,
+    /// `None` when `place.districts` is not configured: disaster mode is not decided.
+    pub place: Option<Arc<PlaceData>>,
     pub client: LineClient,
+    pub outbox: Outbox,
+    pub pipeline: Option<Arc<Pipeline>>,
 }
 
-impl Sender for LineSender {
-    async fn multicast(
-        &self,
-        retry_key: uuid::Uuid,
-        recipients: &[String],
-        messages: &[Value],
-    ) -> SendOutcome {
-        let mut typed = Vec::with_capacity(messages.len());
-        for m in messages {
-            match serde_json::from_value::<Message>(m.clone()) {
-                Ok(m) => typed.push(m),
-                Err(e) => {
-                    return SendOutcome::Rejected {
-                        status: 0,
-                        message: format!("stored message is not a LINE message object: {e}"),
-                    }
-                }
-            }
-        }
-        let to: Vec<LineUserId> = recipients.iter().map(LineUserId::new).collect();
-        let Some(key) = RetryKey::parse(&retry_key.hyphenated().to_string()) else {
-            return SendOutcome::Rejected {
-                status: 0,
-                message: format!("retry key {retry_key} is not a UUID"),
-            };
-        };
-        match self.client.multicast(&to, typed, key).await {
-            Ok(client::SendOutcome::Accepted { request_id, .. }) => {
-                SendOutcome::Accepted { request_id }
-            }
-            Ok(client::SendOutcome::AlreadyAccepted { request_id }) => {
-                SendOutcome::AlreadyAccepted { request_id }
-            }
-            Ok(client::SendOutcome::Rejected { status, body }) => SendOutcome::Rejected {
-                status,
-                message: body.message,
-            },
-            Ok(client::SendOutcome::QuotaExhausted { .. }) => SendOutcome::QuotaExhausted,
-            Ok(client::SendOutcome::GaveUp {
-                attempts,
-                last_error,
-            }) => SendOutcome::Transient {
-                message: format!("{attempts} attempt(s): {last_error}"),
-            },
-            Err(e) => SendOutcome::Rejected {
-                status: 0,
-                message: e.to_string(),
-            },
-        }
-    }
-}
-
-/// Spawns the outbox sender (always: other features enqueue too) and, when the city's districts load, the
-/// disaster cycle. Returns the sender's wake-up.
-pub async fn spawn(ctx: &Context, pipeline: Option<Arc<Pipeline>>) -> anyhow::Result<Arc<Notify>> {
-    let wake = Arc::new(Notify::new());
-    ctx.tasks.spawn({
-        let (store, cfg, metrics, health, wake, token) = (
-            ctx.store.clone(),
-            ctx.config.delivery.clone(),
-            ctx.metrics.clone(),
-            ctx.health.clone(),
-            wake.clone(),
-            ctx.shutdown.clone(),
-        );
-        let sender = Arc::new(LineSender {
-            client: ctx.line.client.clone(),
-        });
-        async move {
-            if let Err(e) = crate::delivery::sender::run_sender(
-                store, sender, cfg, metrics, health, wake, token,
-            )
-            .await
-            {
-                tracing::error!(error = %format!("{e:#}"), "outbox sender stopped");
-            }
-        }
-    });
-
-    if !ctx.config.place.districts.is_file() {
-        tracing::info!(
-            districts = %ctx.config.place.districts.display(),
-            "place.districts is not a file; disaster mode is not running"
-        );
-        ctx.health.set(
+/// Schedules the disaster cycle (`disaster.cycle`: every [`TICK`] and on every JMA pipeline bump) when the
+/// city's districts are loaded.
+pub fn spawn(infra: &Infra, deps: Deps) -> anyhow::Result<()> {
+    let Some(place) = deps.place else {
+        tracing::info!("place.districts is not loaded; disaster mode is not running");
+        infra.health.set(
             "disaster",
             Status::Degraded,
             "地区データ（place.districts）がないため災害モードの判定を行っていません",
         );
-        return Ok(wake);
-    }
-    let place = Arc::new(PlaceData::load(&ctx.config.place).context("loading place data")?);
-    for p in &place.problems {
-        ctx.store
-            .record_problem("place", format!("地区・避難所データの不正な行: {p}"), None)
-            .await;
-    }
-    register_resident_handlers(ctx, place.clone());
-    let templates = Templates::from_config(&ctx.config.disaster.templates_dir)
-        .context("loading alert templates")?;
+        return Ok(());
+    };
+    let templates =
+        Templates::from_config(&deps.config.templates_dir).context("loading alert templates")?;
     let rt = Arc::new(Runtime {
-        config: ctx.config.clone(),
         districts: districts_of(&place),
+        config: deps.config,
+        public_url: deps.public_url,
+        links: deps.links,
         place,
         templates,
     });
-    let ctx2 = ctx.clone();
-    let w = wake.clone();
-    ctx.tasks
-        .spawn(async move { run(ctx2, rt, pipeline, w).await });
-    Ok(wake)
+    let cycle = Arc::new(Cycle {
+        rt,
+        infra: infra.clone(),
+        client: deps.client,
+        outbox: deps.outbox,
+        pipeline: deps.pipeline.clone(),
+        next_switch_try: tokio::sync::Mutex::new(tokio::time::Instant::now()),
+    });
+    let wake = Arc::new(Notify::new());
+    if let Some(p) = &deps.pipeline {
+        // The pipeline announces new events on a watch channel; the job is woken through a Notify.
+        let (mut bump, w, token) = (p.subscribe(), wake.clone(), infra.shutdown.clone());
+        infra.tasks.spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = token.cancelled() => return,
+                    changed = bump.changed() => match changed {
+                        Ok(()) => w.notify_one(),
+                        Err(_) => return,
+                    },
+                }
+            }
+        });
+    }
+    infra.scheduler.add(
+        crate::scheduler::Job::every("disaster.cycle", TICK, move || {
+            let c = cycle.clone();
+            async move {
+                c.run_once().await;
+                Ok(())
+            }
+        })
+        .woken_by(wake),
+    );
+    Ok(())
 }
 
-async fn run(ctx: Context, rt: Arc<Runtime>, pipeline: Option<Arc<Pipeline>>, wake: Arc<Notify>) {
-    let mut bump = pipeline.as_ref().map(|p| p.subscribe());
-    let mut next_switch_try = tokio::time::Instant::now();
-    loop {
+/// One scheduled run of the cycle and its follow-ups (wake the sender, reconcile the rich menu).
+struct Cycle {
+    rt: Arc<Runtime>,
+    infra: Infra,
+    client: LineClient,
+    outbox: Outbox,
+    pipeline: Option<Arc<Pipeline>>,
+    next_switch_try: tokio::sync::Mutex<tokio::time::Instant>,
+}
+
+impl Cycle {
+    async fn run_once(&self) {
+        let store = &self.infra.store;
         // Never decide on the middle of a batch of telegrams (see `Pipeline::hold`).
-        let held = match &pipeline {
+        let held = match &self.pipeline {
             Some(p) => Some(p.hold().await),
             None => None,
         };
-        let rt2 = rt.clone();
-        let res = ctx
-            .store
-            .write(move |tx| rt2.cycle_tx(tx, Utc::now()))
-            .await;
+        let rt = self.rt.clone();
+        let res = store.write(move |tx| rt.cycle_tx(tx, Utc::now())).await;
         drop(held);
         match res {
             Ok(r) => {
                 for p in r.problems {
-                    ctx.store.record_problem("disaster", p, None).await;
+                    store.record_problem("disaster", p, None).await;
                 }
                 if r.alerts_created > 0 {
                     tracing::info!(
@@ -529,28 +479,27 @@ async fn run(ctx: Context, rt: Arc<Runtime>, pipeline: Option<Arc<Pipeline>>, wa
                         outbox_ms = r.commit_time.as_millis() as u64,
                         "disaster alerts enqueued"
                     );
-                    wake.notify_one();
+                    self.outbox.wake();
                 }
                 if r.mode_changed {
                     tracing::warn!(mode = ?r.mode, "disaster mode changed");
                 }
-                ctx.health.set("disaster", Status::Ok, "");
+                self.infra.health.set("disaster", Status::Ok, "");
                 if let Some(mode) = r.mode {
-                    if tokio::time::Instant::now() >= next_switch_try
-                        && !reconcile_menu(&ctx, mode).await
-                    {
-                        next_switch_try = tokio::time::Instant::now() + SWITCH_RETRY;
+                    let mut next = self.next_switch_try.lock().await;
+                    if tokio::time::Instant::now() >= *next && !self.reconcile_menu(mode).await {
+                        *next = tokio::time::Instant::now() + SWITCH_RETRY;
                     }
                 }
             }
             Err(e) => {
                 tracing::error!(error = %format!("{e:#}"), "disaster cycle failed");
-                ctx.health.set(
+                self.infra.health.set(
                     "disaster",
                     Status::Degraded,
                     "災害モードの判定に失敗しました",
                 );
-                ctx.store
+                store
                     .record_problem(
                         "disaster",
                         "災害モードの判定に失敗しました".into(),
@@ -559,167 +508,52 @@ async fn run(ctx: Context, rt: Arc<Runtime>, pipeline: Option<Arc<Pipeline>>, wa
                     .await;
             }
         }
-        // Cancel-safety: every branch only waits; the cycle above is not part of the select, so a shutdown
-        // never interrupts a transaction.
-        tokio::select! {
-            _ = ctx.shutdown.cancelled() => return,
-            _ = async {
-                match bump.as_mut() {
-                    Some(b) => { if b.changed().await.is_err() { std::future::pending::<()>().await } }
-                    None => std::future::pending::<()>().await,
-                }
-            } => {}
-            _ = tokio::time::sleep(TICK) => {}
-        }
-    }
-}
-
-/// Switches the account's rich menu when its mode differs from the engine's. Returns false on failure.
-async fn reconcile_menu(ctx: &Context, mode: Mode) -> bool {
-    let want = match mode {
-        Mode::Disaster => richmenu::Mode::Emergency,
-        Mode::Normal => richmenu::Mode::Normal,
-    };
-    match richmenu::current_mode(&ctx.store).await {
-        Ok(m) if m == want => return true,
-        Ok(_) => {}
-        Err(e) => {
-            tracing::warn!(error = %format!("{e:#}"), "rich-menu mode unknown; switching");
-        }
-    }
-    match richmenu::switch_account(ctx, want).await {
-        Ok(report) => {
-            let detail = serde_json::to_value(&report).unwrap_or_default();
-            let _ = ctx
-                .store
-                .write(move |tx| {
-                    crate::store::Store::audit(tx, "system", "richmenu.switch", &detail)?;
-                    Ok(())
-                })
-                .await;
-            tracing::info!(mode = want.as_str(), "rich menu switched");
-            true
-        }
-        Err(e) => {
-            ctx.store
-                .record_problem(
-                    "richmenu",
-                    format!(
-                        "リッチメニューを「{}」に切り替えられませんでした（{}秒後に再試行します）",
-                        want.as_str(),
-                        SWITCH_RETRY.as_secs()
-                    ),
-                    Some(format!("{e:#}")),
-                )
-                .await;
-            false
-        }
-    }
-}
-
-// ------------------------------------------------------------------------------------------ resident handlers
-
-/// Registers the resident handlers (`resident::flow`) in the LINE event router: follow → welcome and district
-/// registration, unfollow → inactive, location / postback / text → registration steps. Replies use the
-/// event's reply token (free, single use); in standby mode nothing is sent.
-pub fn register_resident_handlers(ctx: &Context, place: Arc<PlaceData>) {
-    use crate::line::events::{handler_fn, Event, Route};
-    use crate::resident::{self, flow};
-
-    async fn reply(ctx: &Context, ev: &Event, messages: Vec<Value>) -> anyhow::Result<()> {
-        let Some(token) = ev.reply_token.as_deref() else {
-            return Ok(());
-        };
-        if ev.mode == "standby" || messages.is_empty() {
-            return Ok(());
-        }
-        let typed = messages
-            .into_iter()
-            .map(serde_json::from_value::<Message>)
-            .collect::<Result<Vec<_>, _>>()
-            .context("registration reply is not a LINE message")?;
-        let outcome = ctx.line.client.reply(token, typed).await?;
-        if !outcome.is_success() {
-            tracing::warn!(outcome = outcome.label(), "registration reply not accepted");
-        }
-        Ok(())
     }
 
-    let city = ctx.config.place.city_name.clone();
-    let router = ctx.line.events.clone();
-    {
-        let (place, city) = (place.clone(), city.clone());
-        router.register(
-            Route::Follow,
-            handler_fn(move |ctx: Context, ev: Event| {
-                let (place, city) = (place.clone(), city.clone());
-                async move {
-                    let Some(user) = ev.user_id().cloned() else {
-                        return Ok(());
-                    };
-                    let returning = match resident::follow(&ctx.store, user).await? {
-                        resident::FollowOutcome::New => None,
-                        resident::FollowOutcome::Returning { district_id } => district_id,
-                    };
-                    let msgs = flow::welcome(&place.districts, &city, returning.as_deref());
-                    reply(&ctx, &ev, msgs).await
-                }
-            }),
-        );
-    }
-    router.register(
-        Route::Unfollow,
-        handler_fn(|ctx: Context, ev: Event| async move {
-            if let Some(user) = ev.user_id().cloned() {
-                resident::unfollow(&ctx.store, user).await?;
+    /// Switches the account's rich menu when its mode differs from the engine's. Returns false on failure.
+    async fn reconcile_menu(&self, want: Mode) -> bool {
+        let store = &self.infra.store;
+        match richmenu::current_mode(store).await {
+            Ok(m) if m == want => return true,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "rich-menu mode unknown; switching");
             }
-            Ok(())
-        }),
-    );
-    let answer = |which: &'static str, place: Arc<PlaceData>, city: String| {
-        handler_fn(move |ctx: Context, ev: Event| {
-            let (place, city) = (place.clone(), city.clone());
-            async move {
-                let Some(user) = ev.user_id().cloned() else {
-                    return Ok(());
-                };
-                let d = &place.districts;
-                let r = match which {
-                    "location" => ev
-                        .message
-                        .as_ref()
-                        .and_then(|m| LatLon::new(m.latitude?, m.longitude?))
-                        .map(|at| flow::on_location(d, &city, at)),
-                    "postback" => ev
-                        .postback
-                        .as_ref()
-                        .and_then(|p| flow::on_postback(d, &p.data)),
-                    _ => ev
-                        .message
-                        .as_ref()
-                        .and_then(|m| m.text.as_deref())
-                        .and_then(|t| flow::on_text(d, t)),
-                };
-                let Some(r) = r else { return Ok(()) };
-                resident::apply_effect(&ctx.store, user, r.effect).await?;
-                reply(&ctx, &ev, r.messages).await
+        }
+        match richmenu::switch_account(&self.client, store, want).await {
+            Ok(report) => {
+                let detail = serde_json::to_value(&report).unwrap_or_default();
+                let _ = store
+                    .write(move |tx| {
+                        crate::store::Store::audit(tx, "system", "richmenu.switch", &detail)?;
+                        Ok(())
+                    })
+                    .await;
+                tracing::info!(mode = want.menu_key(), "rich menu switched");
+                true
             }
-        })
-    };
-    router.register(
-        Route::Location,
-        answer("location", place.clone(), city.clone()),
-    );
-    router.register(
-        Route::Postback,
-        answer("postback", place.clone(), city.clone()),
-    );
-    router.register(Route::Text, answer("text", place, city));
+            Err(e) => {
+                store
+                    .record_problem(
+                        "richmenu",
+                        format!(
+                            "リッチメニューを「{}」に切り替えられませんでした（{}秒後に再試行します）",
+                            want.label_ja(),
+                            SWITCH_RETRY.as_secs()
+                        ),
+                        Some(format!("{e:#}")),
+                    )
+                    .await;
+                false
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::LineUserId;
     use crate::store::Store;
 
     const DEMO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/demo");
@@ -729,14 +563,17 @@ mod tests {
     );
 
     fn runtime() -> Runtime {
-        let mut config = crate::config::Config::default();
-        config.place.city_name = "札幌市".into();
-        config.place.districts = format!("{DEMO}/sapporo-districts.geojson").into();
-        config.place.shelters =
-            vec![format!("{DEMO}/sapporo-01100-shitei-kinkyu-hinanbasho.csv").into()];
-        let place = Arc::new(PlaceData::load(&config.place).expect("demo place data loads"));
+        let place_cfg = crate::place::PlaceConfig {
+            city_name: "札幌市".into(),
+            districts: format!("{DEMO}/sapporo-districts.geojson").into(),
+            shelters: vec![format!("{DEMO}/sapporo-01100-shitei-kinkyu-hinanbasho.csv").into()],
+            ..Default::default()
+        };
+        let place = Arc::new(PlaceData::load(&place_cfg).expect("demo place data loads"));
         Runtime {
-            config: Arc::new(config),
+            config: Default::default(),
+            public_url: "http://127.0.0.1:8080".into(),
+            links: place_cfg.links.clone(),
             districts: districts_of(&place),
             place,
             templates: Templates::embedded().expect("embedded templates"),

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::app::Context;
+use crate::infra::Infra;
 use pipeline::{ParseFn, Pipeline};
 use state::CodeTable;
 
@@ -67,10 +67,9 @@ pub fn classify_code(data_type: &str, code: &str) -> Option<state::KindClass> {
     })
 }
 
-/// Starts the feed poller on `ctx.tasks` when `[jma] feeds` is non-empty. Returns the pipeline (state, event
-/// subscription) for the disaster engine.
-pub async fn spawn(ctx: &Context) -> anyhow::Result<Option<Arc<Pipeline>>> {
-    let cfg = ctx.config.jma.clone();
+/// Starts the feed poller when `[jma] feeds` is non-empty. Returns the pipeline (state, event subscription)
+/// for the disaster engine.
+pub async fn spawn(ctx: &Infra, cfg: JmaConfig) -> anyhow::Result<Option<Arc<Pipeline>>> {
     if cfg.feeds.is_empty() {
         tracing::info!("jma.feeds is empty; not polling JMA");
         return Ok(None);

@@ -373,21 +373,25 @@ fn last_event_id(c: &Connection) -> anyhow::Result<i64> {
 }
 
 /// Events with an id above `after`, oldest first, for consumers (the disaster engine) that remember the last
-/// id they handled.
-pub fn events_after(c: &Connection, after: i64) -> anyhow::Result<Vec<(i64, WarningEvent)>> {
+/// id they handled. A row that does not read as an event comes back as its error, so the consumer can move
+/// past it and tell operators instead of stalling on it.
+pub fn events_after(
+    c: &Connection,
+    after: i64,
+) -> anyhow::Result<Vec<(i64, Result<WarningEvent, String>)>> {
     let mut stmt = c.prepare("SELECT id, json FROM jma_events WHERE id > ?1 ORDER BY id")?;
     let rows = stmt
         .query_map([after], |r| {
             Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
         })?
         .collect::<Result<Vec<_>, _>>()?;
-    rows.into_iter()
+    Ok(rows
+        .into_iter()
         .map(|(id, json)| {
-            let e: WarningEvent = serde_json::from_str(&json)
-                .with_context(|| format!("jma_events row {id} is not a valid event"))?;
-            Ok((id, e))
+            let e = serde_json::from_str::<WarningEvent>(&json).map_err(|e| e.to_string());
+            (id, e)
         })
-        .collect()
+        .collect())
 }
 
 /// Deletes apply-once keys older than [`APPLIED_RETENTION_DAYS`] before the newest one.
@@ -604,9 +608,10 @@ mod tests {
         assert_eq!(ev[2].3, 4, "events carry the archive id of their telegram");
         let typed = store.read_blocking(|c| events_after(c, 2)).unwrap();
         assert_eq!(typed.len(), 1);
-        assert_eq!(typed[0].1.after.as_ref().unwrap().code, "43");
+        let e = typed[0].1.as_ref().unwrap();
+        assert_eq!(e.after.as_ref().unwrap().code, "43");
         assert_eq!(
-            typed[0].1.before.as_ref().unwrap().active_since,
+            e.before.as_ref().unwrap().active_since,
             crate::jma::state::tests::t("10:00")
         );
         let active: Vec<(String, String)> = store

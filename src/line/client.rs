@@ -101,6 +101,8 @@ pub enum SendOutcome {
     /// Retries exhausted on network errors, timeouts, 5xx or rate limiting. Safe to try again later with
     /// the same key, within 24 h of the first attempt.
     GaveUp { attempts: u32, last_error: String },
+    /// 429 "The API rate limit has been exceeded" on a single-attempt send (`*_once`): the caller backs off.
+    RateLimited { message: String },
 }
 
 impl SendOutcome {
@@ -120,6 +122,7 @@ impl SendOutcome {
             SendOutcome::Rejected { .. } => "rejected",
             SendOutcome::QuotaExhausted { .. } => "quota_exhausted",
             SendOutcome::GaveUp { .. } => "gave_up",
+            SendOutcome::RateLimited { .. } => "rate_limited",
         }
     }
 }
@@ -228,6 +231,9 @@ enum RetryMode {
     Always,
     /// Retry only when the connection was never established (the request cannot have reached LINE).
     ConnectOnly,
+    /// One attempt; 429s and 5xx are answered, not retried: the caller owns retries and backoff (the
+    /// outbox, whose 429 path pauses the whole dispatcher).
+    Once,
 }
 
 enum Payload {
@@ -429,7 +435,7 @@ impl LineClient {
                     if raw.status >= 500 {
                         self.metric(call.class, "server_error");
                         last_error = format!("HTTP {}", raw.status);
-                        if call.mode == RetryMode::ConnectOnly {
+                        if call.mode != RetryMode::Always {
                             return Ok(raw);
                         }
                     } else if raw.status == 429 {
@@ -441,7 +447,7 @@ impl LineClient {
                         self.metric(call.class, "rate_limited");
                         self.inner.limiter.drain(call.class);
                         last_error = format!("HTTP 429: {}", body.message);
-                        if call.mode == RetryMode::ConnectOnly {
+                        if call.mode != RetryMode::Always {
                             return Ok(raw);
                         }
                     } else {
@@ -468,7 +474,7 @@ impl LineClient {
                     }
                 }
             }
-            if attempt >= policy.max_attempts {
+            if attempt >= policy.max_attempts || call.mode == RetryMode::Once {
                 tracing::warn!(what = call.what, attempt, error = %last_error, "LINE request gave up");
                 return Err(ClientError::Unavailable {
                     attempts: attempt,
@@ -526,6 +532,7 @@ impl LineClient {
         body: Payload,
         key: RetryKey,
         what: &str,
+        mode: RetryMode,
     ) -> SendOutcome {
         {
             let mut stopped = self
@@ -552,9 +559,13 @@ impl LineClient {
             class,
             payload: body,
             retry_key: Some(key),
-            mode: RetryMode::Always,
+            mode,
             max_rate_wait: None,
             what,
+        };
+        let attempts = match mode {
+            RetryMode::Once => 1,
+            _ => self.inner.retry.max_attempts,
         };
         let raw = match self.execute(call).await {
             Ok(raw) => raw,
@@ -596,15 +607,19 @@ impl LineClient {
                 if body.message.contains("monthly limit") {
                     self.quota_exhausted(what, &body).await;
                     SendOutcome::QuotaExhausted { body }
+                } else if mode == RetryMode::Once {
+                    SendOutcome::RateLimited {
+                        message: body.message,
+                    }
                 } else {
                     SendOutcome::GaveUp {
-                        attempts: self.inner.retry.max_attempts,
+                        attempts,
                         last_error: format!("HTTP 429: {}", body.message),
                     }
                 }
             }
             s if s >= 500 => SendOutcome::GaveUp {
-                attempts: self.inner.retry.max_attempts,
+                attempts,
                 last_error: format!("HTTP {s}"),
             },
             status => SendOutcome::Rejected {
@@ -667,16 +682,48 @@ impl LineClient {
             notification_disabled: false,
         });
         Ok(self
-            .send_counted(RateClass::Push, "/v2/bot/message/push", body, key, "push")
+            .send_counted(
+                RateClass::Push,
+                "/v2/bot/message/push",
+                body,
+                key,
+                "push",
+                RetryMode::Always,
+            )
             .await)
     }
 
-    /// `POST /v2/bot/message/multicast` to 1–500 users.
+    /// `POST /v2/bot/message/multicast` to 1–500 users, retrying network errors, timeouts, 5xx and
+    /// rate-limit 429s with the same key.
     pub async fn multicast(
         &self,
         to: &[LineUserId],
         messages: Vec<Message>,
         key: RetryKey,
+    ) -> Result<SendOutcome, LimitError> {
+        self.multicast_with(to, messages, key, RetryMode::Always)
+            .await
+    }
+
+    /// One multicast attempt: a rate-limit 429 is [`SendOutcome::RateLimited`], a 5xx or network error
+    /// [`SendOutcome::GaveUp`] after one attempt. The outbox sends this way, so retrying and backing off
+    /// have one owner (the outbox's dispatcher) instead of two stacked layers.
+    pub async fn multicast_once(
+        &self,
+        to: &[LineUserId],
+        messages: Vec<Message>,
+        key: RetryKey,
+    ) -> Result<SendOutcome, LimitError> {
+        self.multicast_with(to, messages, key, RetryMode::Once)
+            .await
+    }
+
+    async fn multicast_with(
+        &self,
+        to: &[LineUserId],
+        messages: Vec<Message>,
+        key: RetryKey,
+        mode: RetryMode,
     ) -> Result<SendOutcome, LimitError> {
         limits::check_recipients(to.len())?;
         limits::check_messages(&messages)?;
@@ -692,6 +739,7 @@ impl LineClient {
                 body,
                 key,
                 "multicast",
+                mode,
             )
             .await)
     }
@@ -714,6 +762,7 @@ impl LineClient {
                 body,
                 key,
                 "broadcast",
+                RetryMode::Always,
             )
             .await)
     }

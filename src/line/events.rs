@@ -14,7 +14,6 @@ use futures::future::BoxFuture;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::app::Context;
 use crate::ids::LineUserId;
 
 /// A webhook event as the worker sees it.
@@ -110,6 +109,30 @@ impl Postback {
             Some(_) => None,
         }
     }
+}
+
+/// Writes postback `data` in the one grammar every service uses: `action=NAME&key=value…`. Values keep their
+/// UTF-8 (LINE counts characters, and 300 is tight for Japanese town names); only the characters the query
+/// syntax needs (`%`, `&`, `=`, `+`) are percent-encoded, so [`Postback::field`] reads back every value.
+pub fn postback_data(fields: &[(&str, &str)]) -> String {
+    let escape = |s: &str| {
+        let mut o = String::with_capacity(s.len());
+        for c in s.chars() {
+            match c {
+                '%' => o.push_str("%25"),
+                '&' => o.push_str("%26"),
+                '=' => o.push_str("%3D"),
+                '+' => o.push_str("%2B"),
+                c => o.push(c),
+            }
+        }
+        o
+    };
+    fields
+        .iter()
+        .map(|(k, v)| format!("{}={}", escape(k), escape(v)))
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 /// Why a stored event could not be read as an event at all.
@@ -225,45 +248,67 @@ pub enum Route {
     PostbackAction(String),
 }
 
+/// What a handler did with an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// The event was this handler's: no later handler sees it.
+    Handled,
+    /// Not this handler's; the next one is asked.
+    Pass,
+}
+
 /// A feature's reaction to an event. Handlers must be idempotent: an event whose processing was cut short
-/// (crash, restart) is processed again.
+/// (crash, restart) is processed again. A handler captures what it needs (store, LINE client, place data)
+/// when it is registered.
 pub trait EventHandler: Send + Sync + 'static {
-    fn handle<'a>(
-        &'a self,
-        ctx: &'a Context,
-        event: &'a Event,
-    ) -> BoxFuture<'a, anyhow::Result<()>>;
+    fn handle<'a>(&'a self, event: &'a Event) -> BoxFuture<'a, anyhow::Result<Claim>>;
 }
 
 struct FnHandler<F>(F);
 
 impl<F, Fut> EventHandler for FnHandler<F>
 where
-    F: Fn(Context, Event) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+    F: Fn(Event) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = anyhow::Result<Claim>> + Send + 'static,
 {
-    fn handle<'a>(
-        &'a self,
-        ctx: &'a Context,
-        event: &'a Event,
-    ) -> BoxFuture<'a, anyhow::Result<()>> {
-        Box::pin((self.0)(ctx.clone(), event.clone()))
+    fn handle<'a>(&'a self, event: &'a Event) -> BoxFuture<'a, anyhow::Result<Claim>> {
+        Box::pin((self.0)(event.clone()))
     }
 }
 
 /// Wraps an async closure as a handler.
 pub fn handler_fn<F, Fut>(f: F) -> Arc<dyn EventHandler>
 where
-    F: Fn(Context, Event) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+    F: Fn(Event) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = anyhow::Result<Claim>> + Send + 'static,
 {
     Arc::new(FnHandler(f))
 }
 
-/// The registry of handlers. Every handler of every matching route runs, in registration order.
+/// How an event was dispatched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dispatched {
+    /// Handlers that ran.
+    pub ran: usize,
+    /// Someone claimed it (or, for follow/unfollow, at least one observer ran).
+    pub claimed: bool,
+    /// Nobody claimed it and the fallback answered.
+    pub fallback: bool,
+}
+
+/// The registry of handlers.
+///
+/// * **Follow and unfollow** are lifecycle events: every registered handler observes them, in registration
+///   order (the rich menu links the new friend, the resident service greets them); at most one of them
+///   replies.
+/// * **Messages and postbacks** go to the first handler that claims them: postback handlers registered
+///   for the event's `action=` first, then every-postback handlers, each in registration order. A reply
+///   token is single use, so two handlers can never both answer.
+/// * An event nobody claims goes to the fallback (the resident-core answer), never to silence.
 #[derive(Default)]
 pub struct EventRouter {
     handlers: RwLock<HashMap<Route, Vec<Arc<dyn EventHandler>>>>,
+    fallback: RwLock<Option<Arc<dyn EventHandler>>>,
 }
 
 impl EventRouter {
@@ -280,6 +325,11 @@ impl EventRouter {
             .push(handler);
     }
 
+    /// The handler for messages and postbacks nobody claims. Replaces an earlier one.
+    pub fn set_fallback(&self, handler: Arc<dyn EventHandler>) {
+        *self.fallback.write().unwrap_or_else(|p| p.into_inner()) = Some(handler);
+    }
+
     /// Handlers for `event`, in route order then registration order.
     pub fn handlers_for(&self, event: &Event) -> Vec<Arc<dyn EventHandler>> {
         let map = self.handlers.read().unwrap_or_else(|p| p.into_inner());
@@ -292,22 +342,69 @@ impl EventRouter {
             .collect()
     }
 
-    /// Runs every handler for `event`; the first error is returned after all handlers ran.
-    /// Returns how many handlers ran.
-    pub async fn dispatch(&self, ctx: &Context, event: &Event) -> anyhow::Result<usize> {
+    /// Dispatches `event` (see the type's docs). A handler's error stops the dispatch and is returned, so
+    /// the worker records it and the event is not half-answered by a later handler.
+    pub async fn dispatch(&self, event: &Event) -> anyhow::Result<Dispatched> {
         let handlers = self.handlers_for(event);
-        let mut first_err = None;
+        let lifecycle = matches!(event.kind.as_str(), "follow" | "unfollow");
+        let mut d = Dispatched {
+            ran: 0,
+            claimed: false,
+            fallback: false,
+        };
         for h in &handlers {
-            if let Err(e) = h.handle(ctx, event).await {
-                tracing::warn!(kind = %event.kind, error = %format!("{e:#}"), "webhook handler failed");
-                first_err.get_or_insert(e);
+            d.ran += 1;
+            let claim = h.handle(event).await.inspect_err(|e| {
+                tracing::warn!(kind = %event.kind, error = %format!("{e:#}"), "webhook handler failed")
+            })?;
+            if lifecycle {
+                d.claimed = true;
+            } else if claim == Claim::Handled {
+                d.claimed = true;
+                return Ok(d);
             }
         }
-        match first_err {
-            Some(e) => Err(e),
-            None => Ok(handlers.len()),
+        let answerable = matches!(event.kind.as_str(), "message" | "postback");
+        if !d.claimed && answerable {
+            let fallback = self
+                .fallback
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            if let Some(f) = fallback {
+                d.ran += 1;
+                f.handle(event).await?;
+                d.fallback = true;
+            }
         }
+        Ok(d)
     }
+}
+
+/// Replies to `event` with `messages` through its reply token (free, single use, valid one minute). Nothing
+/// is sent without a token, in standby mode, or when there is nothing to say. The one reply helper every
+/// resident service uses.
+pub async fn reply(
+    client: &crate::line::client::LineClient,
+    event: &Event,
+    messages: Vec<Value>,
+) -> anyhow::Result<()> {
+    let Some(token) = event.reply_token.as_deref() else {
+        return Ok(());
+    };
+    if event.mode == "standby" || messages.is_empty() {
+        return Ok(());
+    }
+    let typed = messages
+        .into_iter()
+        .map(serde_json::from_value::<crate::line::message::Message>)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("a reply is not a LINE message object: {e}"))?;
+    let outcome = client.reply(token, typed).await?;
+    if !outcome.is_success() {
+        tracing::warn!(outcome = outcome.label(), kind = %event.kind, "reply not accepted");
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -386,5 +483,93 @@ mod tests {
     fn a_malformed_user_id_is_dropped_not_trusted() {
         let e = ev(json!({"type":"follow","source":{"type":"user","userId":"../../etc"}}));
         assert!(e.user_id().is_none());
+    }
+
+    fn counting(
+        log: &Arc<std::sync::Mutex<Vec<&'static str>>>,
+        name: &'static str,
+        claim: Claim,
+    ) -> Arc<dyn EventHandler> {
+        let log = log.clone();
+        handler_fn(move |_ev| {
+            let log = log.clone();
+            async move {
+                log.lock().unwrap().push(name);
+                Ok(claim)
+            }
+        })
+    }
+
+    #[tokio::test]
+    async fn the_first_handler_that_claims_a_message_wins_and_the_rest_never_see_it() {
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let r = EventRouter::new();
+        r.register(Route::Text, counting(&log, "a", Claim::Pass));
+        r.register(Route::Text, counting(&log, "b", Claim::Handled));
+        r.register(Route::Text, counting(&log, "c", Claim::Handled));
+        r.set_fallback(counting(&log, "fallback", Claim::Handled));
+        let d = r
+            .dispatch(&ev(
+                json!({"type":"message","message":{"id":"1","type":"text","text":"x"}}),
+            ))
+            .await
+            .unwrap();
+        assert_eq!(*log.lock().unwrap(), vec!["a", "b"]);
+        assert!(d.claimed && !d.fallback);
+    }
+
+    #[tokio::test]
+    async fn an_action_handler_is_asked_before_every_postback_handler_and_nobody_claiming_means_fallback(
+    ) {
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let r = EventRouter::new();
+        r.register(Route::Postback, counting(&log, "any", Claim::Pass));
+        r.register(
+            Route::PostbackAction("news".into()),
+            counting(&log, "news", Claim::Pass),
+        );
+        r.set_fallback(counting(&log, "fallback", Claim::Handled));
+        let d = r
+            .dispatch(&ev(
+                json!({"type":"postback","postback":{"data":"action=news"}}),
+            ))
+            .await
+            .unwrap();
+        assert_eq!(*log.lock().unwrap(), vec!["news", "any", "fallback"]);
+        assert!(!d.claimed && d.fallback);
+    }
+
+    #[tokio::test]
+    async fn every_observer_sees_a_follow_and_no_fallback_answers_it() {
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let r = EventRouter::new();
+        r.register(Route::Follow, counting(&log, "menu", Claim::Handled));
+        r.register(Route::Follow, counting(&log, "resident", Claim::Handled));
+        r.set_fallback(counting(&log, "fallback", Claim::Handled));
+        let d = r.dispatch(&ev(json!({"type":"follow"}))).await.unwrap();
+        assert_eq!(*log.lock().unwrap(), vec!["menu", "resident"]);
+        assert_eq!(d.ran, 2);
+        let unknown = r.dispatch(&ev(json!({"type":"hologram"}))).await.unwrap();
+        assert_eq!(
+            unknown.ran, 0,
+            "an event type we do not know gets no answer"
+        );
+    }
+
+    #[test]
+    fn postback_data_reads_back_every_value_and_keeps_japanese_as_is() {
+        let data = postback_data(&[
+            ("action", "register"),
+            ("group", "中央区"),
+            ("base", "a&b=c+d%e"),
+        ]);
+        assert!(data.contains("中央区"), "{data}");
+        let pb = Postback {
+            data,
+            ..Postback::default()
+        };
+        assert_eq!(pb.action().as_deref(), Some("register"));
+        assert_eq!(pb.field("group").as_deref(), Some("中央区"));
+        assert_eq!(pb.field("base").as_deref(), Some("a&b=c+d%e"));
     }
 }

@@ -111,32 +111,37 @@ impl LineConfig {
     }
 }
 
-/// The LINE parts the daemon shares: the client, the event router features register into, and the
-/// webhook worker's wake-up. Built once in `Application::build`.
+/// The LINE adapter's handle: the client, the event router services register into, the webhook's
+/// settings and the worker's wake-up. Built once in `Application::build`; cheap to clone.
 #[derive(Clone)]
 pub struct LineRuntime {
     pub client: client::LineClient,
     pub events: Arc<events::EventRouter>,
     pub wake: Arc<tokio::sync::Notify>,
     pub intake: Arc<webhook::IntakeState>,
+    pub store: crate::store::Store,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// Verifies `X-Line-Signature`.
+    pub channel_secret: crate::secret::Secret,
+    pub webhook_body_limit_bytes: usize,
 }
 
 impl LineRuntime {
     /// The client from `[line]` and the secrets, alarms going to health, metrics and the problems table;
-    /// the event router with the LINE module's own handlers registered.
+    /// an empty event router.
     pub fn build(
-        config: &crate::config::Config,
-        secrets: &crate::config::Secrets,
+        cfg: &LineConfig,
+        channel_secret: crate::secret::Secret,
+        access_token: crate::secret::Secret,
         health: &Arc<crate::health::Health>,
         metrics: &Arc<crate::metrics::Metrics>,
         store: &crate::store::Store,
     ) -> anyhow::Result<LineRuntime> {
-        let cfg = &config.line;
         let client = client::LineClient::with_alarm(
             client::ClientConfig {
                 api_base: cfg.api_base.clone(),
                 api_data_base: cfg.api_data_base.clone(),
-                access_token: secrets.line_channel_access_token.clone(),
+                access_token,
                 retry: client::RetryPolicy {
                     request_timeout: std::time::Duration::from_secs(cfg.request_timeout_secs),
                     max_attempts: cfg.max_attempts,
@@ -149,13 +154,15 @@ impl LineRuntime {
                 store: Some(store.clone()),
             },
         )?;
-        let events = Arc::new(events::EventRouter::new());
-        richmenu::register_handlers(&events);
         Ok(LineRuntime {
             client,
-            events,
+            events: Arc::new(events::EventRouter::new()),
             wake: Arc::new(tokio::sync::Notify::new()),
             intake: Arc::new(webhook::IntakeState::default()),
+            store: store.clone(),
+            metrics: metrics.clone(),
+            channel_secret,
+            webhook_body_limit_bytes: cfg.webhook_body_limit_bytes,
         })
     }
 }

@@ -41,43 +41,21 @@ use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
-use crate::app::Context;
 use crate::ids::LineUserId;
 use crate::line::client::{ClientError, LineClient};
-use crate::line::events::{handler_fn, Event, EventRouter, Route};
+use crate::line::events::{handler_fn, Claim, Event, Route};
 use crate::line::message::{Action, BatchOperation, BatchPhase, BatchRequest, RichMenuRequest};
+use crate::line::LineRuntime;
 use crate::store::Store;
 
-/// The account's rich-menu mode.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    Normal,
-    Emergency,
-}
-
-impl Mode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Normal => "normal",
-            Mode::Emergency => "emergency",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Mode> {
-        match s {
-            "normal" => Some(Mode::Normal),
-            "emergency" => Some(Mode::Emergency),
-            _ => None,
-        }
-    }
-}
+pub use crate::mode::Mode;
 
 /// One `templates/richmenus/NAME.json`.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Template {
     pub key: String,
+    #[serde(with = "crate::mode::menu_key")]
     pub mode: Mode,
     pub entry: bool,
     pub alias: String,
@@ -189,11 +167,14 @@ pub fn load_templates(dir: &Path, public_url: &str) -> anyhow::Result<Vec<Loaded
 }
 
 /// The templates the configuration names: `line.richmenu_dir`, or the built-in ones.
-pub fn configured_templates(config: &crate::config::Config) -> anyhow::Result<Vec<LoadedTemplate>> {
-    if config.line.richmenu_dir.as_os_str().is_empty() {
-        embedded_templates(&config.server.public_url)
+pub fn configured_templates(
+    richmenu_dir: &Path,
+    public_url: &str,
+) -> anyhow::Result<Vec<LoadedTemplate>> {
+    if richmenu_dir.as_os_str().is_empty() {
+        embedded_templates(public_url)
     } else {
-        load_templates(&config.line.richmenu_dir, &config.server.public_url)
+        load_templates(richmenu_dir, public_url)
     }
 }
 
@@ -295,7 +276,7 @@ pub fn check_templates(ts: &[LoadedTemplate]) -> anyhow::Result<()> {
             None => problems.push(format!("{k}: image is not a PNG")),
         }
     }
-    for mode in [Mode::Normal, Mode::Emergency] {
+    for mode in [Mode::Normal, Mode::Disaster] {
         let n = ts
             .iter()
             .filter(|t| t.template.mode == mode && t.template.entry)
@@ -303,7 +284,7 @@ pub fn check_templates(ts: &[LoadedTemplate]) -> anyhow::Result<()> {
         if n != 1 {
             problems.push(format!(
                 "mode {}: {n} entry menus; mark exactly one template `\"entry\": true`",
-                mode.as_str()
+                mode.menu_key()
             ));
         }
     }
@@ -473,7 +454,7 @@ pub async fn sync(
                 let (key, hash, mode, entry, alias, id2) = (
                     t.key.clone(),
                     lt.hash.clone(),
-                    t.mode.as_str(),
+                    t.mode.menu_key(),
                     t.entry,
                     t.alias.clone(),
                     id.clone(),
@@ -598,7 +579,8 @@ pub async fn current_mode(store: &Store) -> anyhow::Result<Mode> {
             )?)
         })
         .await?;
-    Mode::parse(&m).ok_or_else(|| anyhow::anyhow!("line_richmenu_state holds unknown mode {m:?}"))
+    Mode::from_menu_key(&m)
+        .ok_or_else(|| anyhow::anyhow!("line_richmenu_state holds unknown mode {m:?}"))
 }
 
 /// The current entry menu of `mode`, if synced.
@@ -607,7 +589,7 @@ pub async fn entry_menu(store: &Store, mode: Mode) -> anyhow::Result<Option<Stri
         .read(move |c| {
             Ok(c.query_row(
                 "SELECT rich_menu_id FROM line_richmenus WHERE mode = ?1 AND entry = 1 AND current = 1 AND image_uploaded = 1",
-                [mode.as_str()],
+                [mode.menu_key()],
                 |r| r.get(0),
             )
             .optional()?)
@@ -624,7 +606,7 @@ pub const BATCH_PER_HOUR: usize = 3;
 /// Entering emergency keeps one in reserve so the switch back always fits.
 pub fn batch_allowed(to: Mode, used_in_last_hour: usize) -> bool {
     match to {
-        Mode::Emergency => used_in_last_hour + 2 <= BATCH_PER_HOUR,
+        Mode::Disaster => used_in_last_hour + 2 <= BATCH_PER_HOUR,
         Mode::Normal => used_in_last_hour < BATCH_PER_HOUR,
     }
 }
@@ -647,6 +629,7 @@ pub enum SwitchMethod {
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SwitchReport {
+    #[serde(with = "crate::mode::menu_key")]
     pub mode: Mode,
     pub default_menu: String,
     pub method: SwitchMethod,
@@ -671,8 +654,12 @@ impl Default for PollPlan {
 }
 
 /// Switches the whole account (disaster mode uses this): see the module doc.
-pub async fn switch_account(ctx: &Context, mode: Mode) -> anyhow::Result<SwitchReport> {
-    switch_with(&ctx.line.client, &ctx.store, mode, &PollPlan::default()).await
+pub async fn switch_account(
+    client: &LineClient,
+    store: &Store,
+    mode: Mode,
+) -> anyhow::Result<SwitchReport> {
+    switch_with(client, store, mode, &PollPlan::default()).await
 }
 
 /// One switch at a time per process: two interleaved switches could each read the other's budget use late.
@@ -689,7 +676,7 @@ pub async fn switch_with(
     let target = entry_menu(store, mode).await?.ok_or_else(|| {
         anyhow::anyhow!(
             "no {} rich menu has been synced; run `sonae richmenu sync` first",
-            mode.as_str()
+            mode.menu_key()
         )
     })?;
     let sources: Vec<String> = store
@@ -697,7 +684,7 @@ pub async fn switch_with(
             let mut st =
                 c.prepare("SELECT rich_menu_id FROM line_richmenus WHERE mode != ?1 ORDER BY id")?;
             let v = st
-                .query_map([mode.as_str()], |r| r.get(0))?
+                .query_map([mode.menu_key()], |r| r.get(0))?
                 .collect::<Result<Vec<String>, _>>()?;
             Ok(v)
         })
@@ -705,13 +692,13 @@ pub async fn switch_with(
     // 1. Record the mode and the switch, then set the default.
     let switch_id: i64 = store
         .write(move |tx| {
-            tx.execute("UPDATE line_richmenu_state SET mode = ?1, switched_at = ?2 WHERE id = 1", params![mode.as_str(), now()])?;
+            tx.execute("UPDATE line_richmenu_state SET mode = ?1, switched_at = ?2 WHERE id = 1", params![mode.menu_key(), now()])?;
             tx.execute(
                 "INSERT INTO line_richmenu_switches (started_at, to_mode, method) VALUES (?1, ?2, 'pending')",
-                params![now(), mode.as_str()],
+                params![now(), mode.menu_key()],
             )?;
             let id = tx.last_insert_rowid();
-            crate::store::Store::audit(tx, "system", "line.richmenu.switch", &serde_json::json!({"mode": mode.as_str()}))?;
+            crate::store::Store::audit(tx, "system", "line.richmenu.switch", &serde_json::json!({"mode": mode.menu_key()}))?;
             Ok(id)
         })
         .await?;
@@ -950,35 +937,48 @@ pub async fn track_link(store: &Store, user: &str, menu: &str) -> anyhow::Result
         .await
 }
 
-async fn on_follow(ctx: Context, ev: Event) -> anyhow::Result<()> {
+async fn on_follow(line: &LineRuntime, ev: &Event) -> anyhow::Result<()> {
     let Some(user) = ev.user_id().cloned() else {
         return Ok(());
     };
-    if !set_following(&ctx.store, user.as_str(), true, ev.timestamp).await? {
+    if !set_following(&line.store, user.as_str(), true, ev.timestamp).await? {
         tracing::debug!(%user, "follow older than the stored follow state; ignored");
         return Ok(());
     }
-    let mode = current_mode(&ctx.store).await?;
-    let Some(menu) = entry_menu(&ctx.store, mode).await? else {
+    let mode = current_mode(&line.store).await?;
+    let Some(menu) = entry_menu(&line.store, mode).await? else {
         tracing::debug!("no rich menus synced yet; the follower sees the default");
         return Ok(());
     };
-    ctx.line
-        .client
+    line.client
         .link_rich_menu(&user, &menu)
         .await
         .context("linking the follower's rich menu")?;
-    track_link(&ctx.store, user.as_str(), &menu).await
+    track_link(&line.store, user.as_str(), &menu).await
 }
 
-async fn on_unfollow(ctx: Context, ev: Event) -> anyhow::Result<()> {
+async fn on_unfollow(line: &LineRuntime, ev: &Event) -> anyhow::Result<()> {
     if let Some(user) = ev.user_id() {
-        set_following(&ctx.store, user.as_str(), false, ev.timestamp).await?;
+        set_following(&line.store, user.as_str(), false, ev.timestamp).await?;
     }
     Ok(())
 }
 
-async fn on_postback(ctx: Context, ev: Event) -> anyhow::Result<()> {
+/// A tab tap (a `richmenuswitch` action, postback params `newRichMenuAliasId`): LINE already showed the other
+/// tab; we record the link. Claimed whatever its `data` says, failed switches included (nothing to answer).
+async fn on_tab(line: &LineRuntime, ev: &Event) -> anyhow::Result<Claim> {
+    if !ev
+        .postback
+        .as_ref()
+        .is_some_and(|p| p.params.contains_key("newRichMenuAliasId"))
+    {
+        return Ok(Claim::Pass);
+    }
+    track_tab(line, ev).await?;
+    Ok(Claim::Handled)
+}
+
+async fn track_tab(line: &LineRuntime, ev: &Event) -> anyhow::Result<()> {
     let (Some(user), Some(alias)) = (
         ev.user_id(),
         ev.postback.as_ref().and_then(|p| p.switched_to_alias()),
@@ -986,7 +986,7 @@ async fn on_postback(ctx: Context, ev: Event) -> anyhow::Result<()> {
         return Ok(());
     };
     let alias = alias.to_string();
-    let menu: Option<String> = ctx
+    let menu: Option<String> = line
         .store
         .read(move |c| {
             Ok(c.query_row(
@@ -998,16 +998,38 @@ async fn on_postback(ctx: Context, ev: Event) -> anyhow::Result<()> {
         })
         .await?;
     if let Some(menu) = menu {
-        track_link(&ctx.store, user.as_str(), &menu).await?;
+        track_link(&line.store, user.as_str(), &menu).await?;
     }
     Ok(())
 }
 
-/// The LINE module's own handlers: follow state, follow → menu of the current mode, tab taps tracked.
-pub fn register_handlers(events: &EventRouter) {
-    events.register(Route::Follow, handler_fn(on_follow));
-    events.register(Route::Unfollow, handler_fn(on_unfollow));
-    events.register(Route::Postback, handler_fn(on_postback));
+/// The rich menu's own handlers: follow state, follow → menu of the current mode, tab taps
+/// (`richmenuswitch` postbacks, claimed) tracked. Registered before every resident service, so a new friend is linked first.
+pub fn register_handlers(line: &LineRuntime) {
+    let l = line.clone();
+    line.events.register(
+        Route::Follow,
+        handler_fn(move |ev| {
+            let l = l.clone();
+            async move { on_follow(&l, &ev).await.map(|()| Claim::Handled) }
+        }),
+    );
+    let l = line.clone();
+    line.events.register(
+        Route::Unfollow,
+        handler_fn(move |ev| {
+            let l = l.clone();
+            async move { on_unfollow(&l, &ev).await.map(|()| Claim::Handled) }
+        }),
+    );
+    let l = line.clone();
+    line.events.register(
+        Route::Postback,
+        handler_fn(move |ev| {
+            let l = l.clone();
+            async move { on_tab(&l, &ev).await }
+        }),
+    );
 }
 
 /// Count of tracked per-user links by menu (console, tests).
@@ -1033,7 +1055,7 @@ mod tests {
         assert_eq!(t.len(), 3);
         let em = t
             .iter()
-            .find(|t| t.template.mode == Mode::Emergency)
+            .find(|t| t.template.mode == Mode::Disaster)
             .unwrap();
         let labels: Vec<_> = em
             .template
@@ -1148,14 +1170,14 @@ mod tests {
 
     #[test]
     fn entering_emergency_keeps_one_batch_request_for_the_switch_back() {
-        assert!(batch_allowed(Mode::Emergency, 0));
-        assert!(batch_allowed(Mode::Emergency, 1));
-        assert!(!batch_allowed(Mode::Emergency, 2));
+        assert!(batch_allowed(Mode::Disaster, 0));
+        assert!(batch_allowed(Mode::Disaster, 1));
+        assert!(!batch_allowed(Mode::Disaster, 2));
         assert!(batch_allowed(Mode::Normal, 2));
         assert!(!batch_allowed(Mode::Normal, 3));
         // Any sequence of switches that obeys the rule leaves the switch back possible within the hour.
         for used in 0..=BATCH_PER_HOUR {
-            if batch_allowed(Mode::Emergency, used) {
+            if batch_allowed(Mode::Disaster, used) {
                 assert!(batch_allowed(Mode::Normal, used + 1));
             }
         }
@@ -1166,99 +1188,5 @@ mod tests {
         assert!(follow_event_applies(0, 10));
         assert!(follow_event_applies(10, 10));
         assert!(!follow_event_applies(20, 10));
-    }
-}
-
-/// `sonae richmenu …`.
-pub mod cli {
-    use std::path::PathBuf;
-    use std::process::ExitCode;
-
-    use clap::Subcommand;
-
-    use super::{Mode, PollPlan};
-    use crate::cli::{config_error, runtime, runtime_error};
-    use crate::config::Config;
-
-    const DEFAULT_CONFIG: &str = "/etc/sonae/sonae.toml";
-
-    #[derive(Debug, Subcommand)]
-    pub enum RichmenuCommand {
-        /// Create the rich menus, images and aliases the templates describe, store LINE's ids, and set the
-        /// default of the current mode. Idempotent; deletes nothing.
-        Sync {
-            #[arg(long, default_value = DEFAULT_CONFIG)]
-            config: PathBuf,
-        },
-        /// Switch the whole account to MODE (normal or emergency): default menu and every per-user link.
-        Switch {
-            #[arg(long, default_value = DEFAULT_CONFIG)]
-            config: PathBuf,
-            /// normal or emergency
-            mode: String,
-        },
-        /// Write NAME.png for every NAME.json template in DIR (labelled tiles, 2500×1686). Fails naming any label
-        /// character the embedded font lacks (run scripts/subset-menu-font) or any tile too low in contrast.
-        Images {
-            /// The templates directory, e.g. templates/richmenus
-            dir: PathBuf,
-        },
-    }
-
-    pub fn run(command: RichmenuCommand) -> ExitCode {
-        match command {
-            RichmenuCommand::Images { dir } => match super::write_images(&dir) {
-                Ok(files) => {
-                    for f in files {
-                        println!("{f}");
-                    }
-                    ExitCode::SUCCESS
-                }
-                Err(e) => runtime_error(e),
-            },
-            RichmenuCommand::Sync { config } => {
-                with_line(&config, |cfg, client, store| async move {
-                    let templates = super::configured_templates(&cfg)?;
-                    let report = super::sync(&client, &store, &templates).await?;
-                    println!("{}", serde_json::to_string(&report)?);
-                    Ok(())
-                })
-            }
-            RichmenuCommand::Switch { config, mode } => {
-                let Some(mode) = Mode::parse(&mode) else {
-                    eprintln!("error: MODE: \"{mode}\" is not a mode; use normal or emergency");
-                    return ExitCode::from(crate::cli::EXIT_USAGE);
-                };
-                with_line(&config, move |_cfg, client, store| async move {
-                    let report =
-                        super::switch_with(&client, &store, mode, &PollPlan::default()).await?;
-                    println!("{}", serde_json::to_string(&report)?);
-                    Ok(())
-                })
-            }
-        }
-    }
-
-    fn with_line<F, Fut>(config: &std::path::Path, f: F) -> ExitCode
-    where
-        F: FnOnce(Config, crate::line::client::LineClient, crate::store::Store) -> Fut,
-        Fut: std::future::Future<Output = anyhow::Result<()>>,
-    {
-        let cfg = match Config::from_file(config) {
-            Ok(c) => c,
-            Err(e) => return config_error(e),
-        };
-        let secrets = match cfg.load_secrets() {
-            Ok(s) => s,
-            Err(e) => return config_error(e),
-        };
-        let _ = crate::telemetry::init(&cfg.log, std::io::stderr);
-        runtime(async move {
-            let store = crate::store::Store::open(&cfg.store.path)?;
-            let health = std::sync::Arc::new(crate::health::Health::new());
-            let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
-            let rt = crate::line::LineRuntime::build(&cfg, &secrets, &health, &metrics, &store)?;
-            f(cfg, rt.client, store).await
-        })
     }
 }

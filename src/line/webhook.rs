@@ -35,9 +35,9 @@ use rusqlite::params;
 use serde_json::Value;
 use sha2::Digest;
 
-use crate::app::Context;
 use crate::line::events::{kind_label, Event};
 use crate::line::signature;
+use crate::line::LineRuntime;
 
 /// Attempts before an event whose handlers keep failing is marked `failed`.
 pub const MAX_ATTEMPTS: i64 = 3;
@@ -69,11 +69,13 @@ impl IntakeState {
 }
 
 /// The webhook route, merged into the daemon's router.
-pub fn router() -> Router<Context> {
-    Router::new().route("/webhook", post(receive))
+pub fn router(line: LineRuntime) -> Router {
+    Router::new()
+        .route("/webhook", post(receive))
+        .with_state(line)
 }
 
-fn count(ctx: &Context, result: &'static str) {
+fn count(ctx: &LineRuntime, result: &'static str) {
     ctx.metrics.inc(
         "sonae_line_webhook_requests_total",
         "Webhook requests by result (ok, too_large, signature_missing, signature_mismatch, signature_malformed, bad_json, store_error).",
@@ -82,14 +84,14 @@ fn count(ctx: &Context, result: &'static str) {
 }
 
 async fn reject(
-    ctx: &Context,
+    ctx: &LineRuntime,
     status: StatusCode,
     reason: &'static str,
     message: &str,
 ) -> Response {
     count(ctx, reason);
     tracing::warn!(reason, "webhook request rejected");
-    if ctx.line.intake.should_record(reason, Instant::now()) {
+    if ctx.intake.should_record(reason, Instant::now()) {
         ctx.store
             .record_problem(
                 "line.webhook",
@@ -101,8 +103,8 @@ async fn reject(
     (status, message.to_string()).into_response()
 }
 
-async fn receive(State(ctx): State<Context>, headers: HeaderMap, body: Body) -> Response {
-    let limit = ctx.config.line.webhook_body_limit_bytes;
+async fn receive(State(ctx): State<LineRuntime>, headers: HeaderMap, body: Body) -> Response {
+    let limit = ctx.webhook_body_limit_bytes;
     // 1. Size, before reading.
     let declared = headers
         .get(axum::http::header::CONTENT_LENGTH)
@@ -146,7 +148,7 @@ async fn receive(State(ctx): State<Context>, headers: HeaderMap, body: Body) -> 
     }
     // 2. Signature over the exact bytes.
     let sig = headers.get("x-line-signature").map(|v| v.as_bytes());
-    if let Err(e) = signature::verify(ctx.secrets.line_channel_secret.expose(), &raw, sig) {
+    if let Err(e) = signature::verify(ctx.channel_secret.expose(), &raw, sig) {
         return reject(
             &ctx,
             StatusCode::UNAUTHORIZED,
@@ -193,7 +195,7 @@ async fn receive(State(ctx): State<Context>, headers: HeaderMap, body: Body) -> 
                 );
             }
             count(&ctx, "ok");
-            ctx.line.wake.notify_one();
+            ctx.wake.notify_one();
             (StatusCode::OK, "OK").into_response()
         }
         Err(e) => {
@@ -274,7 +276,7 @@ pub fn store_events(
 }
 
 /// Processes up to one batch of pending events. Returns how many were taken.
-pub async fn process_pending(ctx: &Context) -> anyhow::Result<usize> {
+pub async fn process_pending(ctx: &LineRuntime) -> anyhow::Result<usize> {
     let rows: Vec<(i64, String, i64)> = ctx
         .store
         .read(|c| {
@@ -303,7 +305,7 @@ pub async fn process_pending(ctx: &Context) -> anyhow::Result<usize> {
                 if ev.routes().is_empty() {
                     ("ignored", None)
                 } else {
-                    match ctx.line.events.dispatch(ctx, &ev).await {
+                    match ctx.events.dispatch(&ev).await {
                         Ok(_) => ("done", None),
                         Err(e) if attempts + 1 >= MAX_ATTEMPTS => {
                             ctx.store
@@ -342,7 +344,7 @@ pub async fn process_pending(ctx: &Context) -> anyhow::Result<usize> {
     Ok(n)
 }
 
-async fn touch_user(ctx: &Context, user: &str) -> anyhow::Result<()> {
+async fn touch_user(ctx: &LineRuntime, user: &str) -> anyhow::Result<()> {
     let user = user.to_string();
     let now = chrono::Utc::now().to_rfc3339();
     ctx.store
@@ -358,7 +360,7 @@ async fn touch_user(ctx: &Context, user: &str) -> anyhow::Result<()> {
 }
 
 /// The worker: processes pending events whenever woken (and every few seconds), until shutdown.
-pub async fn run_worker(ctx: Context) {
+pub async fn run_worker(ctx: LineRuntime, shutdown: tokio_util::sync::CancellationToken) {
     loop {
         loop {
             match process_pending(&ctx).await {
@@ -374,8 +376,8 @@ pub async fn run_worker(ctx: Context) {
         // events are in SQLite and the next round reads them. A wake-up that arrives while a round runs is
         // kept by `Notify` (one stored permit) and starts the next round.
         tokio::select! {
-            _ = ctx.shutdown.cancelled() => return,
-            _ = ctx.line.wake.notified() => {}
+            _ = shutdown.cancelled() => return,
+            _ = ctx.wake.notified() => {}
             _ = tokio::time::sleep(IDLE_POLL) => {}
         }
     }

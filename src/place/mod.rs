@@ -18,7 +18,6 @@
 //! * Shelter **status** (open/closed/full) is operator state and lives in SQLite ([`status`]); the queries
 //!   here take it as a function so they stay pure.
 
-pub mod cli;
 pub mod demo_data;
 pub mod district;
 pub mod links;

@@ -31,6 +31,16 @@ impl ShelterStatus {
         }
     }
 
+    /// The stored name (`open`, `closed`, `full`) only.
+    pub fn parse(s: &str) -> Option<ShelterStatus> {
+        match s {
+            "open" => Some(ShelterStatus::Open),
+            "closed" => Some(ShelterStatus::Closed),
+            "full" => Some(ShelterStatus::Full),
+            _ => None,
+        }
+    }
+
     /// 開設 / 閉鎖 / 満員, as shown to residents and operators.
     pub fn label_ja(self) -> &'static str {
         match self {

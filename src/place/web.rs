@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::extract::Query;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -15,7 +15,7 @@ use serde_json::json;
 use super::shelter::Need;
 use super::status::ShelterStatus;
 use super::{Hazard, PlaceData};
-use crate::app::Context;
+use crate::store::Store;
 
 const PAGE: &str = include_str!("../../templates/web/shelters.html");
 /// Shelters listed by default; at most [`MAX_LIMIT`].
@@ -31,30 +31,22 @@ pub struct ShelterQuery {
     pub limit: Option<usize>,
 }
 
-/// Routes; the place data is loaded once here (none: the API answers 503 with the reason).
-pub fn routes(ctx: &Context) -> Router<Context> {
-    let place: Option<Arc<PlaceData>> = if ctx.config.place.districts.is_file() {
-        match PlaceData::load(&ctx.config.place) {
-            Ok(p) => Some(Arc::new(p)),
-            Err(e) => {
-                tracing::warn!(error = %e, "place data did not load; /api/shelters answers 503");
-                None
-            }
-        }
-    } else {
-        None
-    };
-    let leaflet = tower_http::services::ServeDir::new(&ctx.config.plow.leaflet_dir);
+/// Routes over the daemon's one loaded place data (none: the API answers 503 with the reason). Leaflet is
+/// served from `leaflet_dir`.
+pub fn routes(
+    store: Store,
+    place: Option<Arc<PlaceData>>,
+    leaflet_dir: &std::path::Path,
+) -> Router {
+    let leaflet = tower_http::services::ServeDir::new(leaflet_dir);
     Router::new()
         .route("/shelters", get(|| async { Html(PAGE) }))
         .route(
             "/api/shelters",
-            get(
-                move |State(ctx): State<Context>, Query(q): Query<ShelterQuery>| {
-                    let place = place.clone();
-                    async move { api(ctx, place, q).await }
-                },
-            ),
+            get(move |Query(q): Query<ShelterQuery>| {
+                let (store, place) = (store.clone(), place.clone());
+                async move { api(&store, place, q).await }
+            }),
         )
         .nest_service("/assets/leaflet", leaflet)
 }
@@ -63,7 +55,7 @@ fn error(code: StatusCode, message: String) -> Response {
     (code, Json(json!({ "error": message }))).into_response()
 }
 
-async fn api(ctx: Context, place: Option<Arc<PlaceData>>, q: ShelterQuery) -> Response {
+async fn api(store: &Store, place: Option<Arc<PlaceData>>, q: ShelterQuery) -> Response {
     let Some(place) = place else {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -85,7 +77,7 @@ async fn api(ctx: Context, place: Option<Arc<PlaceData>>, q: ShelterQuery) -> Re
             format!("地区「{}」は見つかりません", q.district),
         );
     };
-    let statuses = match super::status::statuses(&ctx.store).await {
+    let statuses = match super::status::statuses(store).await {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "reading shelter statuses");

@@ -322,10 +322,10 @@ impl Plow {
     }
 }
 
-/// Spawns the plow parts on the daemon's task tracker: the embedded broker (if configured), the MQTT ingest and
-/// the maintenance task (trail pruning, vehicle-state gauges). Does nothing when `[plow] enabled = false`.
-pub async fn spawn(ctx: &crate::app::Context) -> anyhow::Result<()> {
-    let plow = ctx.plow.clone();
+/// Starts the plow parts: the embedded broker (if configured), the MQTT ingest task, and two scheduled jobs
+/// (vehicle-state gauges every minute, trail pruning every 10 minutes). Does nothing when
+/// `[plow] enabled = false`.
+pub async fn spawn(infra: &crate::infra::Infra, plow: Arc<Plow>) -> anyhow::Result<()> {
     if !plow.config.enabled {
         return Ok(());
     }
@@ -346,12 +346,12 @@ pub async fn spawn(ctx: &crate::app::Context) -> anyhow::Result<()> {
     }
     let (p, store, metrics, health, shutdown) = (
         plow.clone(),
-        ctx.store.clone(),
-        ctx.metrics.clone(),
-        ctx.health.clone(),
-        ctx.shutdown.clone(),
+        infra.store.clone(),
+        infra.metrics.clone(),
+        infra.health.clone(),
+        infra.shutdown.clone(),
     );
-    ctx.tasks.spawn(async move {
+    infra.tasks.spawn(async move {
         if let Err(e) = ingest::run(
             p,
             store.clone(),
@@ -377,78 +377,80 @@ pub async fn spawn(ctx: &crate::app::Context) -> anyhow::Result<()> {
                 .await;
         }
     });
-    let (p, store, metrics, shutdown) = (
-        plow,
-        ctx.store.clone(),
-        ctx.metrics.clone(),
-        ctx.shutdown.clone(),
+    use crate::scheduler::Job;
+    let (p, store, metrics) = (plow.clone(), infra.store.clone(), infra.metrics.clone());
+    infra.scheduler.add(Job::every(
+        "plow.vehicle_gauges",
+        std::time::Duration::from_secs(60),
+        move || vehicle_gauges(p.clone(), store.clone(), metrics.clone()),
+    ));
+    let (store, metrics, shutdown) = (
+        infra.store.clone(),
+        infra.metrics.clone(),
+        infra.shutdown.clone(),
     );
-    ctx.tasks.spawn(maintain(p, store, metrics, shutdown));
+    infra.scheduler.add(Job::every(
+        "plow.prune_trails",
+        std::time::Duration::from_secs(600),
+        move || {
+            prune_trails(
+                plow.config.trail_retention_days,
+                store.clone(),
+                metrics.clone(),
+                shutdown.clone(),
+            )
+        },
+    ));
     Ok(())
 }
 
-/// Every minute: vehicle-state gauges; every 10 minutes: delete trail points older than the retention period
-/// (in chunks of 10 000 rows so the writer is never held long).
-async fn maintain(
+/// Vehicle-state gauges (`sonae_plow_vehicles{state}`).
+async fn vehicle_gauges(
     plow: Arc<Plow>,
     store: crate::store::Store,
     metrics: Arc<crate::metrics::Metrics>,
+) -> anyhow::Result<()> {
+    let now = ingest::now_ms();
+    let vs = store.read(store::vehicles).await?;
+    let mut counts = [0usize; 3];
+    for v in &vs {
+        let st = validate::vehicle_state(v.ts_ms, v.offline_ms, now, plow.config.stale_after_secs);
+        counts[st as usize] += 1;
+    }
+    for (label, c) in ["active", "stale", "offline"].iter().zip(counts) {
+        metrics.set(
+            "sonae_plow_vehicles",
+            "Plow vehicles by state.",
+            &[("state", label)],
+            c as f64,
+        );
+    }
+    Ok(())
+}
+
+/// Deletes trail points older than the retention period, in chunks of 10 000 rows so the writer is never
+/// held long; stops between chunks when the daemon stops.
+async fn prune_trails(
+    retention_days: i64,
+    store: crate::store::Store,
+    metrics: Arc<crate::metrics::Metrics>,
     shutdown: tokio_util::sync::CancellationToken,
-) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
-    let mut n: u64 = 0;
+) -> anyhow::Result<()> {
+    let before = ingest::now_ms() - retention_days * 86_400_000;
     loop {
-        // Cancel-safety: `tick()` holds no state worth keeping.
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
+        let k = store
+            .write(move |tx| store::prune(tx, before, 10_000))
+            .await
+            .context("pruning plow trails")?;
+        if k == 0 || shutdown.is_cancelled() {
+            return Ok(());
         }
-        let now = ingest::now_ms();
-        if let Ok(vs) = store.read(store::vehicles).await {
-            let mut counts = [0usize; 3];
-            for v in &vs {
-                let st = validate::vehicle_state(
-                    v.ts_ms,
-                    v.offline_ms,
-                    now,
-                    plow.config.stale_after_secs,
-                );
-                counts[st as usize] += 1;
-            }
-            for (label, c) in ["active", "stale", "offline"].iter().zip(counts) {
-                metrics.set(
-                    "sonae_plow_vehicles",
-                    "Plow vehicles by state.",
-                    &[("state", label)],
-                    c as f64,
-                );
-            }
-        }
-        if n % 10 == 0 {
-            let before = now - plow.config.trail_retention_days * 86_400_000;
-            loop {
-                match store
-                    .write(move |tx| store::prune(tx, before, 10_000))
-                    .await
-                {
-                    Ok(0) => break,
-                    Ok(k) => metrics.add(
-                        "sonae_plow_trail_pruned_total",
-                        "Trail points deleted after the retention period.",
-                        &[],
-                        k as f64,
-                    ),
-                    Err(e) => {
-                        tracing::warn!(error = %format!("{e:#}"), "pruning plow trails failed");
-                        break;
-                    }
-                }
-                if shutdown.is_cancelled() {
-                    return;
-                }
-            }
-        }
-        n += 1;
+        metrics.add(
+            "sonae_plow_trail_pruned_total",
+            "Trail points deleted after the retention period.",
+            &[],
+            k as f64,
+        );
     }
 }
 

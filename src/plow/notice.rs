@@ -2,8 +2,8 @@
 //! opt-in state and the record of decided notices.
 //!
 //! Rules (issue 6, item 6):
-//! * a resident opts in per district (text 「除雪通知」 or the postback `plow-notice=on&district=…`) and out with
-//!   「除雪通知停止」 / `plow-notice=off`; opting out deletes the subscription, so no later decision can include them;
+//! * a resident opts in per district (text 「除雪通知」 or the postback `action=plow-notice&set=on&district=…`) and out with
+//!   「除雪通知停止」 / `action=plow-notice&set=off`; opting out deletes the subscription, so no later decision can include them;
 //! * a notice goes out at most once per resident, district and storm: the decision excludes everyone already
 //!   recorded in `plow_notices` for that storm and district, and records the new ones in the same transaction;
 //! * only the district name is sent — never a vehicle's exact position or anyone else's location.
@@ -23,15 +23,24 @@ pub enum Command {
     Unsubscribe,
 }
 
-/// Recognises the resident's text or postback data. Full-width spaces and surrounding blanks are ignored.
+/// The postback action: `action=plow-notice&set=on|off[&district=ID]`.
+pub const ACTION: &str = "plow-notice";
+
+/// Recognises a postback of [`ACTION`] by its `set` field.
+pub fn parse_postback(pb: &crate::line::events::Postback) -> Option<Command> {
+    if pb.action().as_deref() != Some(ACTION) {
+        return None;
+    }
+    match pb.field("set").as_deref() {
+        Some("on") => Some(Command::Subscribe),
+        Some("off") => Some(Command::Unsubscribe),
+        _ => None,
+    }
+}
+
+/// Recognises the resident's text. Full-width spaces and surrounding blanks are ignored.
 pub fn parse_command(text: &str) -> Option<Command> {
     let t: String = text.chars().filter(|c| !c.is_whitespace()).collect();
-    if t.starts_with("plow-notice=on") {
-        return Some(Command::Subscribe);
-    }
-    if t.starts_with("plow-notice=off") {
-        return Some(Command::Unsubscribe);
-    }
     match t.as_str() {
         "除雪通知" | "除雪通知登録" | "除雪通知を受け取る" => {
             Some(Command::Subscribe)
@@ -181,7 +190,7 @@ pub fn notice_message(district_name: &str) -> serde_json::Value {
 
 fn stop_item() -> serde_json::Value {
     serde_json::json!({"type": "action", "action": {
-        "type": "postback", "label": "除雪通知を止める", "data": "plow-notice=off", "displayText": "除雪通知停止"}})
+        "type": "postback", "label": "除雪通知を止める", "data": "action=plow-notice&set=off", "displayText": "除雪通知停止"}})
 }
 
 /// What a resident's request resolved to; [`reply_message`] words it.
@@ -224,7 +233,7 @@ pub fn reply_message(outcome: &Outcome) -> serde_json::Value {
             "type": "text",
             "text": "除雪通知をお送りするには、先にお住まいの地区を登録してください。登録後にもう一度「除雪通知」と送ってください。",
             "quickReply": {"items": [{"type": "action", "action": {
-                "type": "postback", "label": "地区を登録する", "data": "reg|start", "displayText": "地区登録"}}]},
+                "type": "postback", "label": "地区を登録する", "data": "action=register", "displayText": "地区登録"}}]},
         }),
         Outcome::UnknownDistrict => json!({
             "type": "text",
@@ -273,11 +282,19 @@ mod tests {
     fn text_and_postback_commands_are_recognised() {
         assert_eq!(parse_command(" 除雪通知 "), Some(Command::Subscribe));
         assert_eq!(parse_command("除雪通知　停止"), Some(Command::Unsubscribe));
+        let pb = |data: &str| crate::line::events::Postback {
+            data: data.into(),
+            ..Default::default()
+        };
         assert_eq!(
-            parse_command("plow-notice=on&district=01101"),
+            parse_postback(&pb("action=plow-notice&set=on&district=01101")),
             Some(Command::Subscribe)
         );
-        assert_eq!(parse_command("plow-notice=off"), Some(Command::Unsubscribe));
+        assert_eq!(
+            parse_postback(&pb("action=plow-notice&set=off")),
+            Some(Command::Unsubscribe)
+        );
+        assert_eq!(parse_postback(&pb("action=news&set=on")), None);
         assert_eq!(parse_command("ごみの日"), None);
     }
 

@@ -17,20 +17,27 @@ use serde_json::json;
 use super::ingest::now_ms;
 use super::validate::vehicle_state;
 use super::{rfc3339, Millis};
-use crate::app::Context;
 
 const MAP_PAGE: &str = include_str!("../../templates/web/plows.html");
 /// Most trail points answered at once (≈ 100 vehicles × 1 h at 1 position per 10 s is 36 000).
 const MAX_TRAIL_POINTS: usize = 200_000;
 
-pub fn routes(ctx: &Context) -> Router<Context> {
-    let leaflet = tower_http::services::ServeDir::new(&ctx.config.plow.leaflet_dir);
+/// What the plow pages and APIs read.
+#[derive(Clone)]
+pub struct PlowWeb {
+    pub store: crate::store::Store,
+    pub plow: std::sync::Arc<super::Plow>,
+}
+
+pub fn routes(ctx: PlowWeb) -> Router {
+    let leaflet = tower_http::services::ServeDir::new(&ctx.plow.config.leaflet_dir);
     Router::new()
         .route("/plows", get(map_page))
         .nest_service("/plows/assets/leaflet", leaflet)
         .route("/api/plows/vehicles", get(vehicles))
         .route("/api/plows/trails", get(trails))
         .route("/api/plows/roads", get(roads))
+        .with_state(ctx)
 }
 
 fn not_found() -> Response {
@@ -50,7 +57,7 @@ fn no_store<T: IntoResponse>(body: T) -> Response {
     ([(header::CACHE_CONTROL, "no-store")], body).into_response()
 }
 
-async fn map_page(State(ctx): State<Context>) -> Response {
+async fn map_page(State(ctx): State<PlowWeb>) -> Response {
     if !ctx.plow.config.enabled {
         return not_found();
     }
@@ -58,7 +65,7 @@ async fn map_page(State(ctx): State<Context>) -> Response {
 }
 
 fn vehicle_json(
-    ctx: &Context,
+    ctx: &PlowWeb,
     now: Millis,
 ) -> impl Fn(&super::store::VehicleRow) -> serde_json::Value + '_ {
     move |v| {
@@ -78,7 +85,7 @@ fn vehicle_json(
     }
 }
 
-async fn vehicles(State(ctx): State<Context>) -> Response {
+async fn vehicles(State(ctx): State<PlowWeb>) -> Response {
     if !ctx.plow.config.enabled {
         return not_found();
     }
@@ -103,7 +110,7 @@ struct TrailQuery {
     since: Option<String>,
 }
 
-async fn trails(State(ctx): State<Context>, Query(q): Query<TrailQuery>) -> Response {
+async fn trails(State(ctx): State<PlowWeb>, Query(q): Query<TrailQuery>) -> Response {
     if !ctx.plow.config.enabled {
         return not_found();
     }
@@ -141,7 +148,7 @@ struct RoadsQuery {
     bbox: Option<String>,
 }
 
-async fn roads(State(ctx): State<Context>, Query(q): Query<RoadsQuery>) -> Response {
+async fn roads(State(ctx): State<PlowWeb>, Query(q): Query<RoadsQuery>) -> Response {
     if !ctx.plow.config.enabled {
         return not_found();
     }
@@ -183,7 +190,7 @@ fn storm_json(s: &super::store::Storm) -> serde_json::Value {
 
 /// What the dispatcher sees: MQTT connection, the open storm, every vehicle (last seen, speed, blade, state,
 /// stale flag) and the plowed share of road length per district since the storm started.
-pub async fn dispatch_data(ctx: &Context) -> anyhow::Result<serde_json::Value> {
+pub async fn dispatch_data(ctx: &PlowWeb) -> anyhow::Result<serde_json::Value> {
     let now = now_ms();
     let vs = ctx.store.read(super::store::vehicles).await?;
     let f = vehicle_json(ctx, now);

@@ -9,12 +9,24 @@
 //!   at most 4 bubbles × 10 buttons (40 per page; 中央区's 79 base names take 2 pages), with 前へ/次へ as
 //!   quick replies. Typing a town name (e.g. `大通西3丁目`) also finds it.
 //!
-//! Postback data (≤ 300 chars): `reg|start`, `reg|g|PAGE|GROUP`, `reg|b|PAGE|GROUP|BASE`, `reg|set|ID`,
-//! `reg|l3|on`, `reg|l3|off`; the group is empty for districts without one.
+//! Postback data (≤ 300 chars) in the one grammar ([`crate::line::events::postback_data`]):
+//! `action=register` (the rich menu's 「地区の登録」; starts over), `…&step=start&page=P`,
+//! `…&step=group&page=P&group=G`, `…&step=base&page=P&group=G&base=B`, `…&step=set&district=ID`,
+//! `…&step=level3&on=1|0`; the group is empty for districts without one.
 
 use serde_json::{json, Value};
 
+use crate::line::events::{postback_data, Postback};
 use crate::place::{District, Districts, LatLon};
+
+fn reg(fields: &[(&str, &str)]) -> String {
+    let mut all = vec![("action", ACTION)];
+    all.extend_from_slice(fields);
+    postback_data(&all)
+}
+
+/// The postback action of registration.
+pub const ACTION: &str = "register";
 
 /// What the reply asks the store to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -107,7 +119,7 @@ pub fn welcome(districts: &Districts, city: &str, returning: Option<&str>) -> Ve
                 "おかえりなさい。{city}の防災情報をお届けします。\n登録中の地区は「{}」です。変更するときは下のボタンを押すか、「地区変更」と送ってください。",
                 display_name(d)
             ),
-            vec![qr(postback("地区を変更する", "reg|start".into()))],
+            vec![qr(postback("地区を変更する", reg(&[("step", "start")])))],
         )];
     }
     let mut out = vec![json!({"type": "text", "text": format!(
@@ -123,11 +135,12 @@ pub fn start(districts: &Districts) -> Reply {
     let text = "お住まいの地区を登録してください。\n・「位置情報を送る」を押して、ご自宅の位置を送る\n・下のボタンから区を選ぶ\nのどちらかでお選びいただけます。町名（例：大通西3丁目）を送っていただいても探せます。".to_string();
     if !groups.is_empty() && groups.len() <= 12 {
         let mut items = vec![location_item()];
-        items.extend(
-            groups
-                .iter()
-                .map(|g| qr(postback(g, format!("reg|g|0|{g}")))),
-        );
+        items.extend(groups.iter().map(|g| {
+            qr(postback(
+                g,
+                reg(&[("step", "group"), ("page", "0"), ("group", g)]),
+            ))
+        }));
         return Reply::say(vec![text_with(text, items)]);
     }
     if groups.is_empty() {
@@ -144,12 +157,17 @@ pub fn start(districts: &Districts) -> Reply {
     // More than 12 groups: a paged list of groups.
     let items: Vec<(String, String)> = groups
         .iter()
-        .map(|g| (g.to_string(), format!("reg|g|0|{g}")))
+        .map(|g| {
+            (
+                g.to_string(),
+                reg(&[("step", "group"), ("page", "0"), ("group", g)]),
+            )
+        })
         .collect();
     Reply::say(vec![
         text_with(text, vec![location_item()]),
         list_page("区を選んでください", &items, 0, |p| {
-            format!("reg|start|{p}")
+            reg(&[("step", "start"), ("page", &p.to_string())])
         }),
     ])
 }
@@ -168,9 +186,20 @@ fn bases(districts: &Districts, group: Option<&str>) -> Vec<(String, String)> {
     out.into_iter()
         .map(|(b, ds)| {
             if ds.len() == 1 {
-                (ds[0].name.clone(), format!("reg|set|{}", ds[0].id))
+                (
+                    ds[0].name.clone(),
+                    reg(&[("step", "set"), ("district", &ds[0].id)]),
+                )
             } else {
-                (b.clone(), format!("reg|b|0|{g}|{b}"))
+                (
+                    b.clone(),
+                    reg(&[
+                        ("step", "base"),
+                        ("page", "0"),
+                        ("group", g),
+                        ("base", b.as_str()),
+                    ]),
+                )
             }
         })
         .collect()
@@ -184,7 +213,7 @@ fn base_page(districts: &Districts, group: Option<&str>, page: usize) -> Reply {
         None => "町名を選んでください".into(),
     };
     Reply::say(vec![list_page(&title, &items, page, |p| {
-        format!("reg|g|{p}|{g}")
+        reg(&[("step", "group"), ("page", &p.to_string()), ("group", g)])
     })])
 }
 
@@ -192,14 +221,21 @@ fn district_page(districts: &Districts, group: Option<&str>, base: &str, page: u
     let items: Vec<(String, String)> = districts
         .in_group(group)
         .filter(|d| base_name(&d.name) == base)
-        .map(|d| (d.name.clone(), format!("reg|set|{}", d.id)))
+        .map(|d| (d.name.clone(), reg(&[("step", "set"), ("district", &d.id)])))
         .collect();
     let g = group.unwrap_or("");
     Reply::say(vec![list_page(
         &format!("{base}：地区を選んでください"),
         &items,
         page,
-        |p| format!("reg|b|{p}|{g}|{base}"),
+        |p| {
+            reg(&[
+                ("step", "base"),
+                ("page", &p.to_string()),
+                ("group", g),
+                ("base", base),
+            ])
+        },
     )])
 }
 
@@ -242,7 +278,7 @@ pub fn list_page(
         nav.push(qr(postback("次のページ", page_data(page + 1))));
     }
     nav.push(location_item());
-    nav.push(qr(postback("最初から選び直す", "reg|start".into())));
+    nav.push(qr(postback("最初から選び直す", reg(&[("step", "start")]))));
     let alt = if pages > 1 {
         format!("{title}（{}/{pages}ページ）", page + 1)
     } else {
@@ -264,8 +300,8 @@ fn registered(d: &District) -> Reply {
                 display_name(d)
             ),
             vec![
-                qr(postback("レベル3も受け取る", "reg|l3|on".into())),
-                qr(postback("地区を変更する", "reg|start".into())),
+                qr(postback("レベル3も受け取る", reg(&[("step", "level3"), ("on", "1")]))),
+                qr(postback("地区を変更する", reg(&[("step", "start")]))),
             ],
         )],
         effect: Effect::Register {
@@ -293,45 +329,55 @@ pub fn on_location(districts: &Districts, city: &str, at: LatLon) -> Reply {
 
 /// Reply to a postback; `None` when the data is not part of registration.
 pub fn on_postback(districts: &Districts, data: &str) -> Option<Reply> {
-    let mut parts = data.split('|');
-    if parts.next()? != "reg" {
+    let pb = Postback {
+        data: data.to_string(),
+        ..Postback::default()
+    };
+    if pb.action().as_deref() != Some(ACTION) {
         return None;
     }
-    let group_of = |g: &str| (!g.is_empty()).then(|| g.to_string());
-    Some(match parts.next()? {
-        "start" => match parts.next().and_then(|p| p.parse::<usize>().ok()) {
+    let field = |k: &str| pb.field(k);
+    let page = || field("page").and_then(|p| p.parse::<usize>().ok());
+    let group_of = |g: Option<String>| g.filter(|g| !g.is_empty());
+    Some(match field("step").as_deref().unwrap_or("start") {
+        "start" => match page() {
             Some(page) if page > 0 => {
                 let items: Vec<(String, String)> = districts
                     .groups()
                     .iter()
-                    .map(|g| (g.to_string(), format!("reg|g|0|{g}")))
+                    .map(|g| {
+                        (
+                            g.to_string(),
+                            reg(&[("step", "group"), ("page", "0"), ("group", g)]),
+                        )
+                    })
                     .collect();
                 Reply::say(vec![list_page(
                     "区を選んでください",
                     &items,
                     page,
-                    |p| format!("reg|start|{p}"),
+                    |p| reg(&[("step", "start"), ("page", &p.to_string())]),
                 )])
             }
             _ => start(districts),
         },
-        "g" => {
-            let page = parts.next()?.parse().ok()?;
-            let group = group_of(parts.next().unwrap_or(""));
+        "group" => {
+            let page = page()?;
+            let group = group_of(field("group"));
             if group.is_some() && !districts.groups().contains(&group.as_deref()?) {
                 return Some(start(districts));
             }
             base_page(districts, group.as_deref(), page)
         }
-        "b" => {
-            let page = parts.next()?.parse().ok()?;
-            let group = group_of(parts.next()?);
-            let base = parts.next()?;
-            district_page(districts, group.as_deref(), base, page)
+        "base" => {
+            let page = page()?;
+            let group = group_of(field("group"));
+            let base = field("base")?;
+            district_page(districts, group.as_deref(), &base, page)
         }
         "set" => {
-            let id = data.strip_prefix("reg|set|")?;
-            match districts.get(id) {
+            let id = field("district")?;
+            match districts.get(&id) {
                 Some(d) => registered(d),
                 // The list was built from an older districts file.
                 None => {
@@ -344,8 +390,8 @@ pub fn on_postback(districts: &Districts, data: &str) -> Option<Reply> {
                 }
             }
         }
-        "l3" => {
-            let on = parts.next()? == "on";
+        "level3" => {
+            let on = field("on")? == "1";
             Reply {
                 messages: vec![text_with(
                     if on {
@@ -354,9 +400,15 @@ pub fn on_postback(districts: &Districts, data: &str) -> Option<Reply> {
                         "警戒レベル3にあたる情報のお知らせを止めました。レベル4以上の避難の呼びかけは引き続きお知らせします。".into()
                     },
                     vec![if on {
-                        qr(postback("レベル3を止める", "reg|l3|off".into()))
+                        qr(postback(
+                            "レベル3を止める",
+                            reg(&[("step", "level3"), ("on", "0")]),
+                        ))
                     } else {
-                        qr(postback("レベル3も受け取る", "reg|l3|on".into()))
+                        qr(postback(
+                            "レベル3も受け取る",
+                            reg(&[("step", "level3"), ("on", "1")]),
+                        ))
                     }],
                 )],
                 effect: Effect::SetLevel3(on),
@@ -395,18 +447,18 @@ pub fn on_text(districts: &Districts, text: &str) -> Option<Reply> {
         1..=PER_PAGE => {
             let items: Vec<(String, String)> = hits
                 .iter()
-                .map(|d| (display_name(d), format!("reg|set|{}", d.id)))
+                .map(|d| (display_name(d), reg(&[("step", "set"), ("district", &d.id)])))
                 .collect();
             Some(Reply::say(vec![list_page(
                 &format!("「{t}」に当てはまる地区"),
                 &items,
                 0,
-                |_| "reg|start".into(),
+                |_| reg(&[("step", "start")]),
             )]))
         }
         n => Some(Reply::say(vec![text_with(
             format!("「{t}」に当てはまる地区が{n}件あります。もう少し詳しく（例：大通西3丁目）送るか、一覧から選んでください。"),
-            vec![qr(postback("一覧から選ぶ", "reg|start".into())), location_item()],
+            vec![qr(postback("一覧から選ぶ", reg(&[("step", "start")]))), location_item()],
         )])),
     }
 }

@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use crate::helpers::InProcess;
 use chrono::{DateTime, Utc};
+use sonae::delivery::LineSender;
 use sonae::disaster::engine::{DistrictRef, Mode};
-use sonae::disaster::runtime::{districts_of, LineSender, Runtime};
+use sonae::disaster::runtime::{districts_of, Runtime};
 use sonae::ids::LineUserId;
 use sonae::line::sandbox::{Sandbox, SandboxConfig};
 use sonae::store::Store;
@@ -88,7 +89,9 @@ async fn a_level4_warning_reaches_each_sapporo_resident_exactly_once_and_nobody_
     });
     let sapporo: Vec<String> = districts[..3].iter().map(|d| d.id.clone()).collect();
     let rt = Arc::new(Runtime {
-        config: Arc::new(config.clone()),
+        config: config.disaster.clone(),
+        public_url: config.server.public_url.clone(),
+        links: config.place.links.clone(),
         districts,
         place,
         templates: sonae::disaster::compose::Templates::embedded().unwrap(),
@@ -358,7 +361,7 @@ async fn the_rich_menu_residents_see_follows_the_mode_with_and_without_per_user_
         .await
         .unwrap()
         .unwrap();
-    let emergency = richmenu::entry_menu(&ctx.store, richmenu::Mode::Emergency)
+    let emergency = richmenu::entry_menu(&ctx.store, richmenu::Mode::Disaster)
         .await
         .unwrap()
         .unwrap();

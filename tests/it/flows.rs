@@ -959,7 +959,7 @@ async fn the_same_telegram_in_the_regular_extra_and_long_feeds_around_a_restart_
         String::from_utf8_lossy(&sync.stderr)
     );
     let emergency =
-        sonae::line::richmenu::entry_menu(&store, sonae::line::richmenu::Mode::Emergency)
+        sonae::line::richmenu::entry_menu(&store, sonae::line::richmenu::Mode::Disaster)
             .await
             .unwrap()
             .unwrap();

@@ -762,10 +762,10 @@ async fn an_account_switch_reaches_users_with_per_user_links_and_switches_back()
         .await
         .unwrap();
 
-    let report = richmenu::switch_with(&c.client, &c.store, Mode::Emergency, &fast_poll())
+    let report = richmenu::switch_with(&c.client, &c.store, Mode::Disaster, &fast_poll())
         .await
         .unwrap();
-    let emergency = richmenu::entry_menu(&c.store, Mode::Emergency)
+    let emergency = richmenu::entry_menu(&c.store, Mode::Disaster)
         .await
         .unwrap()
         .unwrap();
@@ -782,7 +782,7 @@ async fn an_account_switch_reaches_users_with_per_user_links_and_switches_back()
     }
     assert_eq!(
         richmenu::current_mode(&c.store).await.unwrap(),
-        Mode::Emergency
+        Mode::Disaster
     );
 
     let back = richmenu::switch_with(&c.client, &c.store, Mode::Normal, &fast_poll())
@@ -838,7 +838,7 @@ async fn without_batch_budget_the_switch_bulk_links_the_tracked_users() {
         })
         .await
         .unwrap();
-    let report = richmenu::switch_with(&c.client, &c.store, Mode::Emergency, &fast_poll())
+    let report = richmenu::switch_with(&c.client, &c.store, Mode::Disaster, &fast_poll())
         .await
         .unwrap();
     assert_eq!(
@@ -853,7 +853,7 @@ async fn without_batch_budget_the_switch_bulk_links_the_tracked_users() {
         endpoint_count(&stats(&sb).await, "POST /v2/bot/richmenu/batch"),
         0
     );
-    let emergency = richmenu::entry_menu(&c.store, Mode::Emergency)
+    let emergency = richmenu::entry_menu(&c.store, Mode::Disaster)
         .await
         .unwrap()
         .unwrap();
@@ -1070,11 +1070,11 @@ async fn duplicate_and_redelivered_events_are_processed_once_and_unknown_types_a
     let s2 = seen.clone();
     d.ctx.line.events.register(
         sonae::line::events::Route::Text,
-        sonae::line::events::handler_fn(move |_ctx, _ev| {
+        sonae::line::events::handler_fn(move |_ev| {
             let s = s2.clone();
             async move {
                 s.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                Ok(())
+                Ok(sonae::line::events::Claim::Handled)
             }
         }),
     );
@@ -1169,7 +1169,7 @@ async fn a_new_follower_is_linked_to_the_menu_of_the_current_mode() {
     richmenu::switch_with(
         &d.ctx.line.client,
         &d.ctx.store,
-        Mode::Emergency,
+        Mode::Disaster,
         &fast_poll(),
     )
     .await
@@ -1182,7 +1182,7 @@ async fn a_new_follower_is_linked_to_the_menu_of_the_current_mode() {
     .await;
     assert_eq!(r["webhookStatus"], 200);
     d.drained().await;
-    let emergency = richmenu::entry_menu(&d.ctx.store, Mode::Emergency)
+    let emergency = richmenu::entry_menu(&d.ctx.store, Mode::Disaster)
         .await
         .unwrap();
     assert_eq!(
@@ -1297,52 +1297,52 @@ async fn sonae_richmenu_sync_on_the_command_line_is_idempotent_and_switch_moves_
 #[tokio::test]
 async fn text_location_and_image_events_reach_their_handlers_which_reply_and_download_the_photo() {
     use sonae::line::client::Content;
-    use sonae::line::events::{handler_fn, Route};
+    use sonae::line::events::{handler_fn, Claim, Route};
     use std::sync::Mutex;
     let sb = sandbox(Settings::default()).await;
     let d = TestDaemon::start(&sb).await;
     let got: Arc<Mutex<Vec<String>>> = Arc::default();
     let g = got.clone();
+    let client = d.ctx.line.client.clone();
     d.ctx.line.events.register(
         Route::Text,
-        handler_fn(move |ctx, ev| {
-            let g = g.clone();
+        handler_fn(move |ev| {
+            let (g, client) = (g.clone(), client.clone());
             async move {
                 let text = ev.message.and_then(|m| m.text).unwrap_or_default();
                 g.lock().unwrap().push(format!("text:{text}"));
                 let token = ev.reply_token.unwrap_or_default();
-                let out = ctx
-                    .line
-                    .client
+                let out = client
                     .reply(&token, vec![Message::text("受け付けました")])
                     .await?;
                 anyhow::ensure!(out.is_success(), "reply: {out:?}");
-                Ok(())
+                Ok(Claim::Handled)
             }
         }),
     );
     let g = got.clone();
     d.ctx.line.events.register(
         Route::Location,
-        handler_fn(move |_ctx, ev| {
+        handler_fn(move |ev| {
             let g = g.clone();
             async move {
                 let m = ev.message.unwrap_or_default();
                 g.lock()
                     .unwrap()
                     .push(format!("location:{:?},{:?}", m.latitude, m.longitude));
-                Ok(())
+                Ok(Claim::Handled)
             }
         }),
     );
     let g = got.clone();
+    let client = d.ctx.line.client.clone();
     d.ctx.line.events.register(
         Route::Image,
-        handler_fn(move |ctx, ev| {
-            let g = g.clone();
+        handler_fn(move |ev| {
+            let (g, client) = (g.clone(), client.clone());
             async move {
                 let id = ev.message.map(|m| m.id).unwrap_or_default();
-                match ctx.line.client.content(&id, 10_000_000).await? {
+                match client.content(&id, 10_000_000).await? {
                     Content::Ready {
                         content_type,
                         bytes,
@@ -1352,7 +1352,7 @@ async fn text_location_and_image_events_reach_their_handlers_which_reply_and_dow
                     }
                     other => anyhow::bail!("content: {other:?}"),
                 }
-                Ok(())
+                Ok(Claim::Handled)
             }
         }),
     );

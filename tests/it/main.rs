@@ -10,6 +10,7 @@ mod foundation;
 mod helpers;
 mod jma_feed;
 mod jma_inspect;
+mod layers;
 mod line;
 mod line_sandbox;
 mod place;

@@ -409,7 +409,7 @@ fn a_new_follower_registers_a_district_by_ward_town_list_and_the_messages_are_va
     let pb = postbacks(page1);
     let buttons: Vec<&(String, String)> = pb
         .iter()
-        .filter(|(_, d)| d.starts_with("reg|b|") || d.starts_with("reg|set|"))
+        .filter(|(_, d)| d.contains("step=base") || d.contains("step=set"))
         .collect();
     assert_eq!(buttons.len(), flow::PER_PAGE);
     // The next page has the rest of 中央区's 79 bases.
@@ -418,7 +418,7 @@ fn a_new_follower_registers_a_district_by_ward_town_list_and_the_messages_are_va
     let pb2 = postbacks(&r2.messages[0]);
     let rest = pb2
         .iter()
-        .filter(|(_, d)| d.starts_with("reg|b|") || d.starts_with("reg|set|"))
+        .filter(|(_, d)| d.contains("step=base") || d.contains("step=set"))
         .count();
     assert_eq!(buttons.len() + rest, 79);
     // Base 大通西 → its 丁目 → register 大通西三丁目.
@@ -432,10 +432,7 @@ fn a_new_follower_registers_a_district_by_ward_town_list_and_the_messages_are_va
         .filter(|x| x.group.as_deref() == Some("中央区") && flow::base_name(&x.name) == "大通西")
         .count();
     assert_eq!(
-        towns
-            .iter()
-            .filter(|(_, d)| d.starts_with("reg|set|"))
-            .count(),
+        towns.iter().filter(|(_, d)| d.contains("step=set")).count(),
         n_odori
     );
     let r4 = flow::on_postback(&d, data_for(&towns, "大通西三丁目")).unwrap();
@@ -489,7 +486,7 @@ fn a_typed_town_name_with_arabic_numbers_finds_the_district() {
     r.messages.iter().for_each(|m| assert_valid_message(&v, m));
     let pb: Vec<(String, String)> = postbacks(&r.messages[0])
         .into_iter()
-        .filter(|(_, x)| x.starts_with("reg|set|"))
+        .filter(|(_, x)| x.contains("step=set"))
         .collect();
     assert_eq!(pb.len(), 1, "{pb:?}");
     assert_eq!(pb[0].0, "中央区 大通西三丁目");
@@ -506,7 +503,7 @@ fn a_typed_town_name_with_arabic_numbers_finds_the_district() {
     assert_eq!(flow::on_text(&d, "地区変更").unwrap().messages.len(), 1);
     // Stale or foreign postbacks.
     assert!(flow::on_postback(&d, "plow|notify").is_none());
-    let stale = flow::on_postback(&d, "reg|set|99999-0001").unwrap();
+    let stale = flow::on_postback(&d, "action=register&step=set&district=99999-0001").unwrap();
     assert_eq!(stale.effect, Effect::None);
 }
 
@@ -689,7 +686,7 @@ fn the_spec_validator_catches_malformed_flex_and_actions() {
     let v = line_validator("Message");
     let good = serde_json::json!({"type": "flex", "altText": "x", "contents": {"type": "carousel", "contents": [
         {"type": "bubble", "size": "kilo", "body": {"type": "box", "layout": "vertical", "contents": [
-            {"type": "button", "action": {"type": "postback", "label": "a", "data": "reg|start"}}]}}]}});
+            {"type": "button", "action": {"type": "postback", "label": "a", "data": "action=register&step=start"}}]}}]}});
     assert!(v.is_valid(&good));
     let mut bad_size = good.clone();
     bad_size["contents"]["contents"][0]["size"] = "huge".into();

@@ -878,7 +878,7 @@ async fn an_opted_in_resident_gets_one_plow_notice_per_storm_and_none_after_opti
     resident_says(
         &sandbox,
         &d,
-        serde_json::json!({"type": "postback", "data": "plow-notice=on&district=01101"}),
+        serde_json::json!({"type": "postback", "data": "action=plow-notice&set=on&district=01101"}),
     )
     .await;
     let replied =

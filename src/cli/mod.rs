@@ -7,6 +7,10 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{Config, ConfigError};
 
+pub mod place;
+pub mod richmenu;
+pub mod user;
+
 pub const EXIT_RUNTIME: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 
@@ -51,7 +55,7 @@ pub enum Command {
     /// Operator-console accounts.
     User {
         #[command(subcommand)]
-        command: crate::console::users::UserCommand,
+        command: user::UserCommand,
     },
     /// Database maintenance.
     Db {
@@ -61,22 +65,22 @@ pub enum Command {
     /// LINE rich menus: create what the templates describe, switch the account, generate images.
     Richmenu {
         #[command(subcommand)]
-        command: crate::line::richmenu::cli::RichmenuCommand,
+        command: richmenu::RichmenuCommand,
     },
     /// Shelters: set status (open/closed/full), list.
     Shelter {
         #[command(subcommand)]
-        command: crate::place::cli::ShelterCommand,
+        command: place::ShelterCommand,
     },
     /// Residents: import from / export to CSV.
     Residents {
         #[command(subcommand)]
-        command: crate::place::cli::ResidentsCommand,
+        command: place::ResidentsCommand,
     },
     /// Demo city data: regenerate `deploy/demo` from the public data.
     DemoData {
         #[command(subcommand)]
-        command: crate::place::cli::DemoDataCommand,
+        command: place::DemoDataCommand,
     },
 }
 
@@ -178,7 +182,7 @@ pub fn main() -> ExitCode {
                 Err(e) => runtime_error(anyhow::Error::new(e).context("writing to stdout")),
             }
         }
-        Command::Richmenu { command } => crate::line::richmenu::cli::run(command),
+        Command::Richmenu { command } => richmenu::run(command),
         Command::LineSandbox(args) => {
             let config = match args.into_config() {
                 Ok(c) => c,
@@ -190,10 +194,10 @@ pub fn main() -> ExitCode {
             let _ = crate::telemetry::init(&crate::config::LogConfig::default(), std::io::stderr);
             runtime(crate::line::sandbox::run_cli(config))
         }
-        Command::User { command } => crate::console::users::run(command),
-        Command::Shelter { command } => crate::place::cli::shelter(command),
-        Command::Residents { command } => crate::place::cli::residents(command),
-        Command::DemoData { command } => crate::place::cli::demo_data(command),
+        Command::User { command } => user::run(command),
+        Command::Shelter { command } => place::shelter(command),
+        Command::Residents { command } => place::residents(command),
+        Command::DemoData { command } => place::demo_data(command),
         Command::Db {
             command: DbCommand::Backup { dest, config, db },
         } => {

@@ -6,13 +6,11 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
-use super::status::{self, ShelterStatus, StatusChange};
-use super::{Hazard, PlaceData};
-use crate::cli::{EXIT_RUNTIME, EXIT_USAGE};
+use super::{DEFAULT_CONFIG, EXIT_RUNTIME, EXIT_USAGE};
 use crate::config::Config;
+use crate::place::status::{self, ShelterStatus, StatusChange};
+use crate::place::{Hazard, PlaceData};
 use crate::store::Store;
-
-const DEFAULT_CONFIG: &str = "/etc/sonae/sonae.toml";
 
 #[derive(Debug, Subcommand)]
 pub enum ShelterCommand {
@@ -284,7 +282,7 @@ pub fn residents(cmd: ResidentsCommand) -> ExitCode {
 pub fn demo_data(cmd: DemoDataCommand) -> ExitCode {
     match cmd {
         DemoDataCommand::Generate { shared, out } => {
-            match super::demo_data::generate(&shared, &out) {
+            match crate::place::demo_data::generate(&shared, &out) {
                 Ok(s) => {
                     for (ward, n) in &s.per_ward {
                         println!("{ward}: {n} districts");
