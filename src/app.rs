@@ -242,7 +242,7 @@ async fn spawn_components(ctx: &Context) -> anyhow::Result<crate::services::Regi
         },
     )?;
     // Handlers before the webhook worker starts, so no event is dispatched before they are in place.
-    let services = install_services(ctx, &infra);
+    let services = install_services(ctx, &infra)?;
     ctx.tasks.spawn(crate::line::webhook::run_worker(
         ctx.line.clone(),
         ctx.shutdown.clone(),
@@ -255,19 +255,17 @@ async fn spawn_components(ctx: &Context) -> anyhow::Result<crate::services::Regi
 
 /// The one list of resident services, in the order their handlers are asked. The rich menu's own
 /// handlers come first (a new friend is linked to the current mode's menu before being greeted).
-fn install_services(ctx: &Context, infra: &Infra) -> crate::services::Registry {
+fn install_services(ctx: &Context, infra: &Infra) -> anyhow::Result<crate::services::Registry> {
     crate::line::richmenu::register_handlers(&ctx.line);
     let mut reg = crate::services::Registry::new(ctx.line.events.clone(), infra.scheduler.clone());
-    if let Some(place) = &ctx.place {
-        crate::resident::service::install(
-            &mut reg,
-            crate::resident::service::Deps {
-                line: ctx.line.clone(),
-                place: place.clone(),
-                city: ctx.config.place.city_name.clone(),
-            },
-        );
-    }
+    crate::resident::service::install(
+        &mut reg,
+        crate::resident::service::Deps {
+            line: ctx.line.clone(),
+            place: ctx.place.clone(),
+            city: ctx.config.place.city_name.clone(),
+        },
+    );
     crate::plow::resident::install(
         &mut reg,
         crate::plow::resident::Deps {
@@ -276,7 +274,13 @@ fn install_services(ctx: &Context, infra: &Infra) -> crate::services::Registry {
             place: ctx.place.clone(),
         },
     );
-    reg
+    let numbers: Vec<i64> = crate::store::migrations::MIGRATIONS
+        .iter()
+        .map(|m| m.0)
+        .collect();
+    reg.check_migrations(&numbers)
+        .map_err(|e| anyhow::anyhow!("resident services: {e}"))?;
+    Ok(reg)
 }
 
 /// The whole HTTP surface: health and metrics, the webhook, the public pages, the console, and every

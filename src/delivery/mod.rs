@@ -143,6 +143,8 @@ pub enum Recipients {
     /// The residents an audience query selects, read from `residents` inside [`enqueue`]'s transaction and
     /// written straight into batch rows: a million recipients never sit in memory as a list.
     Residents(crate::resident::Audience),
+    /// The subscribers of a topic ([`crate::resident::topics`]), streamed the same way.
+    Subscribers(crate::resident::topics::Subscribers),
 }
 
 impl Recipients {
@@ -230,6 +232,15 @@ pub fn enqueue(
         "alert {} mixes explicit recipients with resident audiences, which could overlap",
         alert.step_key
     );
+    let subscribers = plans
+        .iter()
+        .filter(|p| matches!(p.recipients, Recipients::Subscribers(_)))
+        .count();
+    anyhow::ensure!(
+        subscribers == 0 || plans.len() == 1,
+        "alert {} streams topic subscribers beside other plans, which could overlap",
+        alert.step_key
+    );
     tx.execute(
         "INSERT INTO delivery_alerts (step_key, source, kind, priority, summary, detail, planned, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7)",
@@ -282,6 +293,9 @@ pub fn enqueue(
                     level3_opt_in_only: audience.level3_opt_in_only,
                 };
                 crate::resident::for_each_audience_id(tx, &audience, |id| out.push(id))?;
+            }
+            Recipients::Subscribers(s) => {
+                crate::resident::topics::for_each_subscriber(tx, s, |id| out.push(id))?;
             }
         }
         out.flush()?;

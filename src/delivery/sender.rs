@@ -25,7 +25,7 @@ use crate::health::{Health, Status};
 use crate::metrics::Metrics;
 use crate::store::Store;
 
-/// What LINE said to one multicast request. The lead maps the LINE client's outcome onto this.
+/// What LINE said to one multicast request ([`super::LineSender`] maps the LINE client's outcome onto this).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SendOutcome {
     /// 200.
@@ -55,7 +55,7 @@ impl SendOutcome {
     }
 }
 
-/// Sends one multicast request. Implemented by the lead with the LINE client (`X-Line-Retry-Key` =
+/// Sends one multicast request. Implemented by [`super::LineSender`] with the LINE client (`X-Line-Retry-Key` =
 /// `retry_key`), and by fakes in tests.
 pub trait Sender: Send + Sync + 'static {
     fn multicast(

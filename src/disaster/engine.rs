@@ -207,8 +207,9 @@ impl Phenomenon {
     }
 }
 
-/// One warning in force, as the active-warning state (`jma-feed`) holds it. The lead adapts the state's
-/// entries to this struct; the code tables (`jma-parse`) give `family`, `severity` and `level`.
+/// One warning in force, as the active-warning state (`jma::state`) holds it. `disaster::runtime` adapts the
+/// state's entries to this struct ([`super::runtime::warnings_of`]); the code tables (`jma::codes`) give
+/// `family`, `severity` and `level`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ActiveWarning {
     /// 通常 / 訓練 / 試験 of the telegram that put the warning in this state.
@@ -244,7 +245,7 @@ impl ActiveWarning {
 
 /// A change event from the active-warning state. Only [`ChangeKind::Corrected`] and
 /// [`ChangeKind::Cancelled`] change what the engine does (everything else follows from the state itself);
-/// the other kinds are accepted so the lead can pass the stream through unfiltered.
+/// the other kinds are accepted so the runtime can pass the stream through unfiltered.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct WarningChange {
     pub status: ReportStatus,
@@ -304,7 +305,7 @@ pub enum ModeReason {
     NoTrigger,
 }
 
-/// Who receives a step. The lead resolves it to LINE user ids (residents of `AlertStep::districts`).
+/// Who receives a step. The runtime resolves it to an audience (residents of `AlertStep::districts`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Audience {

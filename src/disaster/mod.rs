@@ -1,8 +1,8 @@
 //! Disaster mode: policy (`[disaster]`), the pure engine, message composition, and the glue that writes a
 //! decision and its outbox rows in one transaction.
 //!
-//! Flow (one cycle, run whenever the active-warning state changes, on a hold/release, and once a minute for
-//! the quiet period):
+//! Flow (one cycle, the scheduled job `disaster.cycle`: whenever the JMA pipeline records new events, and every
+//! 5 s ([`runtime::TICK`]) for holds, releases and the end of the quiet period):
 //! 1. [`load_state`] → [`engine::decide`] with the current warnings, changes, holds, districts and `now`;
 //! 2. for each step, [`plan_step`] composes one message per district ([`compose::Templates::compose`]) and
 //!    asks the caller for recipients (residents of the district, all or opted-in; staff for drills);

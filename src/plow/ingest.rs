@@ -262,19 +262,14 @@ impl Pipeline {
                 .store
                 .write(move |tx| {
                     let out = super::store::write_batch(tx, &batch, storm_id, now)?;
-                    // The claim (plow_notices), the outbox rows and the district entry commit together with
-                    // the positions, or none of them does (then `forget_entered` below lets the next fix in
-                    // that district claim the notice).
+                    // The claim (plow_notice_claims), the outbox rows and the district entry commit
+                    // together with the positions, or none of them does (then `forget_entered` below lets
+                    // the next fix in that district claim the notice).
                     let mut notices = 0usize;
                     if let Some(storm_id) = storm_id {
                         for (id, name) in &entered {
-                            let users = super::notice::claim_notices(tx, storm_id, id)?;
-                            if !users.is_empty() {
-                                super::notice::enqueue_notices(
-                                    tx, storm_id, id, name, &users, now,
-                                )?;
-                                notices += users.len();
-                            }
+                            notices +=
+                                super::notice::claim_and_enqueue(tx, storm_id, id, name, now)?;
                         }
                     }
                     Ok((out, batch, notices))
@@ -685,7 +680,10 @@ mod tests {
         let resident = LineUserId::new(format!("U{:032x}", 7));
         let r = resident.clone();
         store
-            .write(move |tx| crate::plow::notice::subscribe(tx, &r, "all"))
+            .write(move |tx| {
+                crate::resident::follow_tx(tx, &r)?;
+                crate::plow::notice::subscribe(tx, &r, "all")
+            })
             .await
             .unwrap();
         let metrics = Arc::new(Metrics::new());
@@ -719,13 +717,13 @@ mod tests {
         pipe.handle(&[msg("P1", now + 1000, 141.3545)], now + 1000)
             .await
             .unwrap();
-        assert_eq!(
-            outbox(&store),
-            vec![(
-                format!("plow-notice/{storm}/all/0"),
-                resident.as_str().to_string()
-            )]
+        let sent = outbox(&store);
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        assert!(
+            sent[0].0.starts_with(&format!("plow-notice/{storm}/all/")),
+            "{sent:?}"
         );
+        assert_eq!(sent[0].1, resident.as_str());
         assert_eq!(metrics.get("sonae_plow_notices_total", &[]), Some(1.0));
         // The resident opts out; a new storm notifies nobody.
         store
@@ -746,7 +744,10 @@ mod tests {
         let p = plow();
         let resident = LineUserId::new(format!("U{:032x}", 9));
         store
-            .write(move |tx| crate::plow::notice::subscribe(tx, &resident, "all"))
+            .write(move |tx| {
+                crate::resident::follow_tx(tx, &resident)?;
+                crate::plow::notice::subscribe(tx, &resident, "all")
+            })
             .await
             .unwrap();
         let mut pipe = Pipeline::new(p.clone(), store.clone(), Arc::new(Metrics::new()))

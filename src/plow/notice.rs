@@ -1,21 +1,23 @@
-//! The opt-in "a plow has entered your district" notice: who gets it, decided without I/O, plus the SQL for the
-//! opt-in state and the record of decided notices.
+//! The opt-in "a plow has entered your district" notice: the commands, the opt-in state (the residents' topic
+//! subscriptions, topic [`TOPIC`], scope = plow district) and the claim that enqueues a notice.
 //!
 //! Rules (issue 6, item 6):
-//! * a resident opts in per district (text 「除雪通知」 or the postback `action=plow-notice&set=on&district=…`) and out with
-//!   「除雪通知停止」 / `action=plow-notice&set=off`; opting out deletes the subscription, so no later decision can include them;
-//! * a notice goes out at most once per resident, district and storm: the decision excludes everyone already
-//!   recorded in `plow_notices` for that storm and district, and records the new ones in the same transaction;
+//! * a resident opts in per district (text 「除雪通知」 or the postback `action=plow-notice&set=on&district=…`)
+//!   and out with 「除雪通知停止」 / `action=plow-notice&set=off`; opting out deletes the subscription, so no
+//!   later claim can include them;
+//! * a notice goes out at most once per subscription, district and storm: each claim records up to which
+//!   subscription start it covered (`plow_notice_claims`), and the next claim in that storm streams only
+//!   subscriptions that began later. A resident who opts out and in again after being told counts as a new
+//!   subscription;
 //! * only the district name is sent — never a vehicle's exact position or anyone else's location.
 //!
-//! Sending (durable outbox, rate limits) is the delivery module's job: [`claim_notices`] returns the ids to
-//! enqueue, and the message text comes from [`notice_text`].
-
-use std::collections::HashSet;
+//! Sending (durable outbox, rate limits) is the delivery module's job: [`claim_and_enqueue`] streams the
+//! subscribers into the outbox in the ingest's transaction; the message text comes from [`notice_text`].
 
 use rusqlite::{params, Transaction};
 
 use crate::ids::LineUserId;
+use crate::resident::topics;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
@@ -52,18 +54,6 @@ pub fn parse_command(text: &str) -> Option<Command> {
     }
 }
 
-/// The residents to notify now that a plow entered `district` in a storm: subscribers who were not notified yet.
-/// `subscribers` are the current opt-ins (opted-out residents are not in it); `already` those notified for this
-/// storm and district. Order follows `subscribers`; duplicates are dropped.
-pub fn decide(subscribers: &[LineUserId], already: &HashSet<LineUserId>) -> Vec<LineUserId> {
-    let mut seen = HashSet::new();
-    subscribers
-        .iter()
-        .filter(|u| !already.contains(*u) && seen.insert((*u).clone()))
-        .cloned()
-        .collect()
-}
-
 /// The message residents receive (Japanese, as the city writes it).
 pub fn notice_text(district_name: &str) -> String {
     format!(
@@ -74,13 +64,18 @@ pub fn notice_text(district_name: &str) -> String {
     )
 }
 
+/// The topic residents subscribe to ([`crate::resident::topics`]); the scope is the plow district id.
+pub const TOPIC: &str = "plow-notice";
+
 /// Opts a resident in for a district (idempotent).
 pub fn subscribe(tx: &Transaction<'_>, user: &LineUserId, district: &str) -> anyhow::Result<()> {
-    tx.execute(
-        "INSERT OR IGNORE INTO plow_notice_subscriptions (user_id, district, created_at) VALUES (?1, ?2, ?3)",
-        params![user.as_str(), district, chrono::Utc::now().to_rfc3339()],
-    )?;
-    Ok(())
+    topics::subscribe(
+        tx,
+        user,
+        TOPIC,
+        district,
+        chrono::Utc::now().timestamp_millis(),
+    )
 }
 
 /// Opts a resident out of one district, or of all with `None`. Returns how many subscriptions were removed.
@@ -89,78 +84,55 @@ pub fn unsubscribe(
     user: &LineUserId,
     district: Option<&str>,
 ) -> anyhow::Result<usize> {
-    Ok(match district {
-        Some(d) => tx.execute(
-            "DELETE FROM plow_notice_subscriptions WHERE user_id = ?1 AND district = ?2",
-            params![user.as_str(), d],
-        )?,
-        None => tx.execute(
-            "DELETE FROM plow_notice_subscriptions WHERE user_id = ?1",
-            params![user.as_str()],
-        )?,
-    })
-}
-
-/// Decides and records the notices for a plow entering `district` in `storm_id`; returns the residents to send to.
-/// Calling it again for the same storm and district returns nobody new.
-pub fn claim_notices(
-    tx: &Transaction<'_>,
-    storm_id: i64,
-    district: &str,
-) -> anyhow::Result<Vec<LineUserId>> {
-    let subscribers: Vec<LineUserId> = {
-        let mut st = tx.prepare_cached(
-            "SELECT user_id FROM plow_notice_subscriptions WHERE district = ?1 ORDER BY created_at, user_id",
-        )?;
-        let rows = st.query_map([district], |r| r.get::<_, String>(0))?;
-        rows.collect::<Result<Vec<_>, _>>()?
-            .into_iter()
-            .map(LineUserId::new)
-            .collect()
-    };
-    let already: HashSet<LineUserId> = {
-        let mut st = tx.prepare_cached(
-            "SELECT user_id FROM plow_notices WHERE storm_id = ?1 AND district = ?2",
-        )?;
-        let rows = st.query_map(params![storm_id, district], |r| r.get::<_, String>(0))?;
-        rows.collect::<Result<Vec<_>, _>>()?
-            .into_iter()
-            .map(LineUserId::new)
-            .collect()
-    };
-    let to_send = decide(&subscribers, &already);
-    let now = chrono::Utc::now().to_rfc3339();
-    for u in &to_send {
-        tx.execute(
-            "INSERT INTO plow_notices (storm_id, district, user_id, decided_at) VALUES (?1, ?2, ?3, ?4)",
-            params![storm_id, district, u.as_str(), now],
-        )?;
-    }
-    Ok(to_send)
+    topics::unsubscribe(tx, user, TOPIC, district)
 }
 
 /// Outbox priority of a notice: normal traffic (`disaster::engine::Priority::Normal`), so alerts overtake it.
 pub const PRIORITY: i64 = 10;
 
-/// Enqueues the notice for `users` (chosen by [`claim_notices`] in the same transaction) in the durable outbox.
-/// The step key names the storm, the district and how many residents of that district were notified before
-/// this claim, so each claim is its own alert and a repeated call inserts nothing.
-pub fn enqueue_notices(
+/// A plow entered `district` in storm `storm_id`: enqueues the notice for every subscriber of the district
+/// not told yet in this storm, and records the claim — in the caller's transaction (the ingest's, with the
+/// positions). Returns how many residents it goes to (0: nothing enqueued).
+///
+/// Once per resident, district and storm: a claim covers the subscriptions that began up to `now_ms`; the
+/// next claim in the same storm streams only those that began after the previous one. Recipients are
+/// streamed from the subscriptions into batch rows ([`crate::delivery::Recipients::Subscribers`]).
+pub fn claim_and_enqueue(
     tx: &Transaction<'_>,
     storm_id: i64,
     district_id: &str,
     district_name: &str,
-    users: &[LineUserId],
     now_ms: i64,
-) -> anyhow::Result<crate::delivery::Enqueued> {
-    let recorded: i64 = tx.query_row(
-        "SELECT count(*) FROM plow_notices WHERE storm_id = ?1 AND district = ?2",
+) -> anyhow::Result<usize> {
+    let after: i64 = tx.query_row(
+        "SELECT coalesce(max(until_ms), -1) FROM plow_notice_claims WHERE storm_id = ?1 AND district = ?2",
         params![storm_id, district_id],
         |r| r.get(0),
     )?;
-    let before = recorded - users.len() as i64;
+    let until = now_ms.max(after + 1);
+    let who = topics::Subscribers {
+        topic: TOPIC.into(),
+        scope: district_id.into(),
+        began_after_ms: after,
+        began_until_ms: until,
+    };
+    let n = topics::count(tx, &who)?;
+    if n == 0 {
+        return Ok(0);
+    }
+    tx.execute(
+        "INSERT INTO plow_notice_claims (storm_id, district, until_ms, recipients, claimed_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            storm_id,
+            district_id,
+            until,
+            n as i64,
+            chrono::Utc::now().to_rfc3339()
+        ],
+    )?;
     let alert = crate::delivery::NewAlert {
-        step_key: format!("plow-notice/{storm_id}/{district_id}/{before}"),
+        step_key: format!("plow-notice/{storm_id}/{district_id}/{until}"),
         source: "plow".into(),
         kind: "plow_notice".into(),
         priority: PRIORITY,
@@ -169,14 +141,15 @@ pub fn enqueue_notices(
             "storm_id": storm_id,
             "district_id": district_id,
             "district_name": district_name,
-            "recipients": users.len(),
+            "recipients": n,
         }),
     };
     let plan = crate::delivery::Planned {
         messages: vec![notice_message(district_name)],
-        recipients: users.iter().map(|u| u.as_str().to_string()).collect(),
+        recipients: crate::delivery::Recipients::Subscribers(who),
     };
-    crate::delivery::enqueue(tx, &alert, &[plan], now_ms)
+    crate::delivery::enqueue(tx, &alert, &[plan], now_ms)?;
+    Ok(n)
 }
 
 /// The notice as a LINE text message with a quick reply that stops further notices.
@@ -272,13 +245,6 @@ mod tests {
     }
 
     #[test]
-    fn residents_already_notified_in_this_storm_are_not_chosen_again() {
-        let subs = vec![u(1), u(2), u(3), u(2)];
-        let already: HashSet<_> = [u(2)].into_iter().collect();
-        assert_eq!(decide(&subs, &already), vec![u(1), u(3)]);
-    }
-
-    #[test]
     fn text_and_postback_commands_are_recognised() {
         assert_eq!(parse_command(" 除雪通知 "), Some(Command::Subscribe));
         assert_eq!(parse_command("除雪通知　停止"), Some(Command::Unsubscribe));
@@ -298,15 +264,46 @@ mod tests {
         assert_eq!(parse_command("ごみの日"), None);
     }
 
+    /// The recipients of every plow notice in the outbox, oldest first.
+    fn notified(store: &Store) -> Vec<Vec<String>> {
+        store
+            .read_blocking(|c| {
+                let mut st = c.prepare(
+                    "SELECT a.id, b.recipients FROM delivery_alerts a JOIN delivery_batches b ON b.alert_id = a.id
+                     WHERE a.kind = 'plow_notice' ORDER BY a.id, b.id",
+                )?;
+                let rows = st.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+                let mut out: Vec<(i64, Vec<String>)> = Vec::new();
+                for row in rows {
+                    let (id, rec) = row?;
+                    let users = rec.lines().map(str::to_string);
+                    match out.last_mut() {
+                        Some(last) if last.0 == id => last.1.extend(users),
+                        _ => out.push((id, users.collect())),
+                    }
+                }
+                Ok(out.into_iter().map(|(_, u)| u).collect())
+            })
+            .unwrap()
+    }
+
     #[test]
-    fn the_notice_is_claimed_once_per_district_per_storm_and_never_after_opt_out() {
+    fn the_notice_goes_once_per_subscription_district_and_storm_and_never_after_opt_out() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("t.db")).unwrap();
+        let sub = |n: u8, d: &'static str, at: i64| {
+            store
+                .write_blocking(move |tx| {
+                    crate::resident::follow_tx(tx, &u(n))?;
+                    topics::subscribe(tx, &u(n), TOPIC, d, at)
+                })
+                .unwrap()
+        };
+        sub(1, "01101", 10);
+        sub(2, "01101", 20);
+        sub(3, "01102", 30);
         let (storm1, storm2) = store
             .write_blocking(|tx| {
-                subscribe(tx, &u(1), "01101")?;
-                subscribe(tx, &u(2), "01101")?;
-                subscribe(tx, &u(3), "01102")?;
                 let s1 = match crate::plow::store::start_storm(tx, 1_000, "dispatcher", "")? {
                     crate::plow::store::StormChange::Started(s) => s.id,
                     other => panic!("{other:?}"),
@@ -319,29 +316,33 @@ mod tests {
                 Ok((s1, s2))
             })
             .unwrap();
-        let claim = |storm: i64, d: &'static str| {
+        let claim = |storm: i64, d: &'static str, now: i64| {
             store
-                .write_blocking(move |tx| claim_notices(tx, storm, d))
+                .write_blocking(move |tx| claim_and_enqueue(tx, storm, d, "中央区", now))
                 .unwrap()
         };
-        assert_eq!(claim(storm1, "01101"), vec![u(1), u(2)]);
+        let id = |n: u8| u(n).as_str().to_string();
+        assert_eq!(claim(storm1, "01101", 1_500), 2);
         assert_eq!(
-            claim(storm1, "01101"),
-            vec![],
+            claim(storm1, "01101", 1_600),
+            0,
             "second entry in the same storm"
         );
-        assert_eq!(claim(storm1, "01102"), vec![u(3)]);
+        assert_eq!(claim(storm1, "01102", 1_700), 1);
+        assert_eq!(notified(&store), vec![vec![id(1), id(2)], vec![id(3)]]);
         // Resident 2 opts out; the next storm notifies only resident 1.
         store
             .write_blocking(|tx| unsubscribe(tx, &u(2), None))
             .unwrap();
-        assert_eq!(claim(storm2, "01101"), vec![u(1)]);
-        // Opting in again later is honoured in the same storm only if not already notified.
-        store
-            .write_blocking(|tx| subscribe(tx, &u(2), "01101"))
-            .unwrap();
-        assert_eq!(claim(storm2, "01101"), vec![u(2)]);
-        assert_eq!(claim(storm2, "01101"), vec![]);
+        assert_eq!(claim(storm2, "01101", 3_500), 1);
+        // Opting in again after that claim is a new subscription: told at the next entry, once.
+        sub(2, "01101", 3_600);
+        assert_eq!(claim(storm2, "01101", 3_700), 1);
+        assert_eq!(claim(storm2, "01101", 3_800), 0);
+        let all = notified(&store);
+        assert_eq!(all[2], vec![id(1)]);
+        assert_eq!(all[3], vec![id(2)]);
+        assert_eq!(all.len(), 4);
     }
 
     /// A square town of ±0.002° around a point, as the registration districts file has them.

@@ -1,12 +1,12 @@
 //! The LINE side of the opt-in plow notice: the webhook handlers for 「除雪通知」 / 「除雪通知停止」 and the
-//! postbacks `action=plow-notice&set=on&district=…` / `…&set=off`, and removing a resident's subscriptions when they
-//! unfollow the account.
+//! postbacks `action=plow-notice&set=on&district=…` / `…&set=off`. Subscriptions are the residents' topic
+//! subscriptions ([`crate::resident::topics`]), which unfollowing the account removes.
 //!
 //! * Text 「除雪通知」 subscribes the resident to the plow district of their registered district
 //!   ([`notice::resolve_district`]); without a registered district the reply asks them to register first.
 //! * The postback names the district (a plow district id, or a registration district id mapped the same way).
 //! * Stopping removes every subscription of the resident (or the one the postback names), so no later claim can
-//!   include them ([`notice::claim_notices`] reads subscriptions in the ingest transaction).
+//!   include them ([`notice::claim_and_enqueue`] reads subscriptions in the ingest transaction).
 //! * Each request is answered with the reply API (free, the event's single-use token); nothing is sent in
 //!   `standby` mode. Handlers are idempotent (a redelivered event subscribes or unsubscribes again, harmlessly).
 
@@ -29,8 +29,8 @@ pub struct Deps {
     pub place: Option<Arc<crate::place::PlaceData>>,
 }
 
-/// Installs the plow-notice service when plow tracking is enabled: text 「除雪通知」/「除雪通知停止」, the
-/// postback `action=plow-notice`, and removing subscriptions on unfollow.
+/// Installs the plow-notice service when plow tracking is enabled: text 「除雪通知」/「除雪通知停止」 and the
+/// postback `action=plow-notice`. Subscriptions are topic subscriptions, which unfollowing removes.
 pub fn install(reg: &mut Registry, deps: Deps) {
     if !deps.plow.config.enabled {
         return;
@@ -66,25 +66,10 @@ pub fn install(reg: &mut Registry, deps: Deps) {
             Ok(Claim::Handled)
         }
     });
-    let d = deps.clone();
-    let unfollow = handler_fn(move |ev: Event| {
-        let d = d.clone();
-        async move {
-            let Some(user) = ev.user_id().cloned() else {
-                return Ok(Claim::Pass);
-            };
-            d.line
-                .store
-                .write(move |tx| notice::unsubscribe(tx, &user, None))
-                .await?;
-            Ok(Claim::Handled)
-        }
-    });
     reg.service("plow-notice")
         .migrations(400..=499)
         .text("除雪通知 / 除雪通知停止", text)
-        .postback(notice::ACTION, postback)
-        .on_unfollow(unfollow);
+        .postback(notice::ACTION, postback);
 }
 
 async fn handle(ctx: &Deps, ev: &Event, cmd: Command, named: Option<String>) -> anyhow::Result<()> {

@@ -15,6 +15,7 @@
 
 pub mod flow;
 pub mod service;
+pub mod topics;
 
 use std::io::Write;
 
@@ -85,6 +86,7 @@ pub fn unfollow_tx(tx: &Transaction<'_>, user: &LineUserId) -> anyhow::Result<bo
         "UPDATE residents SET active = 0, updated_at = ?2 WHERE user_id = ?1",
         rusqlite::params![user.as_str(), now()],
     )?;
+    topics::unsubscribe_all(tx, user)?;
     Ok(n > 0)
 }
 

@@ -22,7 +22,8 @@ use crate::services::Registry;
 #[derive(Clone)]
 pub struct Deps {
     pub line: LineRuntime,
-    pub place: Arc<PlaceData>,
+    /// `None` without `place.districts`: friends are recorded, but there is no district to register.
+    pub place: Option<Arc<PlaceData>>,
     /// `place.city_name`, as residents know it.
     pub city: String,
 }
@@ -40,7 +41,10 @@ pub fn install(reg: &mut Registry, deps: Deps) {
                 super::FollowOutcome::New => None,
                 super::FollowOutcome::Returning { district_id } => district_id,
             };
-            let msgs = flow::welcome(&d.place.districts, &d.city, returning.as_deref());
+            let Some(place) = &d.place else {
+                return Ok(Claim::Handled);
+            };
+            let msgs = flow::welcome(&place.districts, &d.city, returning.as_deref());
             answer(&d, &ev, msgs).await
         }
     });
@@ -54,13 +58,17 @@ pub fn install(reg: &mut Registry, deps: Deps) {
             Ok(Claim::Handled)
         }
     });
-    reg.service("resident")
+    let service = reg
+        .service("resident")
         .migrations(300..=329)
         .on_follow(follow)
-        .on_unfollow(unfollow)
-        .location(step(&deps, Step::Location))
-        .postback(flow::ACTION, step(&deps, Step::Postback))
-        .text("地区登録 / 町名", step(&deps, Step::Text));
+        .on_unfollow(unfollow);
+    if deps.place.is_some() {
+        service
+            .location(step(&deps, Step::Location))
+            .postback(flow::ACTION, step(&deps, Step::Postback))
+            .text("地区登録 / 町名", step(&deps, Step::Text));
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -79,7 +87,10 @@ fn step(deps: &Deps, which: Step) -> Arc<dyn crate::line::events::EventHandler> 
             let Some(user) = ev.user_id().cloned() else {
                 return Ok(Claim::Pass);
             };
-            let districts = &d.place.districts;
+            let Some(place) = &d.place else {
+                return Ok(Claim::Pass);
+            };
+            let districts = &place.districts;
             let r = match which {
                 Step::Location => ev
                     .message

@@ -69,6 +69,31 @@ impl Registry {
         &self.manifests
     }
 
+    /// Checks the declared migration ranges against the embedded migrations' numbers: ranges must not
+    /// overlap, and each must hold at least one migration (a range with none is a wrong declaration).
+    pub fn check_migrations(&self, numbers: &[i64]) -> Result<(), String> {
+        let ranges: Vec<(&str, &RangeInclusive<i64>)> = self
+            .manifests
+            .iter()
+            .filter_map(|m| m.migrations.as_ref().map(|r| (m.name, r)))
+            .collect();
+        for (i, (a, ra)) in ranges.iter().enumerate() {
+            for (b, rb) in &ranges[i + 1..] {
+                if ra.start() <= rb.end() && rb.start() <= ra.end() {
+                    return Err(format!(
+                        "services {a} ({ra:?}) and {b} ({rb:?}) declare overlapping migration ranges"
+                    ));
+                }
+            }
+            if !numbers.iter().any(|n| ra.contains(n)) {
+                return Err(format!(
+                    "service {a} declares migrations {ra:?}, but no embedded migration is numbered there"
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The routes every service declared, for the daemon's router.
     pub fn take_routes(&mut self) -> Router {
         std::mem::take(&mut self.routes)
@@ -145,5 +170,53 @@ impl ServiceBuilder<'_> {
         self.manifest().jobs.push(job.name);
         self.registry.scheduler.add(job);
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio_util::sync::CancellationToken;
+    use tokio_util::task::TaskTracker;
+
+    fn registry() -> Registry {
+        Registry::new(
+            Arc::new(EventRouter::new()),
+            Scheduler::new(TaskTracker::new(), CancellationToken::new()),
+        )
+    }
+
+    #[test]
+    fn migration_ranges_must_not_overlap_and_must_hold_a_migration() {
+        let mut r = registry();
+        r.service("a").migrations(300..=329);
+        r.service("b").migrations(400..=499);
+        assert_eq!(r.check_migrations(&[1, 300, 401]), Ok(()));
+        let e = r.check_migrations(&[1, 300]).unwrap_err();
+        assert!(e.contains("service b"), "{e}");
+        r.service("c").migrations(320..=339);
+        let e = r.check_migrations(&[300, 401, 330]).unwrap_err();
+        assert!(e.contains("overlapping"), "{e}");
+    }
+
+    #[test]
+    fn a_service_declares_what_it_answers_in_its_manifest() {
+        let mut r = registry();
+        let h = crate::line::events::handler_fn(|_| async { Ok(crate::line::events::Claim::Pass) });
+        r.service("news")
+            .postback("news", h.clone())
+            .text("お知らせ", h);
+        let m = &r.manifests()[0];
+        assert_eq!(m.name, "news");
+        assert_eq!(m.postback_actions, vec!["news".to_string()]);
+        assert_eq!(m.text_intents, vec!["お知らせ"]);
+    }
+
+    #[test]
+    #[should_panic(expected = "installed twice")]
+    fn a_service_name_is_installed_once() {
+        let mut r = registry();
+        r.service("x");
+        r.service("x");
     }
 }

@@ -16,6 +16,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("migrations/0300_places_residents.sql"),
     ),
     (
+        310,
+        "resident_topics",
+        include_str!("migrations/0310_resident_topics.sql"),
+    ),
+    (
         330,
         "disaster_delivery",
         include_str!("migrations/0330_disaster_delivery.sql"),
@@ -26,6 +31,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("migrations/0340_disaster_runtime.sql"),
     ),
     (400, "plow", include_str!("migrations/0400_plow.sql")),
+    (
+        401,
+        "plow_notice_topics",
+        include_str!("migrations/0401_plow_notice_topics.sql"),
+    ),
     (500, "console", include_str!("migrations/0500_console.sql")),
     (
         501,

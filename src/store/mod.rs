@@ -22,7 +22,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
-mod migrations;
+pub mod migrations;
 pub use migrations::MIGRATIONS;
 
 /// How many read connections the pool keeps.

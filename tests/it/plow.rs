@@ -893,7 +893,7 @@ async fn an_opted_in_resident_gets_one_plow_notice_per_storm_and_none_after_opti
     let subs: Vec<(String, String)> = store
         .read(|c| {
             let mut st = c.prepare(
-                "SELECT user_id, district FROM plow_notice_subscriptions ORDER BY user_id",
+                "SELECT user_id, scope FROM resident_topics WHERE topic = 'plow-notice' ORDER BY user_id",
             )?;
             let v = st
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
