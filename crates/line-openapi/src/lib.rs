@@ -1,7 +1,7 @@
 //! The official LINE OpenAPI contract, checked against JSON bodies.
 //!
 //! LINE publishes its Messaging API and webhook formats as OpenAPI 3.0 YAML (`line/line-openapi`, vendored
-//! unchanged in `src/line/spec/` with its licence). This module embeds those files, turns them into
+//! unchanged in this crate's `spec/` with its licence). This crate embeds those files, turns them into
 //! `serde_json::Value` once (about 220 KB of YAML, a few milliseconds, cached in a `OnceLock`), and walks a
 //! schema over a value by hand. A general JSON-Schema crate does not understand OpenAPI 3.0's dialect
 //! (`nullable`, `discriminator` + `mapping` dispatch through `allOf` parents), which is exactly what the
@@ -16,6 +16,22 @@
 //!
 //! Every violation names its JSON path in LINE's own style (`messages[0].contents.body.contents[2].text`),
 //! so the stand-in can return it as `details[].property`.
+//!
+//! # Example
+//!
+//! ```
+//! use serde_json::json;
+//!
+//! let push = json!({"to": "U0123456789abcdef0123456789abcdef",
+//!                   "messages": [{"type": "text", "text": "こんにちは"}]});
+//! assert_eq!(line_openapi::validate_request("POST", "/v2/bot/message/push", &push), Ok(()));
+//!
+//! let bad = json!({"messages": [{"type": "text"}]});
+//! let errors = line_openapi::validate_request("POST", "/v2/bot/message/push", &bad).unwrap_err();
+//! assert!(errors.iter().any(|e| e.starts_with("messages[0].text: is required")));
+//!
+//! assert!(line_openapi::validate_schema("webhook:FollowEvent", &json!({"type": "follow"})).is_err());
+//! ```
 
 use std::collections::HashMap;
 use std::fmt;
@@ -24,9 +40,9 @@ use std::sync::{Mutex, OnceLock};
 use serde_json::Value;
 
 /// `messaging-api.yml` from `line/line-openapi` at commit 6e4c2a2a1b7b059ea3920456d4f88d03fd8ef0bb.
-pub const MESSAGING_API_YML: &str = include_str!("spec/messaging-api.yml");
+pub const MESSAGING_API_YML: &str = include_str!("../spec/messaging-api.yml");
 /// `webhook.yml` from the same commit.
-pub const WEBHOOK_YML: &str = include_str!("spec/webhook.yml");
+pub const WEBHOOK_YML: &str = include_str!("../spec/webhook.yml");
 
 /// Which of the two vendored documents a schema or operation lives in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
