@@ -68,19 +68,6 @@ impl Default for SandboxConfig {
     }
 }
 
-impl SandboxConfig {
-    /// The secrets of a daemon that talks to this stand-in: its channel secret and access token, a fresh
-    /// random session key, no API token.
-    pub fn daemon_secrets(&self) -> crate::config::Secrets {
-        crate::config::Secrets {
-            line_channel_secret: crate::secret::Secret::new(self.channel_secret.clone()),
-            line_channel_access_token: crate::secret::Secret::new(self.access_token.clone()),
-            session_key: crate::secret::Secret::random(48),
-            api_token: None,
-        }
-    }
-}
-
 /// The stand-in server.
 pub struct Sandbox;
 
