@@ -22,12 +22,13 @@ pub mod limits;
 pub mod menu_image;
 pub mod message;
 pub mod richmenu;
-pub mod sandbox;
 pub mod signature;
 pub mod webhook;
 
-// The OpenAPI checker is the `line-openapi` crate (`crates/line-openapi`); `crate::line::spec` stays as it was.
+// The OpenAPI checker and the stand-in are the `line-openapi` and `line-sandbox` crates (`crates/`);
+// `crate::line::spec` and `crate::line::sandbox` stay as they were.
 pub use line_openapi as spec;
+pub use line_sandbox as sandbox;
 
 /// The secrets of a daemon that talks to the LINE stand-in `sandbox`: its channel secret and access token, a
 /// fresh random session key, no API token. (The stand-in knows nothing of the daemon's configuration.)
