@@ -1,15 +1,15 @@
 //! JMA disaster-prevention XML (気象庁防災情報XML): feed polling, parsing, warning codes and state.
 
 pub mod archive;
-pub mod area;
 pub mod atom;
-pub mod codes;
 pub mod feed;
 pub mod inspect;
 pub mod pipeline;
 pub mod replay;
-pub mod report;
 pub mod state;
+
+// The pure parser and code tables are the `jma-xml` crate (`crates/jma-xml`); these paths stay as they were.
+pub use jma_xml::{area, codes, report};
 
 use std::sync::Arc;
 

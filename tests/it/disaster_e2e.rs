@@ -249,9 +249,12 @@ async fn a_follow_through_the_webhook_gets_a_welcome_and_a_shared_location_regis
     config.place.shelters = vec![repo(
         "deploy/demo/sapporo-01100-shitei-kinkyu-hinanbasho.csv",
     )];
-    let app = sonae::app::Application::build(config, SandboxConfig::default().daemon_secrets())
-        .await
-        .unwrap();
+    let app = sonae::app::Application::build(
+        config,
+        sonae::line::sandbox_secrets(&SandboxConfig::default()),
+    )
+    .await
+    .unwrap();
     let addr = app.local_addr();
     let store = app.context().store.clone();
     let daemon = InProcess::run(app);
@@ -348,9 +351,12 @@ async fn the_rich_menu_residents_see_follows_the_mode_with_and_without_per_user_
     // The recorded scenario is dated 2026-09-12: accept its age, and leave disaster mode soon after 解除.
     config.disaster.max_report_age_secs = 7 * 86400 * 52;
     config.disaster.quiet_period_secs = 1;
-    let app = sonae::app::Application::build(config, SandboxConfig::default().daemon_secrets())
-        .await
-        .unwrap();
+    let app = sonae::app::Application::build(
+        config,
+        sonae::line::sandbox_secrets(&SandboxConfig::default()),
+    )
+    .await
+    .unwrap();
     let addr = app.local_addr();
     let ctx = app.context().clone();
     let menus = richmenu::embedded_templates(&format!("http://{addr}")).unwrap();

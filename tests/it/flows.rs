@@ -316,9 +316,10 @@ async fn start_app_with(
     config.disaster.quiet_period_secs = 2;
     config.disaster.drill_audience = people.staff.clone();
     tweak(&mut config);
-    let app = sonae::app::Application::build(config, sandbox_config().daemon_secrets())
-        .await
-        .unwrap();
+    let app =
+        sonae::app::Application::build(config, sonae::line::sandbox_secrets(&sandbox_config()))
+            .await
+            .unwrap();
     let store = app.context().store.clone();
     people.register(&store, sandbox).await;
     App {

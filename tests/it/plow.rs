@@ -822,9 +822,12 @@ async fn an_opted_in_resident_gets_one_plow_notice_per_storm_and_none_after_opti
     assert_eq!(odori.group.as_deref(), Some("中央区"));
     assert_eq!(kita.group.as_deref(), Some("北区"));
 
-    let app = sonae::app::Application::build(config, SandboxConfig::default().daemon_secrets())
-        .await
-        .unwrap();
+    let app = sonae::app::Application::build(
+        config,
+        sonae::line::sandbox_secrets(&SandboxConfig::default()),
+    )
+    .await
+    .unwrap();
     let addr = app.local_addr();
     let store = app.context().store.clone();
 

@@ -40,7 +40,7 @@ use tower::ServiceExt as _;
 use super::limits;
 use super::state::{ApiError, SendKind, Shown, State as Account, RATE_LIMIT_MESSAGE};
 use super::SandboxConfig;
-use crate::line::spec;
+use line_openapi as spec;
 
 /// Injected faults, applied to LINE endpoints (`/v2/...`) whose path starts with one of `paths` (all when
 /// empty). `fail_next` / `drop_next` make the next N requests fail deterministically, for tests.

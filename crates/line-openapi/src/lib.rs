@@ -1,11 +1,11 @@
 //! The official LINE OpenAPI contract, checked against JSON bodies.
 //!
 //! LINE publishes its Messaging API and webhook formats as OpenAPI 3.0 YAML (`line/line-openapi`, vendored
-//! unchanged in `src/line/spec/` with its licence). This module embeds those files, turns them into
-//! `serde_json::Value` once (about 220 KB of YAML, a few milliseconds, cached in a `OnceLock`), and walks a
-//! schema over a value by hand. A general JSON-Schema crate does not understand OpenAPI 3.0's dialect
-//! (`nullable`, `discriminator` + `mapping` dispatch through `allOf` parents), which is exactly what the
-//! Message, Action, FlexComponent and Event hierarchies use.
+//! unchanged in this crate's `spec/` with its licence, and converted once to JSON next to it; see
+//! `spec/README.md`). This crate embeds the JSON, turns it into `serde_json::Value` once (cached in a
+//! `OnceLock`), and walks a schema over a value by hand. A general JSON-Schema crate does not understand
+//! OpenAPI 3.0's dialect (`nullable`, `discriminator` + `mapping` dispatch through `allOf` parents), which is
+//! exactly what the Message, Action, FlexComponent and Event hierarchies use.
 //!
 //! What is checked: `$ref`, `allOf`, `oneOf`, `anyOf`, `discriminator` (with `mapping`, dispatching to the
 //! concrete schema; an unknown discriminator value is an error), `required`, `properties`,
@@ -16,6 +16,22 @@
 //!
 //! Every violation names its JSON path in LINE's own style (`messages[0].contents.body.contents[2].text`),
 //! so the stand-in can return it as `details[].property`.
+//!
+//! # Example
+//!
+//! ```
+//! use serde_json::json;
+//!
+//! let push = json!({"to": "U0123456789abcdef0123456789abcdef",
+//!                   "messages": [{"type": "text", "text": "こんにちは"}]});
+//! assert_eq!(line_openapi::validate_request("POST", "/v2/bot/message/push", &push), Ok(()));
+//!
+//! let bad = json!({"messages": [{"type": "text"}]});
+//! let errors = line_openapi::validate_request("POST", "/v2/bot/message/push", &bad).unwrap_err();
+//! assert!(errors.iter().any(|e| e.starts_with("messages[0].text: is required")));
+//!
+//! assert!(line_openapi::validate_schema("webhook:FollowEvent", &json!({"type": "follow"})).is_err());
+//! ```
 
 use std::collections::HashMap;
 use std::fmt;
@@ -23,10 +39,10 @@ use std::sync::{Mutex, OnceLock};
 
 use serde_json::Value;
 
-/// `messaging-api.yml` from `line/line-openapi` at commit 6e4c2a2a1b7b059ea3920456d4f88d03fd8ef0bb.
-pub const MESSAGING_API_YML: &str = include_str!("spec/messaging-api.yml");
-/// `webhook.yml` from the same commit.
-pub const WEBHOOK_YML: &str = include_str!("spec/webhook.yml");
+/// `messaging-api.yml` from `line/line-openapi` at commit 6e4c2a2a1b7b059ea3920456d4f88d03fd8ef0bb, as JSON.
+pub const MESSAGING_API_JSON: &str = include_str!("../spec/messaging-api.json");
+/// `webhook.yml` from the same commit, as JSON.
+pub const WEBHOOK_JSON: &str = include_str!("../spec/webhook.json");
 
 /// Which of the two vendored documents a schema or operation lives in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,7 +53,7 @@ pub enum Document {
 
 fn parse(text: &str, name: &str) -> Value {
     // The files are compiled in and tested; failing here is a build defect, not bad input.
-    serde_yaml::from_str(text).unwrap_or_else(|e| panic!("vendored {name} is not valid YAML: {e}"))
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("vendored {name} is not valid JSON: {e}"))
 }
 
 /// The parsed document, built on first use.
@@ -46,9 +62,9 @@ pub fn document(doc: Document) -> &'static Value {
     static WEBHOOK: OnceLock<Value> = OnceLock::new();
     match doc {
         Document::MessagingApi => {
-            MESSAGING.get_or_init(|| parse(MESSAGING_API_YML, "messaging-api.yml"))
+            MESSAGING.get_or_init(|| parse(MESSAGING_API_JSON, "messaging-api.json"))
         }
-        Document::Webhook => WEBHOOK.get_or_init(|| parse(WEBHOOK_YML, "webhook.yml")),
+        Document::Webhook => WEBHOOK.get_or_init(|| parse(WEBHOOK_JSON, "webhook.json")),
     }
 }
 

@@ -1,4 +1,4 @@
-//! Flags of `sonae line-sandbox`.
+//! Flags of `line-sandbox` and `sonae line-sandbox`.
 
 use std::net::SocketAddr;
 

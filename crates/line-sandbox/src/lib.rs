@@ -1,10 +1,11 @@
-//! A local stand-in for the LINE platform (`sonae line-sandbox`, [`Sandbox::start`] in-process).
+//! A local stand-in for the LINE platform (the `line-sandbox` binary, `sonae line-sandbox`, or
+//! [`Sandbox::start`] in-process).
 //!
 //! The LINE API cannot be reached from the city's test machines, and LINE forbids load-testing it, so
 //! tests, the benchmark and `sonae demo` talk to this server instead. It speaks raw HTTP/JSON with LINE's
 //! semantics (research/line-api.md), so that passing against it means the real platform works:
 //!
-//! * every request body is validated against the official OpenAPI schema ([`crate::line::spec`]) and the
+//! * every request body is validated against the official OpenAPI schema ([`line_openapi`]) and the
 //!   documented limits the schema leaves out ([`limits`]); errors use LINE's body
 //!   `{"message", "details": [{"message", "property"}]}` and every response carries `X-Line-Request-Id`;
 //! * `Authorization: Bearer` is checked (401); bodies over 2 MB get 413;
@@ -64,19 +65,6 @@ impl Default for SandboxConfig {
             bot_user_id: "U5a0d0e0b0a0e0d0b0e0e0f0a0c0e0d00".into(),
             settings: Settings::default(),
             faults: Faults::default(),
-        }
-    }
-}
-
-impl SandboxConfig {
-    /// The secrets of a daemon that talks to this stand-in: its channel secret and access token, a fresh
-    /// random session key, no API token.
-    pub fn daemon_secrets(&self) -> crate::config::Secrets {
-        crate::config::Secrets {
-            line_channel_secret: crate::secret::Secret::new(self.channel_secret.clone()),
-            line_channel_access_token: crate::secret::Secret::new(self.access_token.clone()),
-            session_key: crate::secret::Secret::random(48),
-            api_token: None,
         }
     }
 }
@@ -145,7 +133,7 @@ impl Drop for SandboxHandle {
     }
 }
 
-/// `sonae line-sandbox`: runs until SIGINT/SIGTERM.
+/// `line-sandbox` and `sonae line-sandbox`: runs until SIGINT/SIGTERM.
 pub async fn run_cli(config: SandboxConfig) -> anyhow::Result<()> {
     let handle = Sandbox::start(config).await?;
     println!("LINE stand-in listening on {}", handle.url());
@@ -153,7 +141,22 @@ pub async fn run_cli(config: SandboxConfig) -> anyhow::Result<()> {
         "point the daemon at it: [line] api_base = \"{0}\", api_data_base = \"{0}\"",
         handle.url()
     );
-    crate::app::stop_signal().await;
+    stop_signal().await;
     handle.stop().await;
     Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT. The handlers are installed when this is called (inside the runtime), not
+/// when the future is first polled.
+fn stop_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("installing SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("installing SIGINT handler");
+    async move {
+        // Cancel-safety: both branches only wait for a signal.
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
+        }
+    }
 }

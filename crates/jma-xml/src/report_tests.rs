@@ -1,5 +1,6 @@
-//! Parser tests on the real JMA documents in `../shared/jma/samples` (golden expectations read from the
-//! XML by hand), derived documents for cases the samples lack (weather 訓練/取消), and mutations.
+//! Parser tests on the real JMA documents in `../shared/jma/samples` next to the repository (golden
+//! expectations read from the XML by hand), derived documents for cases the samples lack (weather 訓練/取消),
+//! and mutations.
 
 use super::*;
 use std::path::{Path, PathBuf};
@@ -7,7 +8,7 @@ use std::path::{Path, PathBuf};
 fn samples_dir() -> PathBuf {
     Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/jma/samples"
+        "/../../../shared/jma/samples"
     ))
     .to_path_buf()
 }

@@ -1,10 +1,10 @@
-//! Parse throughput of `jma::report::parse` on one core, in the same run as
+//! Parse throughput of `jma_xml::report::parse` on one core, in the same run as
 //! (a) crates.io `jmaxml` (MIERUNE's serde parser generated from JMA's XSD),
 //! (b) Python's ElementTree doing the same extraction (`benches/jma_parse_et.py`, run via `python3`),
 //! (c) the ceiling: quick-xml's `NsReader` reading every event and doing nothing else.
 //!
-//! Run: `cargo bench --features bench-compare --bench jma_parse` (prints a table; figures go to
-//! BENCHMARKS.md). Each measurement repeats one document for `SECONDS` (env `JMA_BENCH_SECONDS`, default 3)
+//! Run: `cargo bench -p jma-xml --features bench-compare --bench jma_parse` (prints a table; figures go to
+//! the repository's BENCHMARKS.md). Each measurement repeats one document for `SECONDS` (env `JMA_BENCH_SECONDS`, default 3)
 //! after a warm-up, single-threaded; docs/s and MB/s (10^6 bytes) are reported.
 
 use std::hint::black_box;
@@ -16,7 +16,8 @@ use quick_xml::events::Event;
 use quick_xml::NsReader;
 
 fn samples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/jma/samples/official")
+    // `shared/` lies next to the repository; this crate is `crates/jma-xml` inside it.
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/jma/samples/official")
 }
 
 const FILES: &[&str] = &[
@@ -62,7 +63,7 @@ fn ceiling(xml: &[u8]) -> bool {
 }
 
 fn sonae(xml: &[u8]) -> bool {
-    match sonae::jma::report::parse(xml) {
+    match jma_xml::report::parse(xml) {
         Ok(r) => black_box(r).warnings.len() < usize::MAX,
         Err(_) => false,
     }

@@ -235,7 +235,7 @@ pub struct RiverFlood {
     /// 予報区域 (12-digit code, = Head/EventID), e.g. 890910000100 緑川水系.
     pub forecast_area: Area,
     /// The forecast kind (`Headline/Information[@type=指定河川洪水予報（予報区域）]/Item/Kind`):
-    /// code 10 … 53, see [`crate::jma::codes::river_flood`]. `status` holds the Kind's Condition.
+    /// code 10 … 53, see [`crate::codes::river_flood`]. `status` holds the Kind's Condition.
     pub kind: Option<Kind>,
     /// Rivers (10-digit codes) the forecast covers.
     pub rivers: Vec<Area>,
