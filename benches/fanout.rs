@@ -98,7 +98,7 @@ async fn run(residents: u64) -> anyhow::Result<()> {
     // once it is up, and it reads them on its next poll.
     let feed = feed_replay::FeedServer::start_hidden(feed_replay::TELEGRAMS).await;
     config.jma.feeds = vec![feed.feed_url()];
-    let secrets = sonae::line::sandbox_secrets(&SandboxConfig::default());
+    let secrets = sonae::app::sandbox_secrets(&SandboxConfig::default());
     let starting = Instant::now();
     let app = sonae::app::Application::build(config, secrets).await?;
     let startup = starting.elapsed();

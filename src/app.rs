@@ -373,6 +373,17 @@ async fn metrics(State(h): State<HealthState>) -> impl IntoResponse {
     )
 }
 
+/// The secrets of a daemon that talks to the LINE stand-in `sandbox`: its channel secret and access token, a
+/// fresh random session key, no API token. (The stand-in knows nothing of the daemon's configuration.)
+pub fn sandbox_secrets(sandbox: &crate::line::sandbox::SandboxConfig) -> crate::config::Secrets {
+    crate::config::Secrets {
+        line_channel_secret: crate::secret::Secret::new(sandbox.channel_secret.clone()),
+        line_channel_access_token: crate::secret::Secret::new(sandbox.access_token.clone()),
+        session_key: crate::secret::Secret::random(48),
+        api_token: None,
+    }
+}
+
 /// Resolves on SIGTERM or SIGINT. The handlers are installed when this is called (inside the runtime), not
 /// when the future is first polled: `run_until_stopped` polls it only after `/healthz` answers and READY=1 is
 /// sent, and a SIGTERM in between (`systemctl stop` right after start; a test stopping the daemon as soon as

@@ -144,7 +144,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     // The LINE stand-in in process: the daemon's client talks to it, its simulated residents' events go to
     // the daemon's webhook.
     let sandbox_cfg = crate::line::sandbox::SandboxConfig::default();
-    let secrets = crate::line::sandbox_secrets(&sandbox_cfg);
+    let secrets = crate::app::sandbox_secrets(&sandbox_cfg);
     let sandbox = crate::line::sandbox::Sandbox::start(sandbox_cfg).await?;
     config.line.api_base = sandbox.url();
     config.line.api_data_base = sandbox.url();

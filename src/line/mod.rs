@@ -30,17 +30,6 @@ pub mod webhook;
 pub use line_openapi as spec;
 pub use line_sandbox as sandbox;
 
-/// The secrets of a daemon that talks to the LINE stand-in `sandbox`: its channel secret and access token, a
-/// fresh random session key, no API token. (The stand-in knows nothing of the daemon's configuration.)
-pub fn sandbox_secrets(sandbox: &sandbox::SandboxConfig) -> crate::config::Secrets {
-    crate::config::Secrets {
-        line_channel_secret: crate::secret::Secret::new(sandbox.channel_secret.clone()),
-        line_channel_access_token: crate::secret::Secret::new(sandbox.access_token.clone()),
-        session_key: crate::secret::Secret::random(48),
-        api_token: None,
-    }
-}
-
 use std::path::PathBuf;
 use std::sync::Arc;
 

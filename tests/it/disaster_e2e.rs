@@ -251,7 +251,7 @@ async fn a_follow_through_the_webhook_gets_a_welcome_and_a_shared_location_regis
     )];
     let app = sonae::app::Application::build(
         config,
-        sonae::line::sandbox_secrets(&SandboxConfig::default()),
+        sonae::app::sandbox_secrets(&SandboxConfig::default()),
     )
     .await
     .unwrap();
@@ -353,7 +353,7 @@ async fn the_rich_menu_residents_see_follows_the_mode_with_and_without_per_user_
     config.disaster.quiet_period_secs = 1;
     let app = sonae::app::Application::build(
         config,
-        sonae::line::sandbox_secrets(&SandboxConfig::default()),
+        sonae::app::sandbox_secrets(&SandboxConfig::default()),
     )
     .await
     .unwrap();

@@ -317,7 +317,7 @@ async fn start_app_with(
     config.disaster.drill_audience = people.staff.clone();
     tweak(&mut config);
     let app =
-        sonae::app::Application::build(config, sonae::line::sandbox_secrets(&sandbox_config()))
+        sonae::app::Application::build(config, sonae::app::sandbox_secrets(&sandbox_config()))
             .await
             .unwrap();
     let store = app.context().store.clone();

@@ -824,7 +824,7 @@ async fn an_opted_in_resident_gets_one_plow_notice_per_storm_and_none_after_opti
 
     let app = sonae::app::Application::build(
         config,
-        sonae::line::sandbox_secrets(&SandboxConfig::default()),
+        sonae::app::sandbox_secrets(&SandboxConfig::default()),
     )
     .await
     .unwrap();
