@@ -1,26 +1,18 @@
 //! Sonae (備え): a city's disaster-alerting and LINE Official Account daemon.
 //!
 //! # Layout
-//! | module | owns | pure? |
-//! | --- | --- | --- |
-//! | [`cli`] | command line, exit codes | — |
-//! | [`config`] | the TOML file, validation, secrets sources | yes |
-//! | [`app`] | wiring, task spawning, graceful shutdown | — |
-//! | [`store`] | SQLite: WAL, migrations, async access, backup | I/O |
-//! | [`web`] | axum router: `/healthz`, `/metrics`, webhook, console, resident pages | I/O |
-//! | [`disaster`] | policy, pure engine (mode + alert steps), alert composition | mostly |
-//! | [`delivery`] | the durable outbox: batches, retry keys, sender task, progress | I/O |
-//! | [`jma`] | JMA XML feeds, parser, warning codes, active-warning state | mixed |
-//! | [`line`] | LINE client, sending rules, webhook, rich menus, local stand-in | mixed |
-//! | [`console`] | operator console (login, dashboard, hold, shelters, audit, problems), `/api/status`, `sonae user` | I/O |
-//! | [`mode`] | 平常時/災害モード and the manual hold, in SQLite | I/O |
-//! | [`place`] | districts, shelters (GSI data), nearest shelter, hazard links, shelter status, demo city data | mostly |
-//! | [`resident`] | residents, registration conversation, audience query, CSV import/export | mixed |
-//! | [`plow`] | snow plows: MQTT ingest, embedded broker, trails, road coverage, map and dispatcher data | mixed |
-//! | [`telemetry`], [`metrics`], [`health`] | logs, Prometheus metrics, component states | — |
-//! | [`secret`], [`ids`] | values that must not be printed: secrets, LINE user ids | yes |
-//! | [`systemd`] | `sd_notify` readiness and watchdog | I/O |
-//! | [`demo`] | `sonae demo` on embedded defaults | — |
+//! Layers only point down (checked by `tests/it/layers.rs`; ARCHITECTURE.md, "Layers, and where new code
+//! goes"):
+//!
+//! | layer | modules |
+//! | --- | --- |
+//! | wiring | [`app`] (context, services list, router, shutdown), [`demo`], [`cli`] |
+//! | configuration | [`config`] (the TOML file, assembled from the features' sections) |
+//! | console | [`console`] (login, dashboard, hold, shelters, audit, problems, plows, `/api/status`) |
+//! | features | [`disaster`] (policy, pure engine, composition, cycle), [`plow`] (ingest, coverage, maps, notices) |
+//! | adapters | [`line`] (client, webhook, event routing, rich menus), [`services`] (resident-services registry), [`resident`] (residents, topics, registration), [`delivery`] (the durable outbox and its sender) |
+//! | domain | [`mode`], [`jma`] (feeds, state; parser in `jma-xml`), [`place`] (districts, shelters, links) |
+//! | foundation | [`infra`], [`scheduler`], [`store`], [`telemetry`], [`metrics`], [`health`], [`secret`], [`ids`], [`systemd`] |
 //!
 //! See ARCHITECTURE.md for how the parts fit together.
 
