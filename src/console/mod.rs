@@ -427,6 +427,72 @@ async fn authorize_post(
     Ok((a, form))
 }
 
+/// The logged-in user of a page: the one authentication preamble, as an extractor. Without a live session
+/// the request gets the login redirect.
+struct Session(Authed);
+
+impl axum::extract::FromRequestParts<ConsoleState> for Session {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        st: &ConsoleState,
+    ) -> Result<Self, Self::Rejection> {
+        authenticate(st, &parts.headers).await.map(Session)
+    }
+}
+
+/// The least role a console action needs, as a type ([`Authorized`]).
+trait MinRole {
+    const ROLE: Role;
+}
+
+/// 担当者 (operator) and above.
+struct OperatorRole;
+impl MinRole for OperatorRole {
+    const ROLE: Role = Role::Operator;
+}
+
+/// 承認者 (approver) and above.
+struct ApproverRole;
+impl MinRole for ApproverRole {
+    const ROLE: Role = Role::Approver;
+}
+
+/// A state-changing console POST by a user of at least role `R`, with its form: the checks every such POST
+/// makes ([`authorize_post`]: live session, CSRF token and same origin, role), as an extractor.
+struct Authorized<R> {
+    authed: Authed,
+    form: HashMap<String, String>,
+    _role: std::marker::PhantomData<R>,
+}
+
+impl<R: MinRole + Send> axum::extract::FromRequest<ConsoleState> for Authorized<R> {
+    type Rejection = Response;
+
+    async fn from_request(
+        req: axum::extract::Request,
+        st: &ConsoleState,
+    ) -> Result<Self, Self::Rejection> {
+        let (parts, body) = req.into_parts();
+        let body = axum::body::to_bytes(body, 64 * 1024).await.map_err(|_| {
+            render_error(
+                st,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "送信された内容が大きすぎます。",
+            )
+        })?;
+        let (authed, form) = authorize_post(st, &parts.headers, &body, R::ROLE)
+            .await
+            .map_err(|r| *r)?;
+        Ok(Authorized {
+            authed,
+            form,
+            _role: std::marker::PhantomData,
+        })
+    }
+}
+
 fn require_role(st: &ConsoleState, a: &Authed, role: Role) -> Result<(), Refusal> {
     if a.user.role >= role {
         Ok(())
@@ -905,13 +971,9 @@ const DASHBOARD_REFRESH_SECS: u32 = 15;
 
 async fn dashboard(
     State(st): State<ConsoleState>,
-    headers: HeaderMap,
+    Session(a): Session,
     Query(q): Query<PageQuery>,
 ) -> Response {
-    let a = match authenticate(&st, &headers).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
     let status = match gather(&st, &a.mode).await {
         Ok(s) => s,
         Err(e) => return internal(&st, e),
@@ -993,11 +1055,12 @@ async fn api_status(State(st): State<ConsoleState>, headers: HeaderMap) -> Respo
 /// Longest accepted reason text, in characters.
 const MAX_REASON_CHARS: usize = 200;
 
-async fn mode_submit(State(st): State<ConsoleState>, headers: HeaderMap, body: Bytes) -> Response {
-    let (a, form) = match authorize_post(&st, &headers, &body, Role::Approver).await {
-        Ok(x) => x,
-        Err(r) => return *r,
-    };
+async fn mode_submit(
+    State(st): State<ConsoleState>,
+    Authorized {
+        authed: a, form, ..
+    }: Authorized<ApproverRole>,
+) -> Response {
     let hold = match form.get("action").map(String::as_str) {
         Some("hold") => true,
         Some("release") => false,
@@ -1060,13 +1123,9 @@ async fn mode_submit(State(st): State<ConsoleState>, headers: HeaderMap, body: B
 
 async fn shelters_page(
     State(st): State<ConsoleState>,
-    headers: HeaderMap,
+    Session(a): Session,
     Query(q): Query<PageQuery>,
 ) -> Response {
-    let a = match authenticate(&st, &headers).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
     let mut rows = match st.providers.shelters.shelters().await {
         Ok(r) => r,
         Err(e) => return internal(&st, e),
@@ -1079,13 +1138,10 @@ async fn shelters_page(
 
 async fn shelter_submit(
     State(st): State<ConsoleState>,
-    headers: HeaderMap,
-    body: Bytes,
+    Authorized {
+        authed: a, form, ..
+    }: Authorized<OperatorRole>,
 ) -> Response {
-    let (a, form) = match authorize_post(&st, &headers, &body, Role::Operator).await {
-        Ok(x) => x,
-        Err(r) => return *r,
-    };
     let id = form.get("id").cloned().unwrap_or_default();
     let Some(status) = form.get("status").and_then(|s| ShelterStatus::parse(s)) else {
         return render_error(
@@ -1116,13 +1172,9 @@ async fn shelter_submit(
 
 async fn audit_page(
     State(st): State<ConsoleState>,
-    headers: HeaderMap,
+    Session(a): Session,
     Query(q): Query<PageQuery>,
 ) -> Response {
-    let a = match authenticate(&st, &headers).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
     let page = q.page.unwrap_or(1);
     if let Err(e) = st.ctx.store.write(seal::seal).await {
         return internal(&st, e);
@@ -1167,13 +1219,9 @@ async fn audit_page(
 
 async fn problems_page(
     State(st): State<ConsoleState>,
-    headers: HeaderMap,
+    Session(a): Session,
     Query(q): Query<PageQuery>,
 ) -> Response {
-    let a = match authenticate(&st, &headers).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
     let page = q.page.unwrap_or(1);
     let all = q.all.as_deref() == Some("1");
     let rows = match st
@@ -1196,13 +1244,10 @@ async fn problems_page(
 
 async fn problem_resolve(
     State(st): State<ConsoleState>,
-    headers: HeaderMap,
-    body: Bytes,
+    Authorized {
+        authed: a, form, ..
+    }: Authorized<OperatorRole>,
 ) -> Response {
-    let (a, form) = match authorize_post(&st, &headers, &body, Role::Operator).await {
-        Ok(x) => x,
-        Err(r) => return *r,
-    };
     let Some(id) = form.get("id").and_then(|s| s.parse::<i64>().ok()) else {
         return render_error(
             &st,

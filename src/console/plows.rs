@@ -18,7 +18,7 @@ use axum::Json;
 
 use super::{
     authenticate, authorize_post, internal, page_ctx, render, render_error, ConsoleState,
-    PageQuery, Role,
+    PageQuery, Role, Session,
 };
 use crate::plow::store::StormChange;
 
@@ -39,13 +39,9 @@ fn disabled(st: &ConsoleState) -> Response {
 
 pub(super) async fn page(
     State(st): State<ConsoleState>,
-    headers: HeaderMap,
+    Session(a): Session,
     Query(q): Query<PageQuery>,
 ) -> Response {
-    let a = match authenticate(&st, &headers).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
     if !st.ctx.plow.config.enabled {
         return disabled(&st);
     }
