@@ -23,15 +23,12 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, Secrets};
 use crate::health::{Health, Status};
 use crate::infra::Infra;
 use crate::metrics::Metrics;
 use crate::place::PlaceData;
-use crate::scheduler::Scheduler;
 use crate::store::Store;
 
 /// The daemon's wiring: everything `app` hands out to the features it installs. Features never see this
@@ -40,14 +37,8 @@ use crate::store::Store;
 pub struct Context {
     pub config: Arc<Config>,
     pub secrets: Arc<Secrets>,
-    pub store: Store,
-    pub metrics: Arc<Metrics>,
-    pub health: Arc<Health>,
-    /// Cancelled when the daemon begins to stop.
-    pub shutdown: CancellationToken,
-    /// Every long-running task is spawned here so shutdown can wait for it.
-    pub tasks: TaskTracker,
-    pub scheduler: Scheduler,
+    /// Store, metrics, health, shutdown token, task tracker, scheduler.
+    pub infra: Infra,
     /// Monotonic start, for uptime.
     pub started: std::time::Instant,
     /// LINE client, webhook event router and worker wake-up.
@@ -56,20 +47,6 @@ pub struct Context {
     pub plow: Arc<crate::plow::Plow>,
     /// The city's districts and shelters, loaded once (`None` when `place.districts` is not a file).
     pub place: Option<Arc<PlaceData>>,
-}
-
-impl Context {
-    /// The infrastructure handles every feature receives.
-    pub fn infra(&self) -> Infra {
-        Infra {
-            store: self.store.clone(),
-            metrics: self.metrics.clone(),
-            health: self.health.clone(),
-            shutdown: self.shutdown.clone(),
-            tasks: self.tasks.clone(),
-            scheduler: self.scheduler.clone(),
-        }
-    }
 }
 
 pub struct Application {
@@ -102,12 +79,7 @@ impl Application {
         let ctx = Context {
             config: Arc::new(config),
             secrets: Arc::new(secrets),
-            store: infra.store,
-            metrics: infra.metrics,
-            health: infra.health,
-            shutdown: infra.shutdown,
-            tasks: infra.tasks,
-            scheduler: infra.scheduler,
+            infra,
             started: std::time::Instant::now(),
             line,
             plow,
@@ -140,7 +112,7 @@ impl Application {
         let services = spawn_components(&ctx).await?;
 
         let router = router(&ctx, services);
-        let token = ctx.shutdown.clone();
+        let token = ctx.infra.shutdown.clone();
         let server = tokio::spawn(async move {
             axum::serve(
                 listener,
@@ -150,20 +122,20 @@ impl Application {
             .await
         });
         crate::systemd::notify_ready();
-        let watchdog = crate::systemd::spawn_watchdog(&ctx.store);
+        let watchdog = crate::systemd::spawn_watchdog(&ctx.infra.store);
         tracing::info!(listen = %ctx.config.server.listen, "sonae is running");
 
         tokio::select! {
             _ = stop => tracing::info!("stop requested; draining"),
-            _ = ctx.shutdown.cancelled() => tracing::info!("shutdown requested internally; draining"),
+            _ = ctx.infra.shutdown.cancelled() => tracing::info!("shutdown requested internally; draining"),
         }
         crate::systemd::notify_stopping();
-        ctx.shutdown.cancel();
-        ctx.tasks.close();
+        ctx.infra.shutdown.cancel();
+        ctx.infra.tasks.close();
         let deadline = Duration::from_secs(ctx.config.server.shutdown_deadline_secs);
         let drained = tokio::time::timeout(deadline, async {
             let _ = server.await;
-            ctx.tasks.wait().await;
+            ctx.infra.tasks.wait().await;
         })
         .await;
         if let Some(w) = watchdog {
@@ -172,14 +144,14 @@ impl Application {
         match drained {
             Ok(()) => {
                 // Seal what the last moments wrote, so a clean stop leaves no audit row unsealed.
-                if let Err(e) = ctx.store.write(crate::console::seal::seal).await {
+                if let Err(e) = ctx.infra.store.write(crate::console::seal::seal).await {
                     tracing::error!(error = %format!("{e:#}"), "sealing the audit log at shutdown failed");
                 }
                 tracing::info!("stopped cleanly")
             }
             Err(_) => tracing::warn!(
                 deadline_secs = deadline.as_secs(),
-                tasks_left = ctx.tasks.len(),
+                tasks_left = ctx.infra.tasks.len(),
                 "drain deadline passed; exiting with work left (it resumes from the database at next start)"
             ),
         }
@@ -211,9 +183,9 @@ async fn load_place(config: &Config, store: &Store) -> anyhow::Result<Option<Arc
 
 fn console_deps(ctx: &Context) -> crate::console::Deps {
     crate::console::Deps {
-        store: ctx.store.clone(),
-        metrics: ctx.metrics.clone(),
-        health: ctx.health.clone(),
+        store: ctx.infra.store.clone(),
+        metrics: ctx.infra.metrics.clone(),
+        health: ctx.infra.health.clone(),
         console: ctx.config.console.clone(),
         public_url: ctx.config.server.public_url.clone(),
         api_token: ctx.secrets.api_token.clone(),
@@ -223,7 +195,7 @@ fn console_deps(ctx: &Context) -> crate::console::Deps {
 
 /// Starts the daemon's parts and installs the resident services. The order matters where noted.
 async fn spawn_components(ctx: &Context) -> anyhow::Result<crate::services::Registry> {
-    let infra = ctx.infra();
+    let infra = ctx.infra.clone();
     let pipeline = crate::jma::spawn(&infra, ctx.config.jma.clone()).await?;
     let outbox =
         crate::delivery::spawn_sender(&infra, ctx.config.delivery.clone(), ctx.line.client.clone());
@@ -243,13 +215,14 @@ async fn spawn_components(ctx: &Context) -> anyhow::Result<crate::services::Regi
     )?;
     // Handlers before the webhook worker starts, so no event is dispatched before they are in place.
     let services = install_services(ctx, &infra)?;
-    ctx.tasks.spawn(crate::line::webhook::run_worker(
+    ctx.infra.tasks.spawn(crate::line::webhook::run_worker(
         ctx.line.clone(),
-        ctx.shutdown.clone(),
+        ctx.infra.shutdown.clone(),
     ));
     crate::plow::spawn(&infra, ctx.plow.clone()).await?;
-    ctx.scheduler
-        .add(crate::console::seal::job(ctx.store.clone()));
+    ctx.infra
+        .scheduler
+        .add(crate::console::seal::job(ctx.infra.store.clone()));
     Ok(services)
 }
 
@@ -287,8 +260,8 @@ fn install_services(ctx: &Context, infra: &Infra) -> anyhow::Result<crate::servi
 /// service's routes.
 fn router(ctx: &Context, mut services: crate::services::Registry) -> Router {
     let health = HealthState {
-        health: ctx.health.clone(),
-        metrics: ctx.metrics.clone(),
+        health: ctx.infra.health.clone(),
+        metrics: ctx.infra.metrics.clone(),
         started: ctx.started,
     };
     Router::new()
@@ -297,18 +270,18 @@ fn router(ctx: &Context, mut services: crate::services::Registry) -> Router {
         .with_state(health)
         .merge(crate::line::webhook::router(ctx.line.clone()))
         .merge(crate::plow::web::routes(crate::plow::web::PlowWeb {
-            store: ctx.store.clone(),
+            store: ctx.infra.store.clone(),
             plow: ctx.plow.clone(),
         }))
         .merge(crate::place::web::routes(
-            ctx.store.clone(),
+            ctx.infra.store.clone(),
             ctx.place.clone(),
             &ctx.config.plow.leaflet_dir,
         ))
         .merge(services.take_routes())
         .merge(crate::console::router(
             console_deps(ctx),
-            crate::console::Providers::live(&ctx.store, ctx.place.clone()),
+            crate::console::Providers::live(&ctx.infra.store, ctx.place.clone()),
         ))
 }
 

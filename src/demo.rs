@@ -78,7 +78,8 @@ async fn simulate_residents(
             s.follow(u, None);
         }
     });
-    ctx.store
+    ctx.infra
+        .store
         .write(move |tx| {
             for (i, u) in users.iter().enumerate() {
                 let user = crate::ids::LineUserId::new(u.clone());
@@ -155,7 +156,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     sandbox.set_webhook_url(&format!("http://{addr}/webhook"));
     // The built-in rich menus (normal tabs + emergency) on the stand-in, so the mode switch has menus to show.
     let menus = crate::line::richmenu::embedded_templates(&ctx.config.server.public_url)?;
-    if let Err(e) = crate::line::richmenu::sync(&ctx.line.client, &ctx.store, &menus).await {
+    if let Err(e) = crate::line::richmenu::sync(&ctx.line.client, &ctx.infra.store, &menus).await {
         tracing::warn!(error = %format!("{e:#}"), "rich-menu sync on the stand-in failed; menus will not switch");
     }
     let residents = simulate_residents(&ctx, &sandbox, DEMO_RESIDENTS).await?;
@@ -166,10 +167,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .map(|c| c.lock().unwrap_or_else(|p| p.into_inner()).net.clone());
     if let Some(roads) = roads {
         // The fleet connects with retries, so it may start before the embedded broker listens.
-        crate::plow::replay::spawn_demo_fleet(broker, roads, ctx.shutdown.clone());
+        crate::plow::replay::spawn_demo_fleet(broker, roads, ctx.infra.shutdown.clone());
     }
     let (console_user, console_password) =
-        crate::console::users::demo_account(&app.context().store)?;
+        crate::console::users::demo_account(&app.context().infra.store)?;
     println!("Sonae demo");
     println!("  data directory : {}", data_dir.display());
     println!("  health         : http://{addr}/healthz");

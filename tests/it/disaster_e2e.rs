@@ -256,7 +256,7 @@ async fn a_follow_through_the_webhook_gets_a_welcome_and_a_shared_location_regis
     .await
     .unwrap();
     let addr = app.local_addr();
-    let store = app.context().store.clone();
+    let store = app.context().infra.store.clone();
     let daemon = InProcess::run(app);
     serving(addr).await;
     sandbox.set_webhook_url(&format!("http://{addr}/webhook"));
@@ -360,14 +360,14 @@ async fn the_rich_menu_residents_see_follows_the_mode_with_and_without_per_user_
     let addr = app.local_addr();
     let ctx = app.context().clone();
     let menus = richmenu::embedded_templates(&format!("http://{addr}")).unwrap();
-    richmenu::sync(&ctx.line.client, &ctx.store, &menus)
+    richmenu::sync(&ctx.line.client, &ctx.infra.store, &menus)
         .await
         .unwrap();
-    let normal = richmenu::entry_menu(&ctx.store, richmenu::Mode::Normal)
+    let normal = richmenu::entry_menu(&ctx.infra.store, richmenu::Mode::Normal)
         .await
         .unwrap()
         .unwrap();
-    let emergency = richmenu::entry_menu(&ctx.store, richmenu::Mode::Disaster)
+    let emergency = richmenu::entry_menu(&ctx.infra.store, richmenu::Mode::Disaster)
         .await
         .unwrap()
         .unwrap();
@@ -403,7 +403,7 @@ async fn the_rich_menu_residents_see_follows_the_mode_with_and_without_per_user_
         .expect("normal menu before any warning");
 
     apply(
-        &ctx.store,
+        &ctx.infra.store,
         &["01_VPWW55.xml", "02_VPWW55.xml", "03_VPWW56.xml"],
     )
     .await;
@@ -413,7 +413,12 @@ async fn the_rich_menu_residents_see_follows_the_mode_with_and_without_per_user_
     )
     .await
     .expect("emergency menu in disaster mode");
-    let mode = ctx.store.read(sonae::mode::current_mode).await.unwrap();
+    let mode = ctx
+        .infra
+        .store
+        .read(sonae::mode::current_mode)
+        .await
+        .unwrap();
     assert_eq!(mode.mode, sonae::mode::Mode::Disaster);
 
     let all: Vec<String> = std::fs::read_dir(repo("feeds/demo-heavy-rain/telegrams"))
@@ -424,7 +429,7 @@ async fn the_rich_menu_residents_see_follows_the_mode_with_and_without_per_user_
     let mut all = all;
     all.sort();
     let names: Vec<&str> = all.iter().map(String::as_str).collect();
-    apply(&ctx.store, &names).await;
+    apply(&ctx.infra.store, &names).await;
     wait_shown(Shown::Default(normal.clone()), Shown::User(normal.clone()))
         .await
         .expect("normal menu again after 解除");

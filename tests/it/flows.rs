@@ -320,7 +320,7 @@ async fn start_app_with(
         sonae::app::Application::build(config, sonae::app::sandbox_secrets(&sandbox_config()))
             .await
             .unwrap();
-    let store = app.context().store.clone();
+    let store = app.context().infra.store.clone();
     people.register(&store, sandbox).await;
     App {
         store,

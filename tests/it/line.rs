@@ -944,6 +944,7 @@ impl TestDaemon {
 
     async fn count(&self, sql: &'static str) -> i64 {
         self.ctx
+            .infra
             .store
             .read(move |c| Ok(c.query_row(sql, [], |r| r.get(0))?))
             .await
@@ -975,6 +976,7 @@ impl TestDaemon {
 
 fn rejected(d: &TestDaemon, reason: &str) -> f64 {
     d.ctx
+        .infra
         .metrics
         .get("sonae_line_webhook_requests_total", &[("result", reason)])
         .unwrap_or(0.0)
@@ -1087,6 +1089,7 @@ async fn duplicate_and_redelivered_events_are_processed_once_and_unknown_types_a
     d.drained().await;
     let id: String = d
         .ctx
+        .infra
         .store
         .read(|c| {
             Ok(c.query_row(
@@ -1115,7 +1118,7 @@ async fn duplicate_and_redelivered_events_are_processed_once_and_unknown_types_a
     );
     assert_eq!(d.count("SELECT count(*) FROM line_webhook_events WHERE kind = 'quantumEntanglement' AND state = 'ignored'").await, 1);
     assert_eq!(
-        d.ctx.metrics.get(
+        d.ctx.infra.metrics.get(
             "sonae_line_webhook_events_total",
             &[("kind", "other"), ("result", "duplicate")]
         ),
@@ -1163,12 +1166,12 @@ async fn a_new_follower_is_linked_to_the_menu_of_the_current_mode() {
     .await;
     let d = TestDaemon::start(&sb).await;
     let templates = richmenu::embedded_templates("http://127.0.0.1:8080").unwrap();
-    richmenu::sync(&d.ctx.line.client, &d.ctx.store, &templates)
+    richmenu::sync(&d.ctx.line.client, &d.ctx.infra.store, &templates)
         .await
         .unwrap();
     richmenu::switch_with(
         &d.ctx.line.client,
-        &d.ctx.store,
+        &d.ctx.infra.store,
         Mode::Disaster,
         &fast_poll(),
     )
@@ -1182,7 +1185,7 @@ async fn a_new_follower_is_linked_to_the_menu_of_the_current_mode() {
     .await;
     assert_eq!(r["webhookStatus"], 200);
     d.drained().await;
-    let emergency = richmenu::entry_menu(&d.ctx.store, Mode::Disaster)
+    let emergency = richmenu::entry_menu(&d.ctx.infra.store, Mode::Disaster)
         .await
         .unwrap();
     assert_eq!(
@@ -1190,16 +1193,21 @@ async fn a_new_follower_is_linked_to_the_menu_of_the_current_mode() {
         (emergency.clone(), "user".to_string())
     );
     assert_eq!(
-        richmenu::tracked_links(&d.ctx.store)
+        richmenu::tracked_links(&d.ctx.infra.store)
             .await
             .unwrap()
             .get(&emergency.unwrap()),
         Some(&1)
     );
     // A tab tap is tracked as a per-user link too.
-    richmenu::switch_with(&d.ctx.line.client, &d.ctx.store, Mode::Normal, &fast_poll())
-        .await
-        .unwrap();
+    richmenu::switch_with(
+        &d.ctx.line.client,
+        &d.ctx.infra.store,
+        Mode::Normal,
+        &fast_poll(),
+    )
+    .await
+    .unwrap();
     let r = post(
         format!("{}/sandbox/users/{}/richmenuswitch", sb.url(), u.as_str()),
         json!({"richMenuAliasId":"sonae-normal-b"}),
@@ -1209,6 +1217,7 @@ async fn a_new_follower_is_linked_to_the_menu_of_the_current_mode() {
     d.drained().await;
     let normal_b: String = d
         .ctx
+        .infra
         .store
         .read(|c| {
             Ok(c.query_row(
@@ -1220,7 +1229,7 @@ async fn a_new_follower_is_linked_to_the_menu_of_the_current_mode() {
         .await
         .unwrap();
     assert_eq!(
-        richmenu::tracked_links(&d.ctx.store)
+        richmenu::tracked_links(&d.ctx.infra.store)
             .await
             .unwrap()
             .get(&normal_b),

@@ -829,7 +829,7 @@ async fn an_opted_in_resident_gets_one_plow_notice_per_storm_and_none_after_opti
     .await
     .unwrap();
     let addr = app.local_addr();
-    let store = app.context().store.clone();
+    let store = app.context().infra.store.clone();
 
     // A: 中央区 resident (text), B: 北区 resident (text), C: no district, D: postback naming 中央区 (01101).
     let (a, b, c, d) = (
