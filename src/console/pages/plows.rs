@@ -3,7 +3,7 @@
 //! * `GET /console/plows`: vehicles (last seen, speed, blade, state, stale warnings), the MQTT connection, the
 //!   open storm and the plowed share of road length per district since it started. Server-rendered; the
 //!   sections refresh every [`REFRESH_SECS`] through `console.js` like the dashboard.
-//! * `POST /console/plows/storm` (`action=start|end`, optional `note`): through [`super::authorize_post`]
+//! * `POST /console/plows/storm` (`action=start|end`, optional `note`): through [`Authorized`]
 //!   (session, CSRF, same origin) with role **担当者 (operator)** or higher. Starting a storm only resets the
 //!   coverage count and lets opted-in residents be told once when a plow reaches their district; it sends
 //!   nothing city-wide, so it is a routine dispatcher action, not an approver's. The change and its audit row
@@ -16,111 +16,88 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Json;
 
-use super::{
-    authenticate, authorize_post, internal, page_ctx, render, render_error, ConsoleState,
-    PageQuery, Role, Session,
-};
+use crate::console::auth::{authenticate, Authorized, OperatorRole, Session};
+use crate::console::error::ConsoleError;
+use crate::console::{page_ctx, render, ConsoleState, PageQuery, Role};
 use crate::plow::store::StormChange;
 
 /// Seconds between live refreshes of the page.
 pub const REFRESH_SECS: u32 = 15;
-/// Role needed to start or end a storm.
-pub const STORM_ROLE: Role = Role::Operator;
 /// Longest storm note, in characters.
 const MAX_NOTE_CHARS: usize = 200;
 
-fn disabled(st: &ConsoleState) -> Response {
-    render_error(
-        st,
-        StatusCode::NOT_FOUND,
+fn disabled() -> ConsoleError {
+    ConsoleError::not_found(
         "除雪車の位置情報の受信が設定されていません（設定ファイルの [plow] enabled）。",
     )
 }
 
-pub(super) async fn page(
+pub async fn page(
     State(st): State<ConsoleState>,
     Session(a): Session,
     Query(q): Query<PageQuery>,
-) -> Response {
+) -> Result<Response, ConsoleError> {
     if !st.ctx.plow.config.enabled {
-        return disabled(&st);
+        return Err(disabled());
     }
-    let data = match crate::plow::web::dispatch_data(&st.ctx.plow_web()).await {
-        Ok(d) => d,
-        Err(e) => return internal(&st, e),
-    };
+    let data = crate::plow::web::dispatch_data(&st.ctx.plow_web()).await?;
     let ctx = page_ctx(&st, &a, "plows", q.msg.as_deref());
     let ctx = minijinja::context! {
         d => minijinja::Value::from_serialize(&data),
-        can_storm => a.user.role >= STORM_ROLE,
+        can_storm => a.user.role >= Role::Operator,
         has_roads => st.ctx.plow.coverage.is_some(),
         refresh => REFRESH_SECS,
         ..ctx
     };
-    render(&st, StatusCode::OK, "plows.html", ctx)
+    Ok(render(&st, StatusCode::OK, "plows.html", ctx))
 }
 
-pub(super) async fn storm_submit(
+pub async fn storm_submit(
     State(st): State<ConsoleState>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
-    let (a, form) = match authorize_post(&st, &headers, &body, STORM_ROLE).await {
-        Ok(x) => x,
+    auth: Result<Authorized<OperatorRole>, ConsoleError>,
+) -> Result<Response, ConsoleError> {
+    let Authorized {
+        authed: a, form, ..
+    } = auth.map_err(|e| match e {
         // No live session: refuse with 401 (not the login redirect pages get), so a script or a stale tab
         // sees plainly that nothing changed.
-        Err(r) if r.status() == StatusCode::SEE_OTHER => {
-            return render_error(
-                &st,
-                StatusCode::UNAUTHORIZED,
-                "ログインしていないか、ログインの有効期限が切れています。ログインし直してから操作してください。",
-            )
-        }
-        Err(r) => return *r,
-    };
+        ConsoleError::Login { .. } => ConsoleError::Unauthenticated,
+        e => e,
+    })?;
     if !st.ctx.plow.config.enabled {
-        return disabled(&st);
+        return Err(disabled());
     }
     let start = match form.get("action").map(String::as_str) {
         Some("start") => true,
         Some("end") => false,
         _ => {
-            return render_error(
-                &st,
-                StatusCode::BAD_REQUEST,
+            return Err(ConsoleError::bad_request(
                 "操作の種類が正しくありません。除雪の画面から操作してください。",
-            )
+            ))
         }
     };
     let note = form.get("note").map(|s| s.trim()).unwrap_or("");
     if note.chars().count() > MAX_NOTE_CHARS {
-        return render_error(
-            &st,
-            StatusCode::BAD_REQUEST,
-            &format!("メモは{MAX_NOTE_CHARS}文字以内で入力してください。"),
-        );
+        return Err(ConsoleError::bad_request(format!(
+            "メモは{MAX_NOTE_CHARS}文字以内で入力してください。"
+        )));
     }
     let note: String = note.chars().filter(|c| !c.is_control()).collect();
-    match st
+    let change = st
         .ctx
         .plow
         .change_storm(&st.ctx.store, start, &a.user.name, &note)
-        .await
-    {
-        Ok(change) => {
-            let msg = match change {
-                StormChange::Started(_) => "storm_started",
-                StormChange::Ended(_) => "storm_ended",
-                StormChange::AlreadyOpen(_) | StormChange::NoneOpen => "unchanged",
-            };
-            tracing::info!(user = %a.user.name, start, result = msg, "plow storm changed from the console");
-            Redirect::to(&format!("/console/plows?msg={msg}")).into_response()
-        }
-        Err(e) => internal(&st, e),
-    }
+        .await?;
+    let msg = match change {
+        StormChange::Started(_) => "storm_started",
+        StormChange::Ended(_) => "storm_ended",
+        StormChange::AlreadyOpen(_) | StormChange::NoneOpen => "unchanged",
+    };
+    tracing::info!(user = %a.user.name, start, result = msg, "plow storm changed from the console");
+    Ok(Redirect::to(&format!("/console/plows?msg={msg}")).into_response())
 }
 
-pub(super) async fn dispatch_json(State(st): State<ConsoleState>, headers: HeaderMap) -> Response {
+pub async fn dispatch_json(State(st): State<ConsoleState>, headers: HeaderMap) -> Response {
     if authenticate(&st, &headers).await.is_err() {
         return (
             StatusCode::UNAUTHORIZED,
@@ -148,6 +125,6 @@ pub(super) async fn dispatch_json(State(st): State<ConsoleState>, headers: Heade
     }
 }
 
-pub(super) async fn old_dispatch_page() -> Redirect {
+pub async fn old_dispatch_page() -> Redirect {
     Redirect::permanent("/console/plows")
 }
