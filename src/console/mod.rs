@@ -16,7 +16,7 @@
 //!   sessions) here, shelter status by the place store that owns it (`place::status::set_status_tx`).
 //! * Data other parts own comes through [`providers`] traits; [`Providers::live`] holds the real sources.
 //! * Responses carry a strict CSP (no inline script or style), `X-Frame-Options: DENY`,
-//!   `Referrer-Policy: no-referrer`, `X-Content-Type-Options: nosniff` and `Cache-Control: no-store`.
+//!   `Referrer-Policy: same-origin`, `X-Content-Type-Options: nosniff` and `Cache-Control: no-store`.
 
 mod auth;
 pub mod error;
@@ -276,9 +276,11 @@ async fn security_headers(mut res: Response) -> Response {
         ),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    // `same-origin`: no referrer leaves the console, and the browser's own POSTs carry a real `Origin`
+    // (with `no-referrer` Chromium sends `Origin: null`, which the same-origin check refused).
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -308,13 +310,19 @@ fn parse_form(body: &Bytes) -> HashMap<String, String> {
         .collect()
 }
 
-/// Second line of CSRF defence: refuse requests a browser marks as cross-site, and any `Origin` that is
-/// neither the configured public origin nor the `Host` the request was sent to.
+/// Second line of CSRF defence (the first is the synchronizer token): refuse requests a browser marks as
+/// cross-site, and any `Origin` that is neither the configured public origin nor the `Host` the request was
+/// sent to.
+///
+/// `Sec-Fetch-Site: same-origin` is set by the browser itself (web content cannot forge it), so it is
+/// trusted on its own: a browser may send `Origin: null` on a same-origin form POST (it did while the console
+/// sent `Referrer-Policy: no-referrer`, and privacy settings can still make it so). An `Origin: null`
+/// without that header is refused, like any origin that is not ours.
 fn same_origin(st: &ConsoleState, headers: &HeaderMap) -> bool {
-    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
-        if site == "cross-site" || site == "same-site" {
-            return false;
-        }
+    match headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        Some("same-origin") => return true,
+        Some("cross-site" | "same-site") => return false,
+        _ => {}
     }
     let Some(origin) = headers.get(header::ORIGIN) else {
         return true;

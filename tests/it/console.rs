@@ -388,7 +388,8 @@ async fn login_with_the_right_password_opens_the_dashboard_with_a_strict_httponl
     );
     assert_eq!(headers["x-frame-options"], "DENY");
     assert_eq!(headers["cache-control"], "no-store");
-    assert_eq!(headers["referrer-policy"], "no-referrer");
+    // `same-origin`: nothing leaks to other sites, and the browser's own form POSTs carry a real Origin.
+    assert_eq!(headers["referrer-policy"], "same-origin");
 
     assert!(c
         .audit()
@@ -591,6 +592,15 @@ async fn posts_without_the_sessions_csrf_token_or_from_another_site_change_nothi
             "/console/mode",
             &[("csrf", &csrf), ("action", "hold"), ("reason", "x")],
             &[("Sec-Fetch-Site", "cross-site")],
+        )
+        .await;
+    assert_eq!(p.status, 403);
+    // An opaque origin (a sandboxed frame, a data: page) is not ours either.
+    let p = b
+        .post_with(
+            "/console/mode",
+            &[("csrf", &csrf), ("action", "hold"), ("reason", "x")],
+            &[("Origin", "null")],
         )
         .await;
     assert_eq!(p.status, 403);
