@@ -92,16 +92,30 @@ impl FromRequestParts<ConsoleState> for Session {
         parts: &mut Parts,
         st: &ConsoleState,
     ) -> Result<Self, Self::Rejection> {
-        authenticate(st, &parts.headers).await.map(Session)
+        let a = authenticate(st, &parts.headers).await?;
+        if a.user.must_change_password {
+            return Err(ConsoleError::PasswordChange);
+        }
+        Ok(Session(a))
     }
 }
 
 /// The least role a console action needs, as a type ([`Authorized`]).
 pub trait MinRole {
     const ROLE: Role;
+    /// The action is allowed to a user who logged in with a one-time password and has not chosen their own
+    /// yet (only logging out and choosing the password are).
+    const WITH_ONE_TIME_PASSWORD: bool = false;
 }
 
-/// 担当者 (operator) and above: every logged-in user.
+/// Any logged-in user, even one who must still replace a one-time password: logout and the password form.
+pub struct SelfService;
+impl MinRole for SelfService {
+    const ROLE: Role = Role::Viewer;
+    const WITH_ONE_TIME_PASSWORD: bool = true;
+}
+
+/// 担当者 (operator) and above.
 pub struct OperatorRole;
 impl MinRole for OperatorRole {
     const ROLE: Role = Role::Operator;
@@ -111,6 +125,12 @@ impl MinRole for OperatorRole {
 pub struct ApproverRole;
 impl MinRole for ApproverRole {
     const ROLE: Role = Role::Approver;
+}
+
+/// 管理者 (admin).
+pub struct AdminRole;
+impl MinRole for AdminRole {
+    const ROLE: Role = Role::Admin;
 }
 
 /// A state-changing console POST by a user of at least role `R`, with its form.
@@ -131,6 +151,9 @@ impl<R: MinRole + Send> FromRequest<ConsoleState> for Authorized<R> {
         let authed = authenticate(st, &parts.headers).await?;
         let form = parse_form(&body);
         check_csrf(st, &authed, &parts.headers, &form)?;
+        if authed.user.must_change_password && !R::WITH_ONE_TIME_PASSWORD {
+            return Err(ConsoleError::PasswordChange);
+        }
         if authed.user.role < R::ROLE {
             return Err(ConsoleError::Role(R::ROLE));
         }

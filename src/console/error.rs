@@ -17,6 +17,8 @@ use super::{render, ConsoleState, Role};
 pub enum ConsoleError {
     /// No live session on a page: back to the login page (`expired`: the session ended, say so).
     Login { expired: bool },
+    /// The user logged in with a one-time password: the password form comes first.
+    PasswordChange,
     /// No live session on an action whose caller should see plainly that nothing changed (401).
     Unauthenticated,
     /// Missing or wrong CSRF token, or a cross-site request.
@@ -61,6 +63,9 @@ impl IntoResponse for ConsoleError {
             }
             ConsoleError::Login { expired: true } => {
                 return Redirect::to("/console/login?msg=expired").into_response()
+            }
+            ConsoleError::PasswordChange => {
+                return Redirect::to("/console/password").into_response()
             }
             ConsoleError::Unauthenticated => (
                 StatusCode::UNAUTHORIZED,

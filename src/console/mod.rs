@@ -240,7 +240,7 @@ pub fn router_with(ctx: Deps, providers: Providers, clock: Clock) -> Router {
         providers,
         clock,
     };
-    use pages::{audit, dashboard, login, mode, plows, problems, shelters};
+    use pages::{audit, dashboard, login, mode, plows, problems, shelters, users};
     Router::new()
         .route("/console", get(|| async { Redirect::to("/console/") }))
         .route("/console/", get(dashboard::page))
@@ -256,6 +256,14 @@ pub fn router_with(ctx: Deps, providers: Providers, clock: Clock) -> Router {
         .route("/console/plows/storm", post(plows::storm_submit))
         .route("/api/plows/dispatch", get(plows::dispatch_json))
         .route("/plows/dispatch", get(plows::old_dispatch_page))
+        .route("/console/users", get(users::page))
+        .route("/console/users/add", post(users::add))
+        .route("/console/users/disable", post(users::disable))
+        .route("/console/users/reset", post(users::reset))
+        .route(
+            "/console/password",
+            get(users::password_page).post(users::password_submit),
+        )
         .route("/console/static/{file}", get(static_file))
         .route("/api/status", get(dashboard::api_status))
         .layer(axum::middleware::map_response_with_state(
@@ -420,6 +428,8 @@ fn flash_text(code: &str) -> Option<&'static str> {
         "storm_started" => "降雪対応を開始しました。地区別の除雪状況はここから数え直します。",
         "storm_ended" => "降雪対応を終了しました。",
         "logout" => "ログアウトしました。",
+        "user_disabled" => "アカウントを無効にしました。このユーザーのログイン中の画面はすべてログアウトされました。",
+        "password_changed" => "パスワードを変更しました。",
         "expired" => {
             "一定時間操作がなかったため、ログアウトしました。もう一度ログインしてください。"
         }

@@ -43,6 +43,18 @@ pub const BUILT_IN: &[(&str, &str)] = &[
         include_str!("../../templates/console/plows.html"),
     ),
     (
+        "users.html",
+        include_str!("../../templates/console/users.html"),
+    ),
+    (
+        "one_time_password.html",
+        include_str!("../../templates/console/one_time_password.html"),
+    ),
+    (
+        "password.html",
+        include_str!("../../templates/console/password.html"),
+    ),
+    (
         "error.html",
         include_str!("../../templates/console/error.html"),
     ),

@@ -21,18 +21,33 @@ use crate::store::Store;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
-    /// Sees everything; opens/closes shelters; resolves problems.
+    /// Sees every page; changes nothing.
+    Viewer,
+    /// Also opens/closes shelters, resolves problems, starts and ends storms.
     Operator,
-    /// Also holds and releases disaster mode.
+    /// Also drafts the city's evacuation information and submits it for approval.
+    Drafter,
+    /// Also approves another person's draft, corrects or withdraws a sent alert, holds disaster mode.
     Approver,
     /// Also manages accounts.
     Admin,
 }
 
 impl Role {
+    /// Every role, lowest first.
+    pub const ALL: [Role; 5] = [
+        Role::Viewer,
+        Role::Operator,
+        Role::Drafter,
+        Role::Approver,
+        Role::Admin,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
+            Role::Viewer => "viewer",
             Role::Operator => "operator",
+            Role::Drafter => "drafter",
             Role::Approver => "approver",
             Role::Admin => "admin",
         }
@@ -40,19 +55,16 @@ impl Role {
 
     pub fn label_ja(self) -> &'static str {
         match self {
+            Role::Viewer => "閲覧者",
             Role::Operator => "担当者",
+            Role::Drafter => "起案者",
             Role::Approver => "承認者",
             Role::Admin => "管理者",
         }
     }
 
     pub fn parse(s: &str) -> Option<Role> {
-        match s {
-            "operator" => Some(Role::Operator),
-            "approver" => Some(Role::Approver),
-            "admin" => Some(Role::Admin),
-            _ => None,
-        }
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
     }
 }
 
@@ -131,6 +143,8 @@ pub struct User {
     pub disabled: bool,
     pub created_at: String,
     pub last_login_at: Option<String>,
+    /// Logged in with a one-time password (new or reset account): must choose a password before anything else.
+    pub must_change_password: bool,
 }
 
 fn row_to_user(r: &rusqlite::Row<'_>) -> rusqlite::Result<(User, String)> {
@@ -139,17 +153,19 @@ fn row_to_user(r: &rusqlite::Row<'_>) -> rusqlite::Result<(User, String)> {
         User {
             id: r.get(0)?,
             name: r.get(1)?,
-            // The CHECK constraint keeps the column to the three values.
-            role: Role::parse(&role).unwrap_or(Role::Operator),
+            // The CHECK constraint keeps the column to the known roles; anything else sees only.
+            role: Role::parse(&role).unwrap_or(Role::Viewer),
             disabled: r.get(3)?,
             created_at: r.get(4)?,
             last_login_at: r.get(5)?,
+            must_change_password: r.get(7)?,
         },
         r.get(6)?,
     ))
 }
 
-const USER_COLUMNS: &str = "id, name, role, disabled, created_at, last_login_at, password_hash";
+const USER_COLUMNS: &str =
+    "id, name, role, disabled, created_at, last_login_at, password_hash, must_change_password";
 
 pub fn list_users(conn: &Connection) -> anyhow::Result<Vec<User>> {
     let mut st = conn.prepare(&format!(
@@ -235,6 +251,80 @@ pub fn disable_user(tx: &Transaction<'_>, name: &str, actor: &str) -> anyhow::Re
         &serde_json::json!({ "user": name }),
     )?;
     Ok(true)
+}
+
+/// Gives an account a one-time password: it must choose its own at the next login. Ends its sessions and
+/// re-enables a disabled account (audited as `user.password_reset`). `Ok(false)` when no such user.
+pub fn reset_password(
+    tx: &Transaction<'_>,
+    name: &str,
+    one_time_hash: &str,
+    actor: &str,
+) -> anyhow::Result<bool> {
+    let Some((user, _)) = find_user(tx, name)? else {
+        return Ok(false);
+    };
+    tx.execute(
+        "UPDATE console_users SET password_hash = ?1, must_change_password = 1, disabled = 0 WHERE id = ?2",
+        rusqlite::params![one_time_hash, user.id],
+    )?;
+    tx.execute("DELETE FROM console_sessions WHERE user_id = ?1", [user.id])?;
+    Store::audit(
+        tx,
+        actor,
+        "user.password_reset",
+        &serde_json::json!({ "user": name }),
+    )?;
+    Ok(true)
+}
+
+/// Marks a new account's password as one-time (created from the console).
+pub fn require_password_change(tx: &Transaction<'_>, id: i64) -> anyhow::Result<()> {
+    tx.execute(
+        "UPDATE console_users SET must_change_password = 1 WHERE id = ?1",
+        [id],
+    )?;
+    Ok(())
+}
+
+/// The user's own new password (audited as `user.password_change`); clears the one-time flag.
+pub fn change_password(tx: &Transaction<'_>, user: &User, hash: &str) -> anyhow::Result<()> {
+    tx.execute(
+        "UPDATE console_users SET password_hash = ?1, must_change_password = 0 WHERE id = ?2",
+        rusqlite::params![hash, user.id],
+    )?;
+    Store::audit(
+        tx,
+        &user.name,
+        "user.password_change",
+        &serde_json::json!({}),
+    )?;
+    Ok(())
+}
+
+/// A random one-time password for a new or reset account: 16 characters from an alphabet without look-alikes
+/// (no 0/O, 1/l/I), easy to read out over the phone.
+pub fn one_time_password() -> String {
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    use rand::seq::SliceRandom;
+    let mut rng = rand::thread_rng();
+    (0..16)
+        .filter_map(|_| ALPHABET.choose(&mut rng).map(|&b| b as char))
+        .collect()
+}
+
+/// Whether a new password is acceptable; the Japanese reason otherwise.
+pub fn check_new_password(new: &str, confirm: &str, old: &str) -> Result<(), &'static str> {
+    if new != confirm {
+        return Err("新しいパスワードが確認用と一致しません。");
+    }
+    if new.chars().count() < MIN_PASSWORD_CHARS {
+        return Err("パスワードは12文字以上にしてください。");
+    }
+    if new == old {
+        return Err("新しいパスワードは、今のパスワードと別のものにしてください。");
+    }
+    Ok(())
 }
 
 /// The `sonae demo` account: user `demo` (admin) with a fresh random password, created or reset. Returns

@@ -42,4 +42,9 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "audit_seal",
         include_str!("migrations/0501_audit_seal.sql"),
     ),
+    (
+        502,
+        "console_roles",
+        include_str!("migrations/0502_console_roles.sql"),
+    ),
 ];

@@ -79,3 +79,18 @@ fn staff_log_in_by_typing_hold_and_release_disaster_mode_and_log_out_in_chromium
     );
     assert!(out.contains("[console_basics] ok"), "{out}");
 }
+
+#[test]
+fn an_admin_adds_resets_and_disables_accounts_and_a_new_user_must_choose_a_password_in_chromium() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let config = write_config(dir.path(), addr, "");
+    add_user(&config, "yamada", "admin");
+    let daemon = Daemon::start(&config, addr);
+    let out = run_script(
+        "console_users.mjs",
+        &daemon,
+        &[("SONAE_ADMIN", "yamada"), ("SONAE_PASSWORD", PASSWORD)],
+    );
+    assert!(out.contains("[console_users] ok"), "{out}");
+}

@@ -11,7 +11,7 @@ use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 
-use crate::console::auth::{authenticate, Authorized, OperatorRole};
+use crate::console::auth::{authenticate, Authorized, SelfService};
 use crate::console::error::ConsoleError;
 use crate::console::session::{self, Throttle, ThrottleCheck};
 use crate::console::users::{self, LoginRefusal};
@@ -220,7 +220,12 @@ pub async fn submit(
         })
         .await?;
     outcome("ok");
-    let mut res = Redirect::to("/console/").into_response();
+    let next = if user.must_change_password {
+        "/console/password"
+    } else {
+        "/console/"
+    };
+    let mut res = Redirect::to(next).into_response();
     let h = res.headers_mut();
     h.append(
         header::SET_COOKIE,
@@ -235,7 +240,7 @@ pub async fn submit(
 
 pub async fn logout(
     State(st): State<ConsoleState>,
-    Authorized { authed: a, .. }: Authorized<OperatorRole>,
+    Authorized { authed: a, .. }: Authorized<SelfService>,
 ) -> Result<Response, ConsoleError> {
     let (h, name) = (a.session.id_hash.clone(), a.user.name.clone());
     st.ctx

@@ -8,3 +8,4 @@ pub mod mode;
 pub mod plows;
 pub mod problems;
 pub mod shelters;
+pub mod users;
