@@ -145,6 +145,9 @@ pub enum Recipients {
     Residents(crate::resident::Audience),
     /// The subscribers of a topic ([`crate::resident::topics`]), streamed the same way.
     Subscribers(crate::resident::topics::Subscribers),
+    /// Everyone an earlier alert reached or may have reached (its batches `accepted` or `in_flight`): the
+    /// audience of a 訂正 or 取消, which must reach exactly those people and nobody else.
+    ReachedBy(i64),
 }
 
 impl Recipients {
@@ -241,6 +244,15 @@ pub fn enqueue(
         "alert {} streams topic subscribers beside other plans, which could overlap",
         alert.step_key
     );
+    let reached = plans
+        .iter()
+        .filter(|p| matches!(p.recipients, Recipients::ReachedBy(_)))
+        .count();
+    anyhow::ensure!(
+        reached == 0 || plans.len() == 1,
+        "alert {} streams an earlier alert's recipients beside other plans, which could overlap",
+        alert.step_key
+    );
     tx.execute(
         "INSERT INTO delivery_alerts (step_key, source, kind, priority, summary, detail, planned, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7)",
@@ -296,6 +308,20 @@ pub fn enqueue(
             }
             Recipients::Subscribers(s) => {
                 crate::resident::topics::for_each_subscriber(tx, s, |id| out.push(id))?;
+            }
+            Recipients::ReachedBy(earlier) => {
+                // A recipient is in at most one batch of an alert, so no de-duplication is needed.
+                let mut stmt = tx.prepare_cached(
+                    "SELECT recipients FROM delivery_batches
+                     WHERE alert_id = ?1 AND status IN ('accepted', 'in_flight') ORDER BY id",
+                )?;
+                let mut rows = stmt.query([earlier])?;
+                while let Some(row) = rows.next()? {
+                    let list: String = row.get(0)?;
+                    for id in list.lines() {
+                        out.push(id)?;
+                    }
+                }
             }
         }
         out.flush()?;
@@ -411,6 +437,8 @@ pub struct Progress {
     pub sent: i64,
     /// Rejected (4xx) or expired.
     pub failed: i64,
+    /// Never sent: withdrawn or corrected before their turn ([`cancel_pending`]).
+    pub cancelled: i64,
     /// Still pending or in flight.
     pub remaining: i64,
     pub batches_total: i64,
@@ -456,10 +484,30 @@ pub fn progress(conn: &Connection, alert_id: i64) -> anyhow::Result<Option<Progr
                 p.failed += n;
                 p.batches_done += batches;
             }
+            "cancelled" => {
+                p.cancelled += n;
+                p.batches_done += batches;
+            }
             _ => p.remaining += n,
         }
     }
     Ok(Some(p))
+}
+
+/// Stops the batches of an alert that have not been sent yet (`pending` → `cancelled`), in the caller's
+/// transaction; batches in flight finish (their recipients count as reached). Returns the recipients stopped.
+pub fn cancel_pending(tx: &Transaction<'_>, alert_id: i64, now_ms: i64) -> anyhow::Result<i64> {
+    let n: i64 = tx.query_row(
+        "SELECT coalesce(sum(n_recipients), 0) FROM delivery_batches WHERE alert_id = ?1 AND status = 'pending'",
+        [alert_id],
+        |r| r.get(0),
+    )?;
+    tx.execute(
+        "UPDATE delivery_batches SET status = 'cancelled', finished_at = ?2
+         WHERE alert_id = ?1 AND status = 'pending'",
+        params![alert_id, now_ms],
+    )?;
+    Ok(n)
 }
 
 /// Async form of [`progress`].

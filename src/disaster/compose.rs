@@ -664,7 +664,7 @@ pub fn format_distance(m: f64) -> String {
 }
 
 /// Replaces `{{name}}` in `s`; unknown names are left as they are (load-time validation rejects them).
-fn fill(s: &str, vars: &BTreeMap<&str, String>) -> String {
+pub(crate) fn fill(s: &str, vars: &BTreeMap<&str, String>) -> String {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(i) = rest.find("{{") {
@@ -695,7 +695,7 @@ fn fill(s: &str, vars: &BTreeMap<&str, String>) -> String {
 
 /// Fills a template value; the array element `"{{shelters}}"` is replaced by `shelters`; empty texts,
 /// buttons with an empty URI, and empty URI actions are removed.
-fn render(v: &Value, vars: &BTreeMap<&str, String>, shelters: &[Value]) -> Value {
+pub(crate) fn render(v: &Value, vars: &BTreeMap<&str, String>, shelters: &[Value]) -> Value {
     match v {
         Value::String(s) => Value::String(fill(s, vars)),
         Value::Array(a) => {

@@ -14,6 +14,7 @@
 
 pub mod compose;
 pub mod engine;
+pub mod manual;
 pub mod policy;
 pub mod runtime;
 

@@ -30,6 +30,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "disaster_runtime",
         include_str!("migrations/0340_disaster_runtime.sql"),
     ),
+    (
+        360,
+        "manual_alerts",
+        include_str!("migrations/0360_manual_alerts.sql"),
+    ),
     (400, "plow", include_str!("migrations/0400_plow.sql")),
     (
         401,
