@@ -47,6 +47,9 @@ pub struct Context {
     pub plow: Arc<crate::plow::Plow>,
     /// The city's districts and shelters, loaded once (`None` when `place.districts` is not a file).
     pub place: Option<Arc<PlaceData>>,
+    /// The city's evacuation information (`templates/alerts/manual.json`, validated at start) and the
+    /// wake-up of its `alerts.dispatch` job.
+    pub alerts: crate::console::AlertDeps,
 }
 
 pub struct Application {
@@ -76,6 +79,18 @@ impl Application {
         )?;
         let plow = Arc::new(crate::plow::Plow::load(&config.plow)?);
         let place = load_place(&config, &infra.store).await?;
+        let alerts = crate::console::AlertDeps {
+            templates: Arc::new(
+                crate::disaster::manual::ManualTemplates::from_config(
+                    &config.disaster.templates_dir,
+                )
+                .context("loading the evacuation-information templates (disaster.templates_dir)")?,
+            ),
+            links: config.place.links.clone(),
+            city: config.place.city_name.clone(),
+            drill_audience: config.disaster.drill_audience.clone(),
+            wake: Arc::new(tokio::sync::Notify::new()),
+        };
         let ctx = Context {
             config: Arc::new(config),
             secrets: Arc::new(secrets),
@@ -84,6 +99,7 @@ impl Application {
             line,
             plow,
             place,
+            alerts,
         };
         Ok(Application { listener, ctx })
     }
@@ -190,6 +206,8 @@ fn console_deps(ctx: &Context) -> crate::console::Deps {
         public_url: ctx.config.server.public_url.clone(),
         api_token: ctx.secrets.api_token.clone(),
         plow: ctx.plow.clone(),
+        place: ctx.place.clone(),
+        alerts: ctx.alerts.clone(),
     }
 }
 
@@ -213,6 +231,21 @@ async fn spawn_components(ctx: &Context) -> anyhow::Result<crate::services::Regi
             pipeline,
         },
     )?;
+    // The city's own evacuation information needs the districts, like disaster mode.
+    if let Some(place) = ctx.place.clone() {
+        let a = &ctx.alerts;
+        let dispatcher = crate::disaster::manual::Dispatcher {
+            store: ctx.infra.store.clone(),
+            templates: (*a.templates).clone(),
+            place,
+            links: a.links.clone(),
+            public_url: ctx.config.server.public_url.clone(),
+            city: a.city.clone(),
+            drill_audience: a.drill_audience.clone(),
+            outbox: outbox.clone(),
+        };
+        ctx.infra.scheduler.add(dispatcher.job(a.wake.clone()));
+    }
     // Handlers before the webhook worker starts, so no event is dispatched before they are in place.
     let services = install_services(ctx, &infra)?;
     ctx.infra.tasks.spawn(crate::line::webhook::run_worker(

@@ -30,6 +30,8 @@ pub struct Authed {
     pub user: User,
     pub session: session::Session,
     pub mode: ModeState,
+    /// A drill (訓練) is running: every page says so.
+    pub drill: bool,
 }
 
 /// The logged-in user, or [`ConsoleError::Login`].
@@ -53,10 +55,12 @@ pub async fn authenticate(st: &ConsoleState, headers: &HeaderMap) -> Result<Auth
                 return Ok(None);
             };
             let mode = mode::current_mode(tx)?;
+            let drill = crate::disaster::manual::drill_active(tx)?;
             Ok(Some(Authed {
                 user,
                 session: s,
                 mode,
+                drill,
             }))
         })
         .await?;
@@ -119,6 +123,12 @@ impl MinRole for SelfService {
 pub struct OperatorRole;
 impl MinRole for OperatorRole {
     const ROLE: Role = Role::Operator;
+}
+
+/// 起案者 (drafter) and above.
+pub struct DrafterRole;
+impl MinRole for DrafterRole {
+    const ROLE: Role = Role::Drafter;
 }
 
 /// 承認者 (approver) and above.

@@ -27,6 +27,10 @@ pub enum ConsoleError {
     Role(Role),
     /// The form was larger than a console form can be.
     TooLarge,
+    /// The user may not do this to this thing, whatever their role (403), e.g. approve their own draft.
+    Forbidden(Cow<'static, str>),
+    /// The thing is not in a state that allows this (409), e.g. a replayed approval.
+    Conflict(Cow<'static, str>),
     /// The request named something that is not there (404).
     NotFound(Cow<'static, str>),
     /// The form was wrong in a way the user can fix (400).
@@ -88,6 +92,8 @@ impl IntoResponse for ConsoleError {
                 "送信された内容が大きすぎます。".into(),
             ),
             ConsoleError::NotFound(m) => (StatusCode::NOT_FOUND, m),
+            ConsoleError::Forbidden(m) => (StatusCode::FORBIDDEN, m),
+            ConsoleError::Conflict(m) => (StatusCode::CONFLICT, m),
             ConsoleError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
             ConsoleError::Internal(e) => {
                 tracing::error!(error = %format!("{e:#}"), "console request failed");

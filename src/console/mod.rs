@@ -20,6 +20,7 @@
 
 mod auth;
 pub mod error;
+mod flex;
 pub mod live;
 mod pages;
 pub mod providers;
@@ -162,6 +163,38 @@ pub struct Deps {
     /// `console.api_token`, loaded: `GET /api/status` answers 404 without it.
     pub api_token: Option<crate::secret::Secret>,
     pub plow: Arc<crate::plow::Plow>,
+    /// The city's districts and shelters (`None`: no district data, so no evacuation information).
+    pub place: Option<Arc<crate::place::PlaceData>>,
+    pub alerts: AlertDeps,
+}
+
+/// What the evacuation-information pages need.
+#[derive(Clone)]
+pub struct AlertDeps {
+    pub templates: Arc<crate::disaster::manual::ManualTemplates>,
+    pub links: crate::place::links::LinkTemplates,
+    /// `place.city_name`.
+    pub city: String,
+    /// `disaster.drill_audience`.
+    pub drill_audience: Vec<String>,
+    /// Wakes the `alerts.dispatch` job.
+    pub wake: crate::scheduler::Wake,
+}
+
+impl AlertDeps {
+    /// Embedded templates, default links, no drill audience (tests).
+    pub fn embedded(city: &str) -> AlertDeps {
+        AlertDeps {
+            templates: Arc::new(
+                crate::disaster::manual::ManualTemplates::embedded()
+                    .expect("the embedded evacuation-information templates are valid"),
+            ),
+            links: Default::default(),
+            city: city.into(),
+            drill_audience: vec![],
+            wake: Arc::new(tokio::sync::Notify::new()),
+        }
+    }
 }
 
 impl Deps {
@@ -240,7 +273,7 @@ pub fn router_with(ctx: Deps, providers: Providers, clock: Clock) -> Router {
         providers,
         clock,
     };
-    use pages::{audit, dashboard, login, mode, plows, problems, shelters, users};
+    use pages::{alerts, audit, dashboard, login, mode, plows, problems, shelters, users};
     Router::new()
         .route("/console", get(|| async { Redirect::to("/console/") }))
         .route("/console/", get(dashboard::page))
@@ -256,6 +289,15 @@ pub fn router_with(ctx: Deps, providers: Providers, clock: Clock) -> Router {
         .route("/console/plows/storm", post(plows::storm_submit))
         .route("/api/plows/dispatch", get(plows::dispatch_json))
         .route("/plows/dispatch", get(plows::old_dispatch_page))
+        .route("/console/alerts", get(alerts::list).post(alerts::create))
+        .route("/console/alerts/new", get(alerts::new_form))
+        .route("/console/alerts/correct", post(alerts::correct))
+        .route("/console/alerts/{id}", get(alerts::show))
+        .route("/console/alerts/{id}/preview", get(alerts::preview))
+        .route("/console/alerts/{id}/submit", post(alerts::submit))
+        .route("/console/alerts/{id}/approve", post(alerts::approve))
+        .route("/console/alerts/{id}/cancel", post(alerts::cancel))
+        .route("/console/drill", post(alerts::drill))
         .route("/console/users", get(users::page))
         .route("/console/users/add", post(users::add))
         .route("/console/users/disable", post(users::disable))
@@ -274,16 +316,18 @@ pub fn router_with(ctx: Deps, providers: Providers, clock: Clock) -> Router {
         .with_state(state)
 }
 
+/// The console's headers. A response that set its own CSP and frame options keeps them (the message preview,
+/// a separate document framed by the console page, needs inline styles and `frame-ancestors 'self'`).
 async fn security_headers(mut res: Response) -> Response {
     let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
+    h.entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(
             "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
-             connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-        ),
-    );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+             connect-src 'self'; frame-src 'self'; form-action 'self'; frame-ancestors 'none'; \
+             base-uri 'none'",
+        ));
+    h.entry(header::X_FRAME_OPTIONS)
+        .or_insert(HeaderValue::from_static("DENY"));
     // `same-origin`: no referrer leaves the console, and the browser's own POSTs carry a real `Origin`
     // (with `no-referrer` Chromium sends `Origin: null`, which the same-origin check refused).
     h.insert(
@@ -396,6 +440,7 @@ fn page_ctx(st: &ConsoleState, a: &Authed, nav: &str, msg: Option<&str>) -> mini
         },
         csrf => a.session.csrf_token.clone(),
         mode => mode_view(&a.mode),
+        drill => a.drill,
         nav => nav,
         flash => msg.and_then(flash_text),
         now => st.now().to_rfc3339(),
@@ -430,6 +475,12 @@ fn flash_text(code: &str) -> Option<&'static str> {
         "logout" => "ログアウトしました。",
         "user_disabled" => "アカウントを無効にしました。このユーザーのログイン中の画面はすべてログアウトされました。",
         "password_changed" => "パスワードを変更しました。",
+        "alert_submitted" => "承認を依頼しました。別の承認者が内容を確認して承認すると送信されます。",
+        "alert_approved" => "承認しました。10秒後に送信します。それまでは「送信を取り消す」で止められます。",
+        "alert_cancelled" => "取り消しました。この避難情報は送信されません。",
+        "alert_corrected" => "訂正・取消を送信しました。元の通知を受け取った方だけに届きます。",
+        "drill_started" => "訓練を開始しました。訓練中の避難情報は訓練対象の職員だけに届き、【訓練】と表示されます。",
+        "drill_ended" => "訓練を終了しました。",
         "expired" => {
             "一定時間操作がなかったため、ログアウトしました。もう一度ログインしてください。"
         }

@@ -55,6 +55,18 @@ pub const BUILT_IN: &[(&str, &str)] = &[
         include_str!("../../templates/console/password.html"),
     ),
     (
+        "alerts.html",
+        include_str!("../../templates/console/alerts.html"),
+    ),
+    (
+        "alert_new.html",
+        include_str!("../../templates/console/alert_new.html"),
+    ),
+    (
+        "alert.html",
+        include_str!("../../templates/console/alert.html"),
+    ),
+    (
         "error.html",
         include_str!("../../templates/console/error.html"),
     ),

@@ -225,6 +225,8 @@ pub struct ManualAlert {
     pub cancelled_by: Option<String>,
     pub delivery_alert_id: Option<i64>,
     pub recipients: Option<i64>,
+    /// Drafted during a drill: sent as a drill even if the drill has ended by then.
+    pub drill: bool,
 }
 
 /// Why an action on a manual alert was refused. Each is a plain Japanese message for the console.
@@ -244,7 +246,7 @@ pub enum Refusal {
 
 const COLUMNS: &str =
     "id, kind, level, hazard, districts, free_text, refers_to, status, drafted_by, drafted_at,
-    approved_by, approved_at, send_at_ms, cancelled_by, delivery_alert_id, recipients";
+    approved_by, approved_at, send_at_ms, cancelled_by, delivery_alert_id, recipients, drill";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ManualAlert> {
     let districts: String = r.get(4)?;
@@ -266,6 +268,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ManualAlert> {
         cancelled_by: r.get(13)?,
         delivery_alert_id: r.get(14)?,
         recipients: r.get(15)?,
+        drill: r.get(16)?,
     })
 }
 
@@ -322,16 +325,18 @@ pub fn create_draft(
     let mut districts = draft.districts.clone();
     districts.sort();
     districts.dedup();
+    let drill = drill_active(tx)?;
     tx.execute(
-        "INSERT INTO manual_alerts (kind, level, hazard, districts, free_text, status, drafted_by, drafted_at)
-         VALUES ('alert', ?1, ?2, ?3, ?4, 'draft', ?5, ?6)",
+        "INSERT INTO manual_alerts (kind, level, hazard, districts, free_text, status, drafted_by, drafted_at, drill)
+         VALUES ('alert', ?1, ?2, ?3, ?4, 'draft', ?5, ?6, ?7)",
         params![
             draft.level.number(),
             draft.hazard.slug(),
             serde_json::to_string(&districts)?,
             draft.free_text,
             actor,
-            now.to_rfc3339()
+            now.to_rfc3339(),
+            drill
         ],
     )?;
     let id = tx.last_insert_rowid();
@@ -497,6 +502,41 @@ pub fn correct(
     Ok(Ok(id))
 }
 
+/// Whether a drill (訓練) is running.
+pub fn drill_active(conn: &Connection) -> anyhow::Result<bool> {
+    Ok(conn
+        .query_row("SELECT active FROM drill_state WHERE id = 1", [], |r| {
+            r.get::<_, bool>(0)
+        })
+        .optional()?
+        .unwrap_or(false))
+}
+
+/// Starts or ends a drill (`drill.start` / `drill.end`). `Ok(false)` when it already was so.
+pub fn set_drill(
+    tx: &Transaction<'_>,
+    on: bool,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<bool> {
+    if drill_active(tx)? == on {
+        return Ok(false);
+    }
+    tx.execute(
+        "INSERT INTO drill_state (id, active, changed_by, changed_at) VALUES (1, ?1, ?2, ?3)
+         ON CONFLICT (id) DO UPDATE SET active = excluded.active, changed_by = excluded.changed_by,
+                                        changed_at = excluded.changed_at",
+        params![on, actor, now.to_rfc3339()],
+    )?;
+    Store::audit(
+        tx,
+        actor,
+        if on { "drill.start" } else { "drill.end" },
+        &json!({}),
+    )?;
+    Ok(true)
+}
+
 // ------------------------------------------------------------------------------------------ templates
 
 #[derive(Clone, Debug, Deserialize)]
@@ -642,6 +682,7 @@ impl ManualTemplates {
                             cancelled_by: None,
                             delivery_alert_id: None,
                             recipients: None,
+                            drill,
                         };
                         self.compose(&ManualInput {
                             alert: &alert,
@@ -938,6 +979,59 @@ pub fn plans(
     Ok(out)
 }
 
+/// The scheduled job `alerts.dispatch`: every second (and when woken), sends the alerts whose cancel window
+/// has ended, then wakes the outbox sender.
+pub struct Dispatcher {
+    pub store: Store,
+    pub templates: ManualTemplates,
+    pub place: std::sync::Arc<PlaceData>,
+    pub links: crate::place::links::LinkTemplates,
+    pub public_url: String,
+    pub city: String,
+    pub drill_audience: Vec<String>,
+    pub outbox: crate::delivery::Outbox,
+}
+
+impl Dispatcher {
+    pub fn job(self, wake: crate::scheduler::Wake) -> crate::scheduler::Job {
+        let d = std::sync::Arc::new(self);
+        crate::scheduler::Job::every(
+            "alerts.dispatch",
+            std::time::Duration::from_secs(1),
+            move || {
+                let d = d.clone();
+                async move {
+                    let dd = d.clone();
+                    let sent = d
+                        .store
+                        .write(move |tx| {
+                            let s = Sending {
+                                templates: &dd.templates,
+                                place: &dd.place,
+                                links: &dd.links,
+                                public_url: &dd.public_url,
+                                city: &dd.city,
+                                drill_audience: &dd.drill_audience,
+                            };
+                            let drill = drill_active(tx)?;
+                            dispatch_due(tx, &s, drill, Utc::now())
+                        })
+                        .await?;
+                    if sent > 0 {
+                        tracing::warn!(
+                            alerts = sent,
+                            "city evacuation information sent to the outbox"
+                        );
+                        d.outbox.wake();
+                    }
+                    Ok(())
+                }
+            },
+        )
+        .woken_by(wake)
+    }
+}
+
 /// Recipients per district (active residents), for the composer's counts.
 pub fn recipients_by_district(
     conn: &Connection,
@@ -954,7 +1048,9 @@ pub fn recipients_by_district(
 }
 
 /// Sends every approved alert whose cancel window has ended: enqueues its batches, marks it sent and audits
-/// it in one transaction per alert. Returns how many were sent (the caller wakes the outbox sender).
+/// it in one transaction per alert. `drill` (a drill is running now) or an alert drafted during a drill
+/// sends to the drill audience only, marked 【訓練】. Returns how many were sent (the caller wakes the outbox
+/// sender).
 pub fn dispatch_due(
     tx: &Transaction<'_>,
     s: &Sending<'_>,
@@ -969,7 +1065,9 @@ pub fn dispatch_due(
         rows.collect::<Result<_, _>>()?
     };
     let now_ms = now.timestamp_millis();
+    let drill_now = drill;
     for a in &due {
+        let drill = drill_now || a.drill;
         let original: String = match a.refers_to {
             Some(o) => {
                 delivery::cancel_pending(tx, o, now_ms)?;
@@ -1339,6 +1437,53 @@ mod tests {
         );
         d.districts.clear();
         assert!(check_draft(&d, &place).is_err());
+    }
+
+    #[test]
+    fn an_alert_drafted_during_a_drill_stays_a_drill_after_the_drill_ends() {
+        let (place, links) = place();
+        let (_d, store) = store_with_residents(&place, &[(0, 4)]);
+        let templates = ManualTemplates::embedded().unwrap();
+        let staff = vec![user(0xfeed)];
+        let s = Sending {
+            templates: &templates,
+            place: &place,
+            links: &links,
+            public_url: "http://127.0.0.1:8080",
+            city: "札幌市",
+            drill_audience: &staff,
+        };
+        let t0 = Utc::now();
+        store
+            .write_blocking(|tx| set_drill(tx, true, "suzuki", t0))
+            .unwrap();
+        let d = draft(&place, &[0]);
+        let id = store
+            .write_blocking(|tx| create_draft(tx, &d, "sato", t0))
+            .unwrap();
+        store
+            .write_blocking(|tx| submit(tx, id, "sato"))
+            .unwrap()
+            .unwrap();
+        store
+            .write_blocking(|tx| approve(tx, id, "suzuki", t0))
+            .unwrap()
+            .unwrap();
+        store
+            .write_blocking(|tx| set_drill(tx, false, "suzuki", t0))
+            .unwrap();
+        let late = t0 + chrono::Duration::seconds(11);
+        store
+            .write_blocking(|tx| {
+                let drill = drill_active(tx)?;
+                dispatch_due(tx, &s, drill, late)
+            })
+            .unwrap();
+        let a = store.read_blocking(|c| get(c, id)).unwrap().unwrap();
+        let out = store
+            .read_blocking(|c| delivery::recipient_outcomes(c, a.delivery_alert_id.unwrap()))
+            .unwrap();
+        assert_eq!(out, vec![(staff[0].clone(), "pending".to_string())]);
     }
 
     #[test]

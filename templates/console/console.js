@@ -38,3 +38,23 @@
   }
   window.setInterval(refresh, secs * 1000);
 })();
+
+// Countdown of an approved evacuation alert's cancel window: counts down to data-countdown-ms (unix ms) and
+// reloads the page when the window ends, so the operator sees it being sent. Without script the page's own
+// live refresh (or a reload) shows the same.
+(function () {
+  "use strict";
+  function tick() {
+    var els = document.querySelectorAll("[data-countdown-ms]");
+    els.forEach(function (el) {
+      var left = Math.ceil((parseInt(el.getAttribute("data-countdown-ms"), 10) - Date.now()) / 1000);
+      el.textContent = String(Math.max(0, left));
+      if (left <= -1 && !el.getAttribute("data-reloading")) {
+        el.setAttribute("data-reloading", "1");
+        window.location.reload();
+      }
+    });
+  }
+  tick();
+  window.setInterval(tick, 250);
+})();

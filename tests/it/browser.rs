@@ -71,6 +71,7 @@ fn staff_log_in_by_typing_hold_and_release_disaster_mode_and_log_out_in_chromium
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let config = write_config(dir.path(), addr, "");
     add_user(&config, "suzuki", "approver");
+    add_user(&config, "tanaka", "approver");
     let daemon = Daemon::start(&config, addr);
     let out = run_script(
         "console_basics.mjs",
@@ -93,4 +94,199 @@ fn an_admin_adds_resets_and_disables_accounts_and_a_new_user_must_choose_a_passw
         &[("SONAE_ADMIN", "yamada"), ("SONAE_PASSWORD", PASSWORD)],
     );
     assert!(out.contains("[console_users] ok"), "{out}");
+}
+
+fn user(n: u128) -> String {
+    format!("U{n:032x}")
+}
+
+/// A daemon with 札幌市's demo districts and shelters, the LINE stand-in in this process, and residents:
+/// `n` in each of the first two districts of 中央区 and `n` in a third district, all friends of the account.
+struct City {
+    _dir: tempfile::TempDir,
+    daemon: Daemon,
+    sandbox: sonae::line::sandbox::SandboxHandle,
+    /// (district id, residents)
+    districts: Vec<(String, Vec<String>)>,
+    staff: String,
+}
+
+async fn city(n: u128) -> City {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let sandbox = sonae::line::sandbox::Sandbox::start(sonae::line::sandbox::SandboxConfig {
+        channel_secret: "test-channel-secret".into(),
+        access_token: "test-access-token".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let staff = user(0x57aff);
+    let extra = format!(
+        "api_base = \"{u}\"\napi_data_base = \"{u}\"\n\n[place]\ncity_name = \"札幌市\"\ndistricts = \"{d}\"\nshelters = [\"{s}\"]\n\n[disaster]\ndrill_audience = [\"{staff}\"]\n",
+        u = sandbox.url(),
+        d = repo.join("deploy/demo/sapporo-districts.geojson").display(),
+        s = repo
+            .join("deploy/demo/sapporo-01100-shitei-kinkyu-hinanbasho.csv")
+            .display(),
+    );
+    let config = write_config(dir.path(), addr, &extra);
+    add_user(&config, "sato", "drafter");
+    add_user(&config, "suzuki", "approver");
+    add_user(&config, "tanaka", "approver");
+    // Residents registered before the daemon starts, straight into its database (as an import would).
+    let store = sonae::store::Store::open(&dir.path().join("sonae.db")).unwrap();
+    let place = sonae::place::PlaceData::load(&sonae::place::PlaceConfig {
+        city_name: "札幌市".into(),
+        districts: repo.join("deploy/demo/sapporo-districts.geojson"),
+        shelters: vec![],
+        ..Default::default()
+    })
+    .unwrap();
+    let chuo: Vec<String> = place
+        .districts
+        .all()
+        .iter()
+        .filter(|d| d.group.as_deref() == Some("中央区"))
+        .take(2)
+        .map(|d| d.id.clone())
+        .chain(
+            place
+                .districts
+                .all()
+                .iter()
+                .filter(|d| d.group.as_deref() == Some("北区"))
+                .take(1)
+                .map(|d| d.id.clone()),
+        )
+        .collect();
+    let mut districts = Vec::new();
+    for (i, d) in chuo.iter().enumerate() {
+        let ids: Vec<String> = (0..n).map(|k| user(((i as u128 + 1) << 20) | k)).collect();
+        let (d2, ids2) = (d.clone(), ids.clone());
+        store
+            .write_blocking(move |tx| {
+                for u in &ids2 {
+                    let u = sonae::ids::LineUserId::parse(u).unwrap();
+                    sonae::resident::follow_tx(tx, &u)?;
+                    sonae::resident::set_district_tx(tx, &u, &d2)?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        sandbox.with_state(|s| ids.iter().for_each(|u| s.follow(u, None)));
+        districts.push((d.clone(), ids));
+    }
+    sandbox.with_state(|s| s.follow(&staff, None));
+    drop(store);
+    let daemon = tokio::task::spawn_blocking(move || Daemon::start(&config, addr))
+        .await
+        .unwrap();
+    City {
+        _dir: dir,
+        daemon,
+        sandbox,
+        districts,
+        staff,
+    }
+}
+
+impl City {
+    fn received(&self, user: &str) -> Vec<String> {
+        self.sandbox
+            .with_state(|s| s.received(user))
+            .into_iter()
+            .map(|r| r.message.to_string())
+            .collect()
+    }
+}
+
+async fn run_script_async(
+    script: &'static str,
+    daemon: &Daemon,
+    env: Vec<(&'static str, String)>,
+) -> String {
+    let url = daemon.url("");
+    tokio::task::spawn_blocking(move || {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+        let out = Command::new("node")
+            .arg(dir.join(script))
+            .current_dir(&dir)
+            .env("SONAE_URL", url)
+            .env("SONAE_SCREENSHOTS", screenshots_dir())
+            .envs(env)
+            .output()
+            .expect("running node");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{script} failed\n--- stdout\n{stdout}\n--- stderr\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evacuation_information_is_drafted_approved_by_a_second_person_sent_corrected_and_drilled_in_chromium(
+) {
+    let c = city(12).await;
+    let (d1, d2, d3) = (&c.districts[0], &c.districts[1], &c.districts[2]);
+    let out = run_script_async(
+        "alerts.mjs",
+        &c.daemon,
+        vec![
+            ("SONAE_DRAFTER", "sato".into()),
+            ("SONAE_APPROVER", "suzuki".into()),
+            ("SONAE_APPROVER_2", "tanaka".into()),
+            ("SONAE_EXPECTED", "24".into()),
+            ("SONAE_PASSWORD", PASSWORD.into()),
+            ("SONAE_DISTRICT_1", d1.0.clone()),
+            ("SONAE_DISTRICT_2", d2.0.clone()),
+            ("SANDBOX_URL", c.sandbox.url()),
+            ("SANDBOX_PROBE_USER", d1.1[0].clone()),
+        ],
+    )
+    .await;
+    println!("{out}");
+    assert!(out.contains("[alerts] ok"), "{out}");
+    // The two chosen districts' residents got: the 避難指示, then its 取消 — exactly once each; the third
+    // district's residents got nothing (not chosen, and the correction goes only to who the original reached).
+    for u in d1.1.iter().chain(&d2.1) {
+        let got = c.received(u);
+        let alerts = got
+            .iter()
+            .filter(|m| m.contains("避難指示") && !m.contains("【取消】"))
+            .count();
+        let withdrawals = got.iter().filter(|m| m.contains("【取消】")).count();
+        assert_eq!((alerts, withdrawals), (1, 1), "{u}: {got:?}");
+        assert!(
+            got.iter().all(|m| !m.contains("【訓練】")),
+            "{u}: no drill message reaches a resident: {got:?}"
+        );
+    }
+    for u in &d3.1 {
+        assert!(
+            c.received(u).is_empty(),
+            "{u} is outside the chosen districts"
+        );
+    }
+    // The drill's alert reached only the drill audience, marked 【訓練】.
+    let staff = c.received(&c.staff);
+    assert_eq!(staff.len(), 1, "{staff:?}");
+    assert!(staff[0].contains("【訓練】"), "{staff:?}");
+    // The correction's latency the script measured (click → first message at the stand-in) is printed.
+    let line = out
+        .lines()
+        .find(|l| l.contains("correction latency"))
+        .expect("latency printed");
+    let ms: u64 = line
+        .rsplit(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("latency in ms");
+    assert!(ms <= 60_000, "{line}");
 }

@@ -1,6 +1,7 @@
 //! The console's pages and actions, one module per page. Each handler takes [`super::auth::Session`]
 //! (pages) or [`super::auth::Authorized`] (POSTs) and returns `Result<Response, ConsoleError>`.
 
+pub mod alerts;
 pub mod audit;
 pub mod dashboard;
 pub mod login;

@@ -17,7 +17,8 @@ CREATE TABLE manual_alerts (
     cancelled_by      TEXT,
     cancelled_at      TEXT,
     delivery_alert_id INTEGER REFERENCES delivery_alerts (id),
-    recipients        INTEGER
+    recipients        INTEGER,
+    drill             INTEGER NOT NULL DEFAULT 0  -- drafted during a drill: always a drill, even if it ends first
 );
 CREATE INDEX manual_alerts_due ON manual_alerts (send_at_ms) WHERE status = 'approved';
 
@@ -44,3 +45,12 @@ DROP TABLE delivery_batches;
 ALTER TABLE delivery_batches_new RENAME TO delivery_batches;
 CREATE INDEX delivery_batches_ready ON delivery_batches (priority DESC, id) WHERE status = 'pending';
 CREATE INDEX delivery_batches_alert ON delivery_batches (alert_id, status);
+
+-- Drill mode (訓練): while active, manual alerts go only to disaster.drill_audience, marked 【訓練】, and the console
+-- shows 「訓練中」 on every page. One row.
+CREATE TABLE drill_state (
+    id          INTEGER PRIMARY KEY CHECK (id = 1),
+    active      INTEGER NOT NULL,
+    changed_by  TEXT NOT NULL,
+    changed_at  TEXT NOT NULL
+);
