@@ -264,6 +264,8 @@ async fn spawn_components(ctx: &Context) -> anyhow::Result<crate::services::Regi
 fn install_services(ctx: &Context, infra: &Infra) -> anyhow::Result<crate::services::Registry> {
     crate::line::richmenu::register_handlers(&ctx.line);
     let mut reg = crate::services::Registry::new(ctx.line.events.clone(), infra.scheduler.clone());
+    // First: a resident who asked for help is answered before any other service reads their next text.
+    crate::disaster::safety::install(&mut reg, ctx.line.clone());
     crate::resident::service::install(
         &mut reg,
         crate::resident::service::Deps {

@@ -273,7 +273,7 @@ pub fn router_with(ctx: Deps, providers: Providers, clock: Clock) -> Router {
         providers,
         clock,
     };
-    use pages::{alerts, audit, dashboard, login, mode, plows, problems, shelters, users};
+    use pages::{alerts, audit, dashboard, login, mode, plows, problems, safety, shelters, users};
     Router::new()
         .route("/console", get(|| async { Redirect::to("/console/") }))
         .route("/console/", get(dashboard::page))
@@ -298,6 +298,9 @@ pub fn router_with(ctx: Deps, providers: Providers, clock: Clock) -> Router {
         .route("/console/alerts/{id}/approve", post(alerts::approve))
         .route("/console/alerts/{id}/cancel", post(alerts::cancel))
         .route("/console/drill", post(alerts::drill))
+        .route("/console/safety", get(safety::page))
+        .route("/console/safety/help/{id}/state", post(safety::follow_up))
+        .route("/console/safety/help/{id}/message", post(safety::message))
         .route("/console/users", get(users::page))
         .route("/console/users/add", post(users::add))
         .route("/console/users/disable", post(users::disable))
@@ -481,6 +484,8 @@ fn flash_text(code: &str) -> Option<&'static str> {
         "alert_corrected" => "訂正・取消を送信しました。元の通知を受け取った方だけに届きます。",
         "drill_started" => "訓練を開始しました。訓練中の避難情報は訓練対象の職員だけに届き、【訓練】と表示されます。",
         "drill_ended" => "訓練を終了しました。",
+        "follow_up" => "対応状況を変更しました。",
+        "safety_message" => "本人に LINE で連絡しました。",
         "expired" => {
             "一定時間操作がなかったため、ログアウトしました。もう一度ログインしてください。"
         }

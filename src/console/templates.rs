@@ -67,6 +67,10 @@ pub const BUILT_IN: &[(&str, &str)] = &[
         include_str!("../../templates/console/alert.html"),
     ),
     (
+        "safety.html",
+        include_str!("../../templates/console/safety.html"),
+    ),
+    (
         "error.html",
         include_str!("../../templates/console/error.html"),
     ),

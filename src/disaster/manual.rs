@@ -907,6 +907,11 @@ pub fn shelters_for(
         .collect()
 }
 
+/// The outbox step key of a manual alert.
+pub fn step_key(id: i64) -> String {
+    format!("manual:{id}")
+}
+
 /// The plans of one alert: one message per district for its residents (in a drill, the drill audience
 /// only, with the first district's message), or the correction for everyone the original reached.
 pub fn plans(
@@ -957,7 +962,7 @@ pub fn plans(
             .links
             .links(a.hazard.place_hazard(), d.label_point, &d.jma_code);
         let shelters = shelters_for(s.place, id, a.hazard, &status);
-        let messages = s.templates.compose(&ManualInput {
+        let mut messages = s.templates.compose(&ManualInput {
             alert: a,
             city,
             district: Some((&d.name, &d.id)),
@@ -968,6 +973,13 @@ pub fn plans(
             drill,
             at,
         })?;
+        if a.level != Level::Lift {
+            let reference = super::safety::reference(&step_key(a.id));
+            for m in &mut messages {
+                super::safety::attach(m, &reference);
+                compose::check_message(m)?;
+            }
+        }
         out.push(Planned {
             messages,
             recipients,
@@ -1022,8 +1034,10 @@ impl Dispatcher {
                             alerts = sent,
                             "city evacuation information sent to the outbox"
                         );
-                        d.outbox.wake();
                     }
+                    // Also after console writes that enqueue without a sender handle of their own (a staff
+                    // message to a resident who asked for help wakes this job).
+                    d.outbox.wake();
                     Ok(())
                 }
             },
@@ -1096,7 +1110,7 @@ pub fn dispatch_due(
             "drill": drill,
         });
         let alert = NewAlert {
-            step_key: format!("manual:{}", a.id),
+            step_key: step_key(a.id),
             source: if drill { "drill" } else { "manual" }.into(),
             kind: a.kind.as_str().into(),
             priority: PRIORITY,

@@ -17,6 +17,7 @@ pub mod engine;
 pub mod manual;
 pub mod policy;
 pub mod runtime;
+pub mod safety;
 
 #[cfg(test)]
 mod compose_tests;
@@ -106,13 +107,20 @@ pub fn plan_step(
         };
         if !recipients.is_nobody() {
             let shelters = shelters_for(district, step.phenomenon);
-            let messages = templates.compose(compose::ComposeInput {
+            let mut messages = templates.compose(compose::ComposeInput {
                 step,
                 district,
                 shelters: &shelters,
                 links: &links,
                 public_url,
             })?;
+            if asks_for_safety(step) {
+                let reference = safety::reference(&step.key);
+                for m in &mut messages {
+                    safety::attach(m, &reference);
+                    compose::check_message(m)?;
+                }
+            }
             plans.push(Planned {
                 messages,
                 recipients,
@@ -123,6 +131,15 @@ pub fn plan_step(
         }
     }
     Ok(plans)
+}
+
+/// Whether a step's message carries the safety-reply buttons: warnings that call for action, not their
+/// lifting or withdrawal.
+fn asks_for_safety(step: &AlertStep) -> bool {
+    matches!(
+        step.kind,
+        StepKind::Issue | StepKind::Escalation | StepKind::Downgrade | StepKind::Correction
+    )
 }
 
 /// Writes the decision (engine memory, mode change with audit) and every step's alert and batches in the

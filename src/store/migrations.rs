@@ -35,6 +35,7 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "manual_alerts",
         include_str!("migrations/0360_manual_alerts.sql"),
     ),
+    (370, "safety", include_str!("migrations/0370_safety.sql")),
     (400, "plow", include_str!("migrations/0400_plow.sql")),
     (
         401,

@@ -10,6 +10,34 @@ const [drafter, approver, approver2, password] =
 const [d1, d2, expected] = [env('SONAE_DISTRICT_1'), env('SONAE_DISTRICT_2'), env('SONAE_EXPECTED')];
 const sandbox = env('SANDBOX_URL');
 const probe = env('SANDBOX_PROBE_USER');
+const other = env('SANDBOX_OTHER_USER');
+
+/** What a resident received at the stand-in. */
+async function received(user) {
+  const r = await fetch(`${sandbox}/sandbox/users/${user}/messages`);
+  return (await r.json()).messages;
+}
+
+/** A resident's action in LINE (tap, text, location), sent by the stand-in to the daemon's webhook. */
+async function act(user, event) {
+  const r = await fetch(`${sandbox}/sandbox/users/${user}/events`, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(event),
+  });
+  assert.ok(r.ok, `event ${JSON.stringify(event)}: ${r.status}`);
+}
+
+/** The postback data of the button labelled `label` in the messages a resident received. */
+async function buttonData(user, label) {
+  for (const m of await received(user)) {
+    const found = [];
+    JSON.stringify(m.message, (k, v) => {
+      if (v && v.type === 'postback' && v.label === label) found.push(v.data);
+      return v;
+    });
+    if (found.length) return found[0];
+  }
+  throw new Error(`${user} has no button ${label}`);
+}
 
 async function logout(page) {
   await page.getByRole('button', { name: 'ログアウト' }).click();
@@ -94,6 +122,31 @@ await run('alerts', async (browser, step) => {
   await waitFor('sent', async () => (await status(page).catch(() => '')) === '送信済み');
   await waitFor('all delivered', async () =>
     ((await page.locator('#progress-sent').innerText().catch(() => '')) === expected));
+  step('residents answer with the buttons; staff see it per district and follow up');
+  await act(probe, { type: 'postback', data: await buttonData(probe, '助けが必要') });
+  await waitFor('the acknowledgement', async () =>
+    (await received(probe)).some((m) => JSON.stringify(m.message).includes('「助けが必要」と受け付け')));
+  await act(probe, { type: 'text', text: '足をけがして動けません。2階にいます。' });
+  await act(probe, { type: 'location', latitude: 43.0432, longitude: 141.3183, title: '自宅', address: '札幌市中央区' });
+  await act(other, { type: 'postback', data: await buttonData(other, '避難しました') });
+  await page.getByRole('link', { name: '安否' }).click();
+  await waitFor('the counts', async () => {
+    await page.reload();
+    return (await page.locator('#total-help').innerText()) === '1'
+      && (await page.locator('#total-evacuated').innerText()) === '1';
+  });
+  const helpRow = page.locator('#help-list tr', { hasText: '足をけがして動けません' });
+  assert.equal(await helpRow.getByRole('link', { name: '地図' }).count(), 1);
+  await screenshot(page, 'console-safety');
+  await helpRow.getByRole('button', { name: '対応中にする' }).click();
+  await page.waitForLoadState('load');
+  const again = page.locator('#help-list tr', { hasText: '足をけがして動けません' });
+  assert.match(await again.innerText(), /対応中/);
+  await again.getByLabel('本人への連絡').fill('救助隊が向かっています。そのままお待ちください。');
+  await again.getByRole('button', { name: 'LINE で送る' }).click();
+  await page.waitForLoadState('load');
+  await waitFor('the staff message at the resident', async () =>
+    (await received(probe)).some((m) => JSON.stringify(m.message).includes('救助隊が向かっています')));
   await logout(page);
 
   step('cancel inside the window');

@@ -113,15 +113,17 @@ struct City {
 
 async fn city(n: u128) -> City {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    // Residents act through the stand-in, which signs their events and posts them to the daemon's webhook.
     let sandbox = sonae::line::sandbox::Sandbox::start(sonae::line::sandbox::SandboxConfig {
         channel_secret: "test-channel-secret".into(),
         access_token: "test-access-token".into(),
+        webhook_url: Some(format!("http://{addr}/webhook")),
         ..Default::default()
     })
     .await
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let staff = user(0x57aff);
     let extra = format!(
         "api_base = \"{u}\"\napi_data_base = \"{u}\"\n\n[place]\ncity_name = \"札幌市\"\ndistricts = \"{d}\"\nshelters = [\"{s}\"]\n\n[disaster]\ndrill_audience = [\"{staff}\"]\n",
@@ -231,7 +233,7 @@ async fn run_script_async(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn evacuation_information_is_drafted_approved_by_a_second_person_sent_corrected_and_drilled_in_chromium(
+async fn evacuation_information_is_drafted_approved_by_a_second_person_sent_answered_corrected_and_drilled_in_chromium(
 ) {
     let c = city(12).await;
     let (d1, d2, d3) = (&c.districts[0], &c.districts[1], &c.districts[2]);
@@ -248,6 +250,7 @@ async fn evacuation_information_is_drafted_approved_by_a_second_person_sent_corr
             ("SONAE_DISTRICT_2", d2.0.clone()),
             ("SANDBOX_URL", c.sandbox.url()),
             ("SANDBOX_PROBE_USER", d1.1[0].clone()),
+            ("SANDBOX_OTHER_USER", d2.1[0].clone()),
         ],
     )
     .await;
@@ -255,8 +258,20 @@ async fn evacuation_information_is_drafted_approved_by_a_second_person_sent_corr
     assert!(out.contains("[alerts] ok"), "{out}");
     // The two chosen districts' residents got: the 避難指示, then its 取消 — exactly once each; the third
     // district's residents got nothing (not chosen, and the correction goes only to who the original reached).
+    // The resident who asked for help got the staff's message, through the outbox.
+    let probe = c.received(&d1.1[0]);
+    assert!(
+        probe
+            .iter()
+            .any(|m| m.contains("【市からの連絡】") && m.contains("救助隊が向かっています")),
+        "{probe:?}"
+    );
     for u in d1.1.iter().chain(&d2.1) {
-        let got = c.received(u);
+        let got: Vec<String> = c
+            .received(u)
+            .into_iter()
+            .filter(|m| !m.contains("【市からの連絡】"))
+            .collect();
         let alerts = got
             .iter()
             .filter(|m| m.contains("避難指示") && !m.contains("【取消】"))

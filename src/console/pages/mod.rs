@@ -8,5 +8,6 @@ pub mod login;
 pub mod mode;
 pub mod plows;
 pub mod problems;
+pub mod safety;
 pub mod shelters;
 pub mod users;
