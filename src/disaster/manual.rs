@@ -238,6 +238,8 @@ pub enum Refusal {
     WrongState(Status),
     #[error("自分が作成した避難情報は承認できません。別の承認者に依頼してください（二人の確認が必要です）。")]
     SamePerson,
+    #[error("他の職員が作成した避難情報です。作成した本人か承認者が操作してください。")]
+    NotYours,
     #[error("取り消せる時間（承認から10秒）を過ぎたため、送信を止められませんでした。必要なら「訂正」または「取消」を送ってください。")]
     WindowClosed,
     #[error("{0}")]
@@ -353,12 +355,20 @@ fn load(tx: &Transaction<'_>, id: i64) -> anyhow::Result<Result<ManualAlert, Ref
     Ok(get(tx, id)?.ok_or(Refusal::NotFound))
 }
 
-/// Draft → submitted (`alert.submit`), by its drafter or an approver.
-pub fn submit(tx: &Transaction<'_>, id: i64, actor: &str) -> anyhow::Result<Result<(), Refusal>> {
+/// Draft → submitted (`alert.submit`), by its drafter or an approver (`approver`).
+pub fn submit(
+    tx: &Transaction<'_>,
+    id: i64,
+    actor: &str,
+    approver: bool,
+) -> anyhow::Result<Result<(), Refusal>> {
     let a = match load(tx, id)? {
         Ok(a) => a,
         Err(r) => return Ok(Err(r)),
     };
+    if !approver && a.drafted_by != actor {
+        return Ok(Err(Refusal::NotYours));
+    }
     if a.status != Status::Draft {
         return Ok(Err(Refusal::WrongState(a.status)));
     }
@@ -403,17 +413,22 @@ pub fn approve(
     Ok(Ok(send_at))
 }
 
-/// Stops a draft, a submitted alert, or an approved one inside its window (`alert.cancel`).
+/// Stops a draft, a submitted alert, or an approved one inside its window (`alert.cancel`), by its drafter
+/// or an approver (`approver`).
 pub fn cancel(
     tx: &Transaction<'_>,
     id: i64,
     actor: &str,
+    approver: bool,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Result<(), Refusal>> {
     let a = match load(tx, id)? {
         Ok(a) => a,
         Err(r) => return Ok(Err(r)),
     };
+    if !approver && a.drafted_by != actor {
+        return Ok(Err(Refusal::NotYours));
+    }
     match a.status {
         Status::Draft | Status::Submitted => {}
         Status::Approved if a.send_at_ms.is_some_and(|t| now.timestamp_millis() < t) => {}
@@ -1221,7 +1236,7 @@ mod tests {
             .unwrap();
         assert_eq!(r, Err(Refusal::WrongState(Status::Draft)));
         store
-            .write_blocking(|tx| submit(tx, id, "sato"))
+            .write_blocking(|tx| submit(tx, id, "sato", false))
             .unwrap()
             .unwrap();
         let r = store
@@ -1262,7 +1277,7 @@ mod tests {
                 .write_blocking(|tx| create_draft(tx, &d, "sato", t0))
                 .unwrap();
             store
-                .write_blocking(|tx| submit(tx, id, "sato"))
+                .write_blocking(|tx| submit(tx, id, "sato", false))
                 .unwrap()
                 .unwrap();
             store
@@ -1274,13 +1289,13 @@ mod tests {
         let a = mk(&store);
         let in_window = t0 + chrono::Duration::seconds(9);
         store
-            .write_blocking(|tx| cancel(tx, a, "suzuki", in_window))
+            .write_blocking(|tx| cancel(tx, a, "suzuki", true, in_window))
             .unwrap()
             .unwrap();
         let b = mk(&store);
         let late = t0 + chrono::Duration::seconds(10);
         let r = store
-            .write_blocking(|tx| cancel(tx, b, "suzuki", late))
+            .write_blocking(|tx| cancel(tx, b, "suzuki", true, late))
             .unwrap();
         assert_eq!(r, Err(Refusal::WindowClosed));
         // Before the window ends nothing is sent; after it, only the alert that was not stopped.
@@ -1335,7 +1350,7 @@ mod tests {
             .write_blocking(|tx| create_draft(tx, &d, "sato", t0))
             .unwrap();
         store
-            .write_blocking(|tx| submit(tx, id, "sato"))
+            .write_blocking(|tx| submit(tx, id, "sato", false))
             .unwrap()
             .unwrap();
         store
@@ -1476,7 +1491,7 @@ mod tests {
             .write_blocking(|tx| create_draft(tx, &d, "sato", t0))
             .unwrap();
         store
-            .write_blocking(|tx| submit(tx, id, "sato"))
+            .write_blocking(|tx| submit(tx, id, "sato", false))
             .unwrap()
             .unwrap();
         store
@@ -1520,7 +1535,7 @@ mod tests {
             .write_blocking(|tx| create_draft(tx, &d, "sato", t0))
             .unwrap();
         store
-            .write_blocking(|tx| submit(tx, id, "sato"))
+            .write_blocking(|tx| submit(tx, id, "sato", false))
             .unwrap()
             .unwrap();
         store

@@ -1356,3 +1356,188 @@ async fn the_plow_dispatcher_view_needs_a_session_and_an_operator_starts_and_end
         ("sato", "plow.storm.end")
     );
 }
+
+/// The console with 札幌市's demo districts loaded (for the evacuation-information forms).
+async fn console_with_districts() -> Console {
+    Console::start_with(None, None, |c| {
+        let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        c.place.districts = repo.join("deploy/demo/sapporo-districts.geojson");
+        c.place.shelters =
+            vec![repo.join("deploy/demo/sapporo-01100-shitei-kinkyu-hinanbasho.csv")];
+    })
+    .await
+}
+
+fn manual_alerts(c: &Console) -> Vec<(i64, String)> {
+    c.store
+        .read_blocking(|conn| {
+            let mut s = conn.prepare("SELECT id, status FROM manual_alerts ORDER BY id")?;
+            let v = s
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(v)
+        })
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampered_evacuation_forms_get_a_japanese_message_and_change_nothing() {
+    let c = console_with_districts().await;
+    c.add_user("sato", Role::Drafter);
+    c.add_user("suzuki", Role::Approver);
+    c.add_user("kato", Role::Viewer);
+    let district = "01101-0001";
+
+    // A viewer may not draft.
+    let mut v = c.browser();
+    let csrf = v.login("kato").await.csrf();
+    let p = v
+        .post(
+            "/console/alerts",
+            &[
+                ("csrf", &csrf),
+                ("level", "4"),
+                ("hazard", "flood"),
+                ("district", district),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 403);
+    assert!(p.body.contains("「起案者」以上の権限"), "{}", p.body);
+
+    let mut b = c.browser();
+    let csrf = b.login("sato").await.csrf();
+    for (form, expect) in [
+        (
+            vec![
+                ("level", "4"),
+                ("hazard", "flood"),
+                ("district", "99999-9999"),
+            ],
+            "この市の地区にありません",
+        ),
+        (
+            vec![
+                ("level", "4"),
+                ("hazard", "flood"),
+                ("ward", "存在しない区"),
+            ],
+            "この市の区にありません",
+        ),
+        (vec![("level", "4"), ("hazard", "flood")], "地区を1つ以上"),
+        (
+            vec![("level", "7"), ("hazard", "flood"), ("district", district)],
+            "避難情報の種類",
+        ),
+        (
+            vec![
+                ("level", "4"),
+                ("hazard", "volcano"),
+                ("district", district),
+            ],
+            "対象の災害",
+        ),
+    ] {
+        let mut f = vec![("csrf", csrf.as_str())];
+        f.extend(form);
+        let p = b.post("/console/alerts", &f).await;
+        assert_eq!(p.status, 400, "{f:?}");
+        assert!(p.body.contains(expect), "{f:?}: {}", p.body);
+    }
+    // An expired or forged CSRF token.
+    let p = b
+        .post(
+            "/console/alerts",
+            &[
+                ("csrf", "stale"),
+                ("level", "4"),
+                ("hazard", "flood"),
+                ("district", district),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 403);
+    assert!(manual_alerts(&c).is_empty(), "nothing stored half-way");
+
+    // A good draft, submitted.
+    let p = b
+        .post(
+            "/console/alerts",
+            &[
+                ("csrf", &csrf),
+                ("level", "4"),
+                ("hazard", "flood"),
+                ("district", district),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    let id = manual_alerts(&c)[0].0;
+    // Another drafter cannot submit or withdraw someone else's draft.
+    c.add_user("ito", Role::Drafter);
+    let mut o = c.browser();
+    let ocsrf = o.login("ito").await.csrf();
+    for action in ["submit", "cancel"] {
+        let p = o
+            .post(
+                &format!("/console/alerts/{id}/{action}"),
+                &[("csrf", &ocsrf)],
+            )
+            .await;
+        assert_eq!(p.status, 403, "{action}");
+        assert!(p.body.contains("他の職員が作成した"), "{}", p.body);
+    }
+    assert_eq!(manual_alerts(&c)[0].1, "draft");
+    let p = b
+        .post(&format!("/console/alerts/{id}/submit"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(p.status, 303);
+    // The drafter role cannot approve at all; an id that does not exist is not found.
+    let p = b
+        .post(
+            &format!("/console/alerts/{id}/approve"),
+            &[("csrf", &csrf), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(p.status, 403);
+    let mut a = c.browser();
+    let acsrf = a.login("suzuki").await.csrf();
+    let p = a
+        .post(
+            "/console/alerts/9999/approve",
+            &[("csrf", &acsrf), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(p.status, 404);
+    assert!(p.body.contains("見つかりません"));
+    // Without the confirmation nothing happens; with it, the second person approves; a replay is refused.
+    let p = a
+        .post(
+            &format!("/console/alerts/{id}/approve"),
+            &[("csrf", &acsrf)],
+        )
+        .await;
+    assert_eq!(p.status, 400);
+    assert_eq!(manual_alerts(&c)[0].1, "submitted");
+    let p = a
+        .post(
+            &format!("/console/alerts/{id}/approve"),
+            &[("csrf", &acsrf), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(p.status, 303);
+    let p = a
+        .post(
+            &format!("/console/alerts/{id}/approve"),
+            &[("csrf", &acsrf), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(p.status, 409);
+    assert!(p.body.contains("承認済み"), "{}", p.body);
+    let approvals = c
+        .audit()
+        .iter()
+        .filter(|(_, act, _)| act == "alert.approve")
+        .count();
+    assert_eq!(approvals, 1);
+}

@@ -41,7 +41,10 @@ fn place(st: &ConsoleState) -> Result<&std::sync::Arc<PlaceData>, ConsoleError> 
 fn refused(r: manual::Refusal) -> ConsoleError {
     match r {
         manual::Refusal::NotFound => ConsoleError::not_found(r.to_string()),
-        manual::Refusal::SamePerson => ConsoleError::Forbidden(r.to_string().into()),
+        manual::Refusal::SamePerson | manual::Refusal::NotYours => {
+            ConsoleError::Forbidden(r.to_string().into())
+        }
+        manual::Refusal::Invalid(m) => ConsoleError::bad_request(m),
         _ => ConsoleError::Conflict(r.to_string().into()),
     }
 }
@@ -427,9 +430,10 @@ pub async fn submit(
     Authorized { authed: a, .. }: Authorized<DrafterRole>,
 ) -> Result<Response, ConsoleError> {
     let actor = a.user.name.clone();
+    let approver = a.user.role >= Role::Approver;
     st.ctx
         .store
-        .write(move |tx| manual::submit(tx, id, &actor))
+        .write(move |tx| manual::submit(tx, id, &actor, approver))
         .await?
         .map_err(refused)?;
     Ok(back(id, "alert_submitted"))
@@ -464,9 +468,10 @@ pub async fn cancel(
     Authorized { authed: a, .. }: Authorized<DrafterRole>,
 ) -> Result<Response, ConsoleError> {
     let actor = a.user.name.clone();
+    let approver = a.user.role >= Role::Approver;
     st.ctx
         .store
-        .write(move |tx| manual::cancel(tx, id, &actor, Utc::now()))
+        .write(move |tx| manual::cancel(tx, id, &actor, approver, Utc::now()))
         .await?
         .map_err(refused)?;
     Ok(back(id, "alert_cancelled"))
