@@ -282,6 +282,21 @@ fn install_services(ctx: &Context, infra: &Infra) -> anyhow::Result<crate::servi
             place: ctx.place.clone(),
         },
     );
+    // Last: the menu buttons without a service of their own, and the answer to what nobody claimed.
+    crate::resident::menu::install(
+        &mut reg,
+        crate::resident::menu::Deps {
+            line: ctx.line.clone(),
+            place: ctx.place.clone(),
+            city: ctx.config.place.city_name.clone(),
+            public_url: ctx.config.server.public_url.clone(),
+            plow_topic: ctx
+                .plow
+                .config
+                .enabled
+                .then_some(crate::plow::notice::TOPIC),
+        },
+    );
     let numbers: Vec<i64> = crate::store::migrations::MIGRATIONS
         .iter()
         .map(|m| m.0)

@@ -29,6 +29,9 @@ pub struct ShelterQuery {
     #[serde(default)]
     pub hazard: String,
     pub limit: Option<usize>,
+    /// Where the resident is (the page asks the browser when opened without a district).
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
 }
 
 /// Routes over the daemon's one loaded place data (none: the API answers 503 with the reason). Leaflet is
@@ -62,7 +65,13 @@ async fn api(store: &Store, place: Option<Arc<PlaceData>>, q: ShelterQuery) -> R
             "地区・避難所データが読み込まれていません".into(),
         );
     };
-    let Some(hazard) = Hazard::parse(q.hazard.trim()) else {
+    // Opened from the menu there is no hazard: 地震 sites are the ones nearly every place has.
+    let hazard_text = q.hazard.trim();
+    let Some(hazard) = (if hazard_text.is_empty() {
+        Some(Hazard::Earthquake)
+    } else {
+        Hazard::parse(hazard_text)
+    }) else {
         return error(
             StatusCode::BAD_REQUEST,
             format!(
@@ -71,11 +80,45 @@ async fn api(store: &Store, place: Option<Arc<PlaceData>>, q: ShelterQuery) -> R
             ),
         );
     };
-    let Some(district) = place.districts.get(q.district.trim()) else {
-        return error(
-            StatusCode::NOT_FOUND,
-            format!("地区「{}」は見つかりません", q.district),
-        );
+    // From the district; else from where the resident is; else from the middle of the city.
+    let (origin, name, id) = if !q.district.trim().is_empty() {
+        let Some(district) = place.districts.get(q.district.trim()) else {
+            return error(
+                StatusCode::NOT_FOUND,
+                format!("地区「{}」は見つかりません", q.district),
+            );
+        };
+        (
+            district.label_point,
+            district.name.clone(),
+            Some(district.id.clone()),
+        )
+    } else if let Some(here) = q
+        .lat
+        .zip(q.lon)
+        .and_then(|(la, lo)| super::LatLon::new(la, lo))
+    {
+        (here, "現在地".to_string(), None)
+    } else {
+        let all = place.districts.all();
+        if all.is_empty() {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "地区データがありません".into(),
+            );
+        }
+        let n = all.len() as f64;
+        let lat = all.iter().map(|d| d.label_point.lat).sum::<f64>() / n;
+        let lon = all.iter().map(|d| d.label_point.lon).sum::<f64>() / n;
+        match super::LatLon::new(lat, lon) {
+            Some(c) => (c, "市の中心".to_string(), None),
+            None => {
+                return error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "地区データがありません".into(),
+                )
+            }
+        }
     };
     let statuses = match super::status::statuses(store).await {
         Ok(s) => s,
@@ -88,14 +131,13 @@ async fn api(store: &Store, place: Option<Arc<PlaceData>>, q: ShelterQuery) -> R
         }
     };
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
-    let origin = district.label_point;
     let found = place
         .shelters
         .nearest_open(origin, Need::Flee(hazard), limit, |id| {
             statuses.get(id).copied().unwrap_or(ShelterStatus::Open)
         });
     Json(json!({
-        "district": { "id": district.id, "name": district.name },
+        "district": { "id": id, "name": name },
         "origin": { "lat": origin.lat, "lon": origin.lon },
         "hazard": hazard.slug(),
         "hazard_label": hazard.label_ja(),

@@ -1,5 +1,6 @@
 //! HTTP for plows: the resident map `/plows`, Leaflet under `/plows/assets/leaflet/`, and the public JSON the
-//! map polls. All answer 404 while `[plow] enabled = false`.
+//! map polls. While `[plow] enabled = false` the APIs answer 404 and the page explains that positions are
+//! not published (a menu link never ends on an error page).
 //!
 //! The JSON never carries anything about residents — only vehicles, roads, districts and storms. The
 //! dispatcher's view (vehicles, stale warnings, coverage per district, storm start/end) is a console page
@@ -57,9 +58,18 @@ fn no_store<T: IntoResponse>(body: T) -> Response {
     ([(header::CACHE_CONTROL, "no-store")], body).into_response()
 }
 
+/// The page a resident sees from the menu's 除雪車マップ when the city does not publish plow positions:
+/// an explanation, not an error (the APIs still answer 404).
+const DISABLED_PAGE: &str = "<!DOCTYPE html><html lang=\"ja\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>除雪車マップ</title></head>\
+<body style=\"font-family:sans-serif;margin:0\"><header style=\"background:#1d3557;color:#fff;padding:.6rem .8rem\">\
+<h1 style=\"font-size:1.1rem;margin:0\">除雪車マップ</h1></header><main style=\"padding:.8rem;line-height:1.6\">\
+<p>除雪車の現在地と除雪済みの道路は、市が除雪車の位置情報を公開しているときにここでご覧いただけます。</p>\
+<p>現在は公開していません。大雪の際の除雪状況は、市のホームページや広報でご確認ください。</p></main></body></html>";
+
 async fn map_page(State(ctx): State<PlowWeb>) -> Response {
     if !ctx.plow.config.enabled {
-        return not_found();
+        return no_store(Html(DISABLED_PAGE));
     }
     no_store(Html(MAP_PAGE))
 }

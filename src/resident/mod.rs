@@ -14,6 +14,7 @@
 //! * Registration replies are built by the pure functions in [`flow`]; this module only stores their effects.
 
 pub mod flow;
+pub mod menu;
 pub mod service;
 pub mod topics;
 

@@ -14,6 +14,7 @@ mod jma_inspect;
 mod layers;
 mod line;
 mod line_sandbox;
+mod menus;
 mod place;
 mod plow;
 mod shelters;
