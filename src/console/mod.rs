@@ -217,6 +217,8 @@ pub struct ConsoleState {
     policy: SessionPolicy,
     /// `public_url` is https: cookies get `Secure` and the `__Host-` prefix.
     https: bool,
+    /// The districts as GeoJSON for the alert composer's map, built on first use.
+    district_map: Arc<std::sync::OnceLock<String>>,
 }
 
 impl ConsoleState {
@@ -269,6 +271,7 @@ pub fn router_with(ctx: Deps, providers: Providers, clock: Clock) -> Router {
             absolute: chrono::Duration::seconds(cfg.absolute_timeout_secs as i64),
         },
         https: ctx.public_url.starts_with("https://"),
+        district_map: Arc::new(std::sync::OnceLock::new()),
         ctx,
         providers,
         clock,
@@ -291,6 +294,10 @@ pub fn router_with(ctx: Deps, providers: Providers, clock: Clock) -> Router {
         .route("/plows/dispatch", get(plows::old_dispatch_page))
         .route("/console/alerts", get(alerts::list).post(alerts::create))
         .route("/console/alerts/new", get(alerts::new_form))
+        .route(
+            "/console/alerts/districts.geojson",
+            get(alerts::districts_geojson),
+        )
         .route("/console/alerts/correct", post(alerts::correct))
         .route("/console/alerts/{id}", get(alerts::show))
         .route("/console/alerts/{id}/preview", get(alerts::preview))
@@ -325,7 +332,8 @@ async fn security_headers(mut res: Response) -> Response {
     let h = res.headers_mut();
     h.entry(header::CONTENT_SECURITY_POLICY)
         .or_insert(HeaderValue::from_static(
-            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+            "default-src 'none'; script-src 'self'; style-src 'self'; \
+             img-src 'self' https://cyberjapandata.gsi.go.jp; \
              connect-src 'self'; frame-src 'self'; form-action 'self'; frame-ancestors 'none'; \
              base-uri 'none'",
         ));
@@ -503,7 +511,7 @@ struct PageQuery {
 async fn static_file(State(st): State<ConsoleState>, Path(file): Path<String>) -> Response {
     let ctype = match file.as_str() {
         "console.css" => "text/css; charset=utf-8",
-        "console.js" => "text/javascript; charset=utf-8",
+        "console.js" | "alerts-map.js" => "text/javascript; charset=utf-8",
         _ => return (StatusCode::NOT_FOUND, "not found").into_response(),
     };
     match templates::load(&st.ctx.console.templates_dir, &file) {

@@ -79,6 +79,10 @@ pub const BUILT_IN: &[(&str, &str)] = &[
         include_str!("../../templates/console/console.css"),
     ),
     (
+        "alerts-map.js",
+        include_str!("../../templates/console/alerts-map.js"),
+    ),
+    (
         "console.js",
         include_str!("../../templates/console/console.js"),
     ),

@@ -45,14 +45,24 @@ async function logout(page) {
 }
 
 /** Composes an 避難指示 (洪水) for the two districts and returns the new alert's id. */
-async function draft(page, text) {
+async function draft(page, text, { useMap = false } = {}) {
   await page.goto(`${base}/console/alerts`);
   await page.getByRole('link', { name: '新しい避難情報を作成する' }).click();
   await page.getByLabel('警戒レベル4　避難指示').check();
   await page.getByLabel('対象の災害').selectOption({ label: '洪水' });
   await page.locator('details', { hasText: '中央区全域' }).locator('summary').click();
   await page.locator(`input[name="district"][value="${d1}"]`).check();
-  await page.locator(`input[name="district"][value="${d2}"]`).check();
+  if (useMap) {
+    // The second district by clicking it on the map: the map toggles the list's checkbox.
+    const polygon = page.locator(`path.d-${d2}`);
+    await polygon.waitFor({ state: 'attached', timeout: 30000 });
+    await polygon.dispatchEvent('click');
+    assert.ok(await page.locator(`input[name="district"][value="${d2}"]`).isChecked(), 'map click selects');
+    assert.match(await page.locator('#map-count').innerText(), /2 地区を選択中/);
+    await screenshot(page, 'console-alert-map');
+  } else {
+    await page.locator(`input[name="district"][value="${d2}"]`).check();
+  }
   await page.getByLabel(/補足/).fill(text);
   await page.getByRole('button', { name: '下書きを保存してプレビューする' }).click();
   await page.waitForLoadState('load');
@@ -79,7 +89,7 @@ await run('alerts', async (browser, step) => {
 
   step('drafter composes and previews');
   await login(page, drafter, password);
-  const first = await draft(page, '豊平川の水位が上がっています。');
+  const first = await draft(page, '豊平川の水位が上がっています。', { useMap: true });
   assert.equal(await status(page), '下書き');
   assert.equal((await page.locator('#total-recipients').innerText()).trim(), expected);
   const phone = page.frameLocator('iframe.phone');

@@ -179,6 +179,48 @@ fn view(st: &ConsoleState, x: &ManualAlert) -> minijinja::Value {
     }
 }
 
+/// `GET /console/alerts/districts.geojson`: the city's districts for the composer's map (id, name, ward),
+/// coordinates rounded to ~1 m; built once.
+pub async fn districts_geojson(
+    State(st): State<ConsoleState>,
+    Session(_a): Session,
+) -> Result<Response, ConsoleError> {
+    let place = place(&st)?.clone();
+    let body = st
+        .district_map
+        .get_or_init(|| {
+            let features: Vec<serde_json::Value> = place
+                .districts
+                .all()
+                .iter()
+                .map(|d| {
+                    let round = |x: f64| (x * 1e5).round() / 1e5;
+                    let polys: Vec<Vec<Vec<[f64; 2]>>> = d
+                        .geometry
+                        .0
+                        .iter()
+                        .map(|p| {
+                            std::iter::once(p.exterior())
+                                .chain(p.interiors())
+                                .map(|ring| {
+                                    ring.0.iter().map(|c| [round(c.x), round(c.y)]).collect()
+                                })
+                                .collect()
+                        })
+                        .collect();
+                    serde_json::json!({
+                        "type": "Feature",
+                        "properties": {"id": d.id, "name": d.name, "ward": d.group},
+                        "geometry": {"type": "MultiPolygon", "coordinates": polys},
+                    })
+                })
+                .collect();
+            serde_json::json!({"type": "FeatureCollection", "features": features}).to_string()
+        })
+        .clone();
+    Ok(([(header::CONTENT_TYPE, "application/geo+json")], body).into_response())
+}
+
 pub async fn new_form(
     State(st): State<ConsoleState>,
     Session(a): Session,
