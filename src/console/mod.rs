@@ -306,6 +306,7 @@ pub fn router_with(ctx: Deps, providers: Providers, clock: Clock) -> Router {
         .route("/console/alerts/{id}/cancel", post(alerts::cancel))
         .route("/console/drill", post(alerts::drill))
         .route("/console/safety", get(safety::page))
+        .route("/console/safety/counts.json", get(safety::counts_json))
         .route("/console/safety/help/{id}/state", post(safety::follow_up))
         .route("/console/safety/help/{id}/message", post(safety::message))
         .route("/console/users", get(users::page))
@@ -511,7 +512,7 @@ struct PageQuery {
 async fn static_file(State(st): State<ConsoleState>, Path(file): Path<String>) -> Response {
     let ctype = match file.as_str() {
         "console.css" => "text/css; charset=utf-8",
-        "console.js" | "alerts-map.js" => "text/javascript; charset=utf-8",
+        "console.js" | "alerts-map.js" | "safety-map.js" => "text/javascript; charset=utf-8",
         _ => return (StatusCode::NOT_FOUND, "not found").into_response(),
     };
     match templates::load(&st.ctx.console.templates_dir, &file) {

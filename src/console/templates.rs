@@ -83,6 +83,10 @@ pub const BUILT_IN: &[(&str, &str)] = &[
         include_str!("../../templates/console/alerts-map.js"),
     ),
     (
+        "safety-map.js",
+        include_str!("../../templates/console/safety-map.js"),
+    ),
+    (
         "console.js",
         include_str!("../../templates/console/console.js"),
     ),

@@ -145,6 +145,10 @@ await run('alerts', async (browser, step) => {
     return (await page.locator('#total-help').innerText()) === '1'
       && (await page.locator('#total-evacuated').innerText()) === '1';
   });
+  // The map shades the district that asked for help red, the one that evacuated green.
+  await waitFor('the choropleth', async () =>
+    (await page.locator(`path.d-${d1}`).getAttribute('fill').catch(() => null)) === '#d32f2f'
+    && (await page.locator(`path.d-${d2}`).getAttribute('fill').catch(() => null)) === '#43a047');
   const helpRow = page.locator('#help-list tr', { hasText: '足をけがして動けません' });
   assert.equal(await helpRow.getByRole('link', { name: '地図' }).count(), 1);
   await screenshot(page, 'console-safety');

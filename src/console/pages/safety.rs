@@ -129,6 +129,41 @@ pub async fn page(
     Ok(render(&st, StatusCode::OK, "safety.html", ctx))
 }
 
+/// `GET /console/safety/counts.json?ref=`: answers per district for the page's map.
+pub async fn counts_json(
+    State(st): State<ConsoleState>,
+    Session(_a): Session,
+    Query(q): Query<SafetyQuery>,
+) -> Result<Response, ConsoleError> {
+    let now = chrono::Utc::now();
+    let wanted = q.reference.clone();
+    let counts = st
+        .ctx
+        .store
+        .read(move |c| {
+            let reference = match wanted {
+                Some(r) => Some(r),
+                None => safety::latest(c, now)?.map(|(r, _)| r),
+            };
+            Ok(match reference {
+                Some(r) => safety::counts(c, &r)?,
+                None => vec![],
+            })
+        })
+        .await?;
+    let map: serde_json::Map<String, serde_json::Value> = counts
+        .into_iter()
+        .filter(|c| !c.district_id.is_empty())
+        .map(|c| {
+            (
+                c.district_id.clone(),
+                serde_json::json!({"evacuated": c.evacuated, "safe": c.safe, "help": c.help}),
+            )
+        })
+        .collect();
+    Ok(axum::Json(map).into_response())
+}
+
 pub async fn follow_up(
     State(st): State<ConsoleState>,
     Path(id): Path<i64>,
