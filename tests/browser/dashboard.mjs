@@ -37,6 +37,7 @@ await run('dashboard', async (browser, step) => {
   assert.match(counts, /警報以上/);
   assert.match(counts, /配信中\s*2\s*件/, counts);
   assert.match(counts, new RegExp(`開設 ${openShelters}`), counts);
+  assert.match(counts, /助けが必要\s*0\s*件/, counts);
   // No placeholder where a figure should be.
   assert.ok(!/－|undefined|NaN/.test(counts), counts);
 

@@ -92,6 +92,45 @@ fn summarize(warnings: &[MunicipalityWarnings], deliveries: &[DeliveryView]) -> 
     }
 }
 
+/// 安否: the answers to the latest evacuation alert that asked for them, and the 「助けが必要」 not yet done.
+#[derive(Serialize)]
+struct SafetySummary {
+    /// The alert's summary line (none in the last two days: no alert asks for answers now).
+    alert: Option<String>,
+    evacuated: i64,
+    safe: i64,
+    help: i64,
+    /// Requests for help still open or in progress, whatever the alert.
+    help_open: i64,
+}
+
+fn safety_summary(
+    c: &rusqlite::Connection,
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<SafetySummary> {
+    let help_open = c.query_row(
+        "SELECT count(*) FROM safety_replies WHERE answer = 'help' AND follow_up != 'done'",
+        [],
+        |r| r.get(0),
+    )?;
+    let mut out = SafetySummary {
+        alert: None,
+        evacuated: 0,
+        safe: 0,
+        help: 0,
+        help_open,
+    };
+    if let Some((reference, summary)) = crate::disaster::safety::latest(c, now)? {
+        for d in crate::disaster::safety::counts(c, &reference)? {
+            out.evacuated += d.evacuated;
+            out.safe += d.safe;
+            out.help += d.help;
+        }
+        out.alert = Some(summary);
+    }
+    Ok(out)
+}
+
 #[derive(Serialize)]
 struct ShelterSummary {
     open: usize,
@@ -105,6 +144,7 @@ struct Status {
     generated_at: String,
     mode: serde_json::Value,
     summary: Summary,
+    safety: SafetySummary,
     warnings: Vec<MunicipalityWarnings>,
     deliveries: Vec<DeliveryView>,
     shelters: ShelterSummary,
@@ -117,14 +157,15 @@ async fn gather(st: &ConsoleState, mode: &ModeState) -> anyhow::Result<Status> {
     let warnings = st.providers.warnings.active_warnings().await?;
     let deliveries = st.providers.deliveries.deliveries().await?;
     let shelters = st.providers.shelters.shelters().await?;
-    let (open_problems, recent) = st
+    let now = st.now();
+    let (open_problems, recent, safety) = st
         .ctx
         .store
-        .read(|c| {
+        .read(move |c| {
             let n = records::open_problem_count(c)?;
             let mut p = records::problem_page(c, 1, false)?;
             p.rows.truncate(5);
-            Ok((n, p.rows))
+            Ok((n, p.rows, safety_summary(c, now)?))
         })
         .await?;
     let count = |s: ShelterStatus| shelters.iter().filter(|x| x.status == s).count();
@@ -139,6 +180,7 @@ async fn gather(st: &ConsoleState, mode: &ModeState) -> anyhow::Result<Status> {
         .collect();
     Ok(Status {
         summary: summarize(&warnings, &deliveries),
+        safety,
         generated_at: st.now().to_rfc3339(),
         mode: serde_json::json!({
             "mode": mode.effective(),
