@@ -30,12 +30,15 @@ pub const NAMED_DISTRICTS: usize = 10;
 /// Parts of a merged area smaller than this (m², roughly) are slivers left between cells, not land.
 pub const MIN_PART_M2: f64 = 100.0;
 
+/// Closed rings of (lat, lon).
+pub type Rings = Vec<Vec<(f64, f64)>>;
+
 /// One CAP `<area>`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CapArea {
     pub desc: String,
     /// Rings as (lat, lon), closed, 4..=[`MAX_POINTS`] points each.
-    pub polygons: Vec<Vec<(f64, f64)>>,
+    pub polygons: Rings,
     /// (valueName, value) pairs.
     pub geocodes: Vec<(String, String)>,
 }
@@ -43,7 +46,7 @@ pub struct CapArea {
 /// Merged polygons of whole municipalities and groups, computed once per daemon.
 #[derive(Default)]
 pub struct AreaCache {
-    merged: Mutex<HashMap<String, Arc<Vec<Vec<(f64, f64)>>>>>,
+    merged: Mutex<HashMap<String, Arc<Rings>>>,
 }
 
 /// The name of a municipality (JMA 7-digit code): the city's configured name when the data has only one
@@ -163,7 +166,7 @@ impl AreaCache {
         &self,
         key: &str,
         members: impl FnOnce() -> Vec<&'a District>,
-    ) -> Arc<Vec<Vec<(f64, f64)>>> {
+    ) -> Arc<Rings> {
         if let Some(v) = self.merged.lock().expect("area cache").get(key) {
             return v.clone();
         }
@@ -178,7 +181,7 @@ impl AreaCache {
 }
 
 /// Union of the districts' polygons as CAP rings.
-pub fn merge(list: &[&District]) -> Vec<Vec<(f64, f64)>> {
+pub fn merge(list: &[&District]) -> Rings {
     let union = union_all(list.iter().map(|d| d.geometry.clone()).collect());
     let mut rings = Vec::new();
     for p in union {
