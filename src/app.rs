@@ -328,6 +328,12 @@ fn router(ctx: &Context, mut services: crate::services::Registry) -> Router {
             ctx.place.clone(),
             &ctx.config.plow.leaflet_dir,
         ))
+        .merge(crate::cap::routes(crate::cap::Deps {
+            store: ctx.infra.store.clone(),
+            place: ctx.place.clone(),
+            public_url: ctx.config.server.public_url.clone(),
+            city: ctx.config.place.city_name.clone(),
+        }))
         .merge(services.take_routes())
         .merge(crate::console::router(
             console_deps(ctx),

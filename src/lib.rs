@@ -9,7 +9,7 @@
 //! | wiring | [`app`] (context, services list, router, shutdown), [`demo`], [`cli`] |
 //! | configuration | [`config`] (the TOML file, assembled from the features' sections) |
 //! | console | [`console`] (login, dashboard, hold, shelters, audit, problems, plows, `/api/status`) |
-//! | features | [`disaster`] (policy, pure engine, composition, cycle), [`plow`] (ingest, coverage, maps, notices) |
+//! | features | [`disaster`] (policy, pure engine, composition, cycle), [`plow`] (ingest, coverage, maps, notices), [`cap`] (CAP 1.2 feed of the alerts sent) |
 //! | adapters | [`line`] (client, webhook, event routing, rich menus), [`services`] (resident-services registry), [`resident`] (residents, topics, registration), [`delivery`] (the durable outbox and its sender) |
 //! | domain | [`mode`], [`jma`] (feeds, state; parser in `jma-xml`), [`place`] (districts, shelters, links) |
 //! | foundation | [`infra`], [`scheduler`], [`store`], [`telemetry`], [`metrics`], [`health`], [`secret`], [`ids`], [`systemd`] |
@@ -17,6 +17,7 @@
 //! See ARCHITECTURE.md for how the parts fit together.
 
 pub mod app;
+pub mod cap;
 pub mod cli;
 pub mod config;
 pub mod console;

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{Config, ConfigError};
 
+pub mod audit;
 pub mod place;
 pub mod richmenu;
 pub mod user;
@@ -56,6 +57,11 @@ pub enum Command {
     User {
         #[command(subcommand)]
         command: user::UserCommand,
+    },
+    /// Audit log: verify its tamper-evident hash chain.
+    Audit {
+        #[command(subcommand)]
+        command: audit::AuditCommand,
     },
     /// Database maintenance.
     Db {
@@ -195,6 +201,7 @@ pub fn main() -> ExitCode {
             runtime(crate::line::sandbox::run_cli(config))
         }
         Command::User { command } => user::run(command),
+        Command::Audit { command } => audit::run(command),
         Command::Shelter { command } => place::shelter(command),
         Command::Residents { command } => place::residents(command),
         Command::DemoData { command } => place::demo_data(command),

@@ -1,6 +1,6 @@
 // Live refresh of the console dashboard: every data-refresh seconds, fetch the page again and replace
 // each element marked data-live (by id). Everything works without this script; it only saves a reload.
-// It never replaces anything while the operator is typing in a form.
+// It never replaces anything while the operator is typing in a form, and keeps open lists open.
 (function () {
   "use strict";
   var secs = parseInt(document.body.getAttribute("data-refresh") || "0", 10);
@@ -27,7 +27,13 @@
         var doc = new DOMParser().parseFromString(html, "text/html");
         doc.querySelectorAll("[data-live][id]").forEach(function (fresh) {
           var old = document.getElementById(fresh.id);
-          if (old) { old.replaceWith(document.importNode(fresh, true)); }
+          if (!old) { return; }
+          // Keep folded lists (<details>) as the operator left them.
+          old.querySelectorAll("details[id]").forEach(function (d) {
+            var f = fresh.querySelector("#" + d.id);
+            if (f) { f.open = d.open; }
+          });
+          old.replaceWith(document.importNode(fresh, true));
         });
       })
       .catch(function () {

@@ -26,6 +26,10 @@ use sonae::ids::LineUserId;
 use sonae::line::sandbox::{Sandbox, SandboxConfig, SandboxHandle};
 use sonae::store::Store;
 
+// The CAP feed's end-to-end test reuses this file's feed server and city (a child module sees them).
+#[path = "cap.rs"]
+mod cap;
+
 fn repo(p: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(p)
 }

@@ -27,7 +27,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     ("domain", &["mode", "jma", "place"]),
     ("adapters", &["line", "services", "resident", "delivery"]),
-    ("features", &["disaster", "plow"]),
+    ("features", &["disaster", "plow", "cap"]),
     ("console", &["console"]),
     ("configuration", &["config"]),
     ("wiring", &["app", "demo", "cli"]),

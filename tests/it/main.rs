@@ -1,5 +1,6 @@
 //! Integration tests: the real binary and the app on random ports, with real SQLite files and local peers.
 
+mod audit;
 mod browser;
 mod console;
 mod crash;

@@ -25,6 +25,8 @@ struct MunicipalityWarnings {
     name: String,
     /// Highest 警戒レベル among its warnings (for the row colour).
     level: Option<u8>,
+    /// Any warning above 注意報: shown at once; 注意報-only municipalities are folded.
+    serious: bool,
     warnings: Vec<WarningRow>,
 }
 
@@ -37,9 +39,11 @@ fn group_warnings(rows: Vec<WarningRow>) -> Vec<MunicipalityWarnings> {
                 code: w.municipality_code.clone(),
                 name: w.municipality_name.clone(),
                 level: None,
+                serious: false,
                 warnings: vec![],
             });
         e.level = e.level.max(w.level);
+        e.serious |= w.severity != "注意報";
         e.warnings.push(w);
     }
     let mut v: Vec<_> = by.into_values().collect();
@@ -58,6 +62,75 @@ struct DeliveryView {
     percent_done: u64,
 }
 
+/// The counts at the top of the dashboard, so the state of the city reads in one line.
+#[derive(Serialize)]
+struct Summary {
+    /// Warnings above 注意報, and the municipalities they are in.
+    serious_warnings: usize,
+    serious_municipalities: usize,
+    advisories: usize,
+    advisory_municipalities: usize,
+    /// Deliveries with recipients not yet sent or failed, and those finished (of the recent ones listed).
+    in_progress: usize,
+    finished: usize,
+    pending_recipients: u64,
+    failed_recipients: u64,
+}
+
+fn summarize(warnings: &[MunicipalityWarnings], deliveries: &[DeliveryView]) -> Summary {
+    let all = || warnings.iter().flat_map(|m| &m.warnings);
+    let in_progress: Vec<&DeliveryView> = deliveries.iter().filter(|d| d.pending > 0).collect();
+    Summary {
+        serious_warnings: all().filter(|w| w.severity != "注意報").count(),
+        serious_municipalities: warnings.iter().filter(|m| m.serious).count(),
+        advisories: all().filter(|w| w.severity == "注意報").count(),
+        advisory_municipalities: warnings.iter().filter(|m| !m.serious).count(),
+        in_progress: in_progress.len(),
+        finished: deliveries.len() - in_progress.len(),
+        pending_recipients: in_progress.iter().map(|d| d.pending).sum(),
+        failed_recipients: deliveries.iter().map(|d| d.row.failed).sum(),
+    }
+}
+
+/// 安否: the answers to the latest evacuation alert that asked for them, and the 「助けが必要」 not yet done.
+#[derive(Serialize)]
+struct SafetySummary {
+    /// The alert's summary line (none in the last two days: no alert asks for answers now).
+    alert: Option<String>,
+    evacuated: i64,
+    safe: i64,
+    help: i64,
+    /// Requests for help still open or in progress, whatever the alert.
+    help_open: i64,
+}
+
+fn safety_summary(
+    c: &rusqlite::Connection,
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<SafetySummary> {
+    let help_open = c.query_row(
+        "SELECT count(*) FROM safety_replies WHERE answer = 'help' AND follow_up != 'done'",
+        [],
+        |r| r.get(0),
+    )?;
+    let mut out = SafetySummary {
+        alert: None,
+        evacuated: 0,
+        safe: 0,
+        help: 0,
+        help_open,
+    };
+    if let Some((reference, summary)) = crate::disaster::safety::latest(c, now)? {
+        for d in crate::disaster::safety::counts(c, &reference)? {
+            out.evacuated += d.evacuated;
+            out.safe += d.safe;
+            out.help += d.help;
+        }
+        out.alert = Some(summary);
+    }
+    Ok(out)
+}
+
 #[derive(Serialize)]
 struct ShelterSummary {
     open: usize,
@@ -70,6 +143,8 @@ struct ShelterSummary {
 struct Status {
     generated_at: String,
     mode: serde_json::Value,
+    summary: Summary,
+    safety: SafetySummary,
     warnings: Vec<MunicipalityWarnings>,
     deliveries: Vec<DeliveryView>,
     shelters: ShelterSummary,
@@ -82,18 +157,30 @@ async fn gather(st: &ConsoleState, mode: &ModeState) -> anyhow::Result<Status> {
     let warnings = st.providers.warnings.active_warnings().await?;
     let deliveries = st.providers.deliveries.deliveries().await?;
     let shelters = st.providers.shelters.shelters().await?;
-    let (open_problems, recent) = st
+    let now = st.now();
+    let (open_problems, recent, safety) = st
         .ctx
         .store
-        .read(|c| {
+        .read(move |c| {
             let n = records::open_problem_count(c)?;
             let mut p = records::problem_page(c, 1, false)?;
             p.rows.truncate(5);
-            Ok((n, p.rows))
+            Ok((n, p.rows, safety_summary(c, now)?))
         })
         .await?;
     let count = |s: ShelterStatus| shelters.iter().filter(|x| x.status == s).count();
+    let warnings = group_warnings(warnings);
+    let deliveries: Vec<DeliveryView> = deliveries
+        .into_iter()
+        .map(|row| DeliveryView {
+            pending: row.pending(),
+            percent_done: row.percent_done(),
+            row,
+        })
+        .collect();
     Ok(Status {
+        summary: summarize(&warnings, &deliveries),
+        safety,
         generated_at: st.now().to_rfc3339(),
         mode: serde_json::json!({
             "mode": mode.effective(),
@@ -106,15 +193,8 @@ async fn gather(st: &ConsoleState, mode: &ModeState) -> anyhow::Result<Status> {
             "hold_by": mode.hold_by,
             "hold_since": mode.hold_since,
         }),
-        warnings: group_warnings(warnings),
-        deliveries: deliveries
-            .into_iter()
-            .map(|row| DeliveryView {
-                pending: row.pending(),
-                percent_done: row.percent_done(),
-                row,
-            })
-            .collect(),
+        warnings,
+        deliveries,
         shelters: ShelterSummary {
             open: count(ShelterStatus::Open),
             full: count(ShelterStatus::Full),
@@ -240,5 +320,32 @@ mod tests {
         assert_eq!(g[0].level, Some(3));
         assert_eq!(g[1].level, Some(5));
         assert_eq!(g[1].warnings[0].kind_code, "33");
+    }
+
+    #[test]
+    fn the_summary_counts_serious_warnings_apart_from_advisories_and_deliveries_in_progress() {
+        let mut adv = w("0121700", "10", Some(2));
+        adv.severity = "注意報".into();
+        let g = group_warnings(vec![w("0110000", "03", Some(3)), adv]);
+        let row = |id: &str, planned, sent, failed| DeliveryView {
+            row: DeliveryRow {
+                alert_id: id.into(),
+                title: id.into(),
+                started_at: None,
+                planned,
+                sent,
+                failed,
+                drill: false,
+            },
+            pending: planned - sent - failed,
+            percent_done: 0,
+        };
+        let s = summarize(&g, &[row("a", 10, 4, 1), row("b", 5, 5, 0)]);
+        assert_eq!((s.serious_warnings, s.serious_municipalities), (1, 1));
+        assert_eq!((s.advisories, s.advisory_municipalities), (1, 1));
+        assert_eq!((s.in_progress, s.finished), (1, 1));
+        assert_eq!((s.pending_recipients, s.failed_recipients), (5, 1));
+        assert!(g.iter().any(|m| m.code == "0110000" && m.serious));
+        assert!(g.iter().any(|m| m.code == "0121700" && !m.serious));
     }
 }
