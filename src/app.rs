@@ -272,6 +272,7 @@ fn install_services(ctx: &Context, infra: &Infra) -> anyhow::Result<crate::servi
             line: ctx.line.clone(),
             place: ctx.place.clone(),
             city: ctx.config.place.city_name.clone(),
+            public_url: ctx.config.server.public_url.clone(),
         },
     );
     crate::plow::resident::install(

@@ -310,11 +310,52 @@ fn registered(d: &District) -> Reply {
     }
 }
 
-/// Reply to a location message.
-pub fn on_location(districts: &Districts, city: &str, at: LatLon) -> Reply {
-    match districts.locate(at) {
-        Some(d) => registered(d),
-        None => {
+/// Reply to a location message. A resident who has no district yet registers the one they are in (the
+/// registration's own 「位置情報を送る」). A registered resident may be sharing where they are now — to find a
+/// shelter, or from a relative's house — so their home registration is never moved silently: they are told
+/// where the location is and asked, and nothing changes until they say so.
+pub fn on_location(
+    districts: &Districts,
+    city: &str,
+    at: LatLon,
+    current: Option<&str>,
+    public_url: &str,
+) -> Reply {
+    let here = districts.locate(at);
+    let home = current.and_then(|id| districts.get(id));
+    match (here, home) {
+        (Some(d), None) => registered(d),
+        (Some(d), Some(h)) => {
+            let shelters = json!({"type": "action", "action": {"type": "uri", "label": "この近くの避難所",
+                "uri": format!("{}/shelters?lat={:.6}&lon={:.6}", public_url.trim_end_matches('/'), at.lat, at.lon)}});
+            let (text, mut items) = if d.id == h.id {
+                (
+                    format!(
+                        "送っていただいた位置は、登録中の地区「{}」の中です。",
+                        display_name(h)
+                    ),
+                    vec![],
+                )
+            } else {
+                (
+                    format!(
+                        "送っていただいた位置は「{}」です。登録中の地区「{}」は変えていません。\nこの場所を新しい登録地区にするときは、下のボタンを押してください。",
+                        display_name(d),
+                        display_name(h)
+                    ),
+                    vec![qr(postback(
+                        &format!("{}を登録", d.name),
+                        reg(&[("step", "set"), ("district", &d.id)]),
+                    ))],
+                )
+            };
+            items.push(shelters);
+            Reply {
+                messages: vec![text_with(text, items)],
+                effect: Effect::None,
+            }
+        }
+        (None, _) => {
             let mut r = start(districts);
             r.messages.insert(
                 0,
@@ -322,6 +363,12 @@ pub fn on_location(districts: &Districts, city: &str, at: LatLon) -> Reply {
                     "送っていただいた位置は{city}の区域の外のようです。お住まいの地区を一覧から選んでください。"
                 )}),
             );
+            if home.is_some() {
+                r.messages[0] = json!({"type": "text", "text": format!(
+                    "送っていただいた位置は{city}の区域の外のようです。登録中の地区は変えていません。"
+                )});
+                r.messages.truncate(1);
+            }
             r
         }
     }

@@ -26,6 +26,8 @@ pub struct Deps {
     pub place: Option<Arc<PlaceData>>,
     /// `place.city_name`, as residents know it.
     pub city: String,
+    /// `server.public_url`, for links in replies.
+    pub public_url: String,
 }
 
 /// Installs the service (see the module docs).
@@ -91,12 +93,25 @@ fn step(deps: &Deps, which: Step) -> Arc<dyn crate::line::events::EventHandler> 
                 return Ok(Claim::Pass);
             };
             let districts = &place.districts;
+            let current = match which {
+                Step::Location => {
+                    let u = user.clone();
+                    d.line
+                        .store
+                        .read(move |c| super::get(c, &u))
+                        .await?
+                        .and_then(|r| r.district_id)
+                }
+                _ => None,
+            };
             let r = match which {
                 Step::Location => ev
                     .message
                     .as_ref()
                     .and_then(|m| LatLon::new(m.latitude?, m.longitude?))
-                    .map(|at| flow::on_location(districts, &d.city, at)),
+                    .map(|at| {
+                        flow::on_location(districts, &d.city, at, current.as_deref(), &d.public_url)
+                    }),
                 Step::Postback => ev
                     .postback
                     .as_ref()

@@ -465,17 +465,67 @@ fn a_shared_location_registers_the_district_containing_it_and_a_location_outside
     let (d, _) = demo();
     let v = line_validator("Message");
     // The official point of 大通西一丁目.
-    let r = flow::on_location(&d, "札幌市", LatLon::new(43.061017, 141.356364).unwrap());
+    let odori = LatLon::new(43.061017, 141.356364).unwrap();
+    let r = flow::on_location(&d, "札幌市", odori, None, "https://bousai.example.lg.jp");
     let Effect::Register { district_id } = &r.effect else {
         panic!("{:?}", r.effect)
     };
     assert_eq!(d.get(district_id).unwrap().name, "大通西一丁目");
     r.messages.iter().for_each(|m| assert_valid_message(&v, m));
     // 東京駅.
-    let r = flow::on_location(&d, "札幌市", LatLon::new(35.6812, 139.7671).unwrap());
+    let r = flow::on_location(
+        &d,
+        "札幌市",
+        LatLon::new(35.6812, 139.7671).unwrap(),
+        None,
+        "https://bousai.example.lg.jp",
+    );
     assert_eq!(r.effect, Effect::None);
     assert!(r.messages[0]["text"].as_str().unwrap().contains("区域の外"));
     r.messages.iter().for_each(|m| assert_valid_message(&v, m));
+}
+
+#[test]
+fn a_registered_resident_sharing_a_location_elsewhere_is_asked_and_their_home_district_stays() {
+    let (d, _) = demo();
+    let v = line_validator("Message");
+    let home = d
+        .all()
+        .iter()
+        .find(|x| x.name == "旭ケ丘一丁目")
+        .unwrap()
+        .id
+        .clone();
+    let odori = LatLon::new(43.061017, 141.356364).unwrap();
+    let r = flow::on_location(
+        &d,
+        "札幌市",
+        odori,
+        Some(&home),
+        "https://bousai.example.lg.jp",
+    );
+    assert_eq!(r.effect, Effect::None, "the home registration is not moved");
+    let text = r.messages[0]["text"].as_str().unwrap();
+    assert!(
+        text.contains("大通西一丁目") && text.contains("変えていません"),
+        "{text}"
+    );
+    let items = r.messages[0]["quickReply"]["items"].to_string();
+    assert!(
+        items.contains("step=set") && items.contains("/shelters?lat="),
+        "{items}"
+    );
+    r.messages.iter().for_each(|m| assert_valid_message(&v, m));
+    // Outside the city: the home registration stays too, and no list is forced on them.
+    let r = flow::on_location(
+        &d,
+        "札幌市",
+        LatLon::new(35.6812, 139.7671).unwrap(),
+        Some(&home),
+        "https://bousai.example.lg.jp",
+    );
+    assert_eq!(r.effect, Effect::None);
+    assert_eq!(r.messages.len(), 1);
 }
 
 #[test]
@@ -751,7 +801,13 @@ async fn a_resident_follows_registers_by_location_unfollows_and_comes_back_with_
         .await
         .unwrap();
     assert_eq!(welcome.len(), 2);
-    let reply = flow::on_location(&d, "札幌市", LatLon::new(43.061017, 141.356364).unwrap());
+    let reply = flow::on_location(
+        &d,
+        "札幌市",
+        LatLon::new(43.061017, 141.356364).unwrap(),
+        None,
+        "https://bousai.example.lg.jp",
+    );
     let district = match &reply.effect {
         Effect::Register { district_id } => district_id.clone(),
         other => panic!("{other:?}"),
