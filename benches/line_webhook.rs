@@ -31,14 +31,13 @@ fn percentile(v: &mut [Duration], p: f64) -> Duration {
 async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let text = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\n[store]\npath = \"{}\"\n[line]\napi_base = \"http://127.0.0.1:9\"\napi_data_base = \"http://127.0.0.1:9\"\n",
+        "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n[store]\npath = \"{}\"\n[line]\napi_base = \"http://127.0.0.1:9\"\napi_data_base = \"http://127.0.0.1:9\"\n[place]\nenabled = false\n",
         dir.path().join("bench.db").display()
     );
     let config = Config::parse(&text).unwrap();
     let secrets = Secrets {
         line_channel_secret: Secret::new(SECRET),
         line_channel_access_token: Secret::new("t"),
-        session_key: Secret::new("0123456789abcdef0123456789abcdef0123"),
         api_token: None,
     };
     let app = Application::build(config, secrets).await.unwrap();

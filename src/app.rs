@@ -1,5 +1,11 @@
 //! Wiring: builds the shared context, spawns the long-running tasks, installs the resident services, serves
-//! HTTP (`/healthz`, `/metrics` and every feature's routes), and shuts down in order.
+//! HTTP on two listeners, and shuts down in order.
+//!
+//! HTTP: the **public** listener (`server.listen`, behind the reverse proxy) serves only the LINE webhook,
+//! the resident pages and the operator console; the **admin** listener (`server.admin_listen`, loopback by
+//! default) serves `/healthz`, `/metrics` and `/api/status`. Every response of both passes through
+//! [`http_layers`]: an access log line (tower-http trace), a request timeout (`server.request_timeout_secs`,
+//! 408) and the security headers (CSP, frame, referrer, nosniff), set there and nowhere else.
 //!
 //! Shutdown (habit: signal, drain, deadline):
 //! 1. the stop signal (SIGTERM/SIGINT, or the future passed to [`Application::run_until_stopped`]) cancels
@@ -24,7 +30,7 @@ use axum::{Json, Router};
 use serde_json::json;
 use tokio::net::TcpListener;
 
-use crate::config::{Config, Secrets};
+use crate::config::{Config, ConfigError, Secrets};
 use crate::health::{Health, Status};
 use crate::infra::Infra;
 use crate::metrics::Metrics;
@@ -54,17 +60,54 @@ pub struct Context {
 
 pub struct Application {
     listener: TcpListener,
+    admin_listener: TcpListener,
     ctx: Context,
 }
 
 impl Application {
-    /// Opens the store (applying migrations), loads the place data, binds the listener. Nothing runs until
-    /// [`Application::run_until_stopped`].
+    /// Checks the configuration against the machine ([`crate::config::preflight`]: a refusal is returned as
+    /// a [`ConfigError`], exit 2), opens the store (applying migrations), binds both listeners. Nothing runs
+    /// until [`Application::run_until_stopped`].
     pub async fn build(config: Config, secrets: Secrets) -> anyhow::Result<Application> {
+        Application::build_accepting(config, secrets, |_| false).await
+    }
+
+    /// [`Application::build`], letting the refusals `accept` returns true for pass (the demo runs from a
+    /// checkout where npm may not have fetched Leaflet: its maps then show without it).
+    pub async fn build_accepting(
+        config: Config,
+        secrets: Secrets,
+        accept: impl Fn(&str) -> bool,
+    ) -> anyhow::Result<Application> {
+        let checked = {
+            let config = config.clone();
+            tokio::task::spawn_blocking(move || crate::config::preflight::run(&config))
+                .await
+                .context("checking the configuration panicked")?
+        };
+        let problems: Vec<String> = checked
+            .problems
+            .into_iter()
+            .filter(|p| !accept(p))
+            .collect();
+        if !problems.is_empty() {
+            return Err(ConfigError { problems }.into());
+        }
+        for w in &checked.warnings {
+            tracing::warn!(warning = %w, "configuration needs attention");
+        }
         let store = Store::open(&config.store.path)?;
         let listener = TcpListener::bind(config.server.listen)
             .await
             .with_context(|| format!("listening on {} (server.listen)", config.server.listen))?;
+        let admin_listener = TcpListener::bind(config.server.admin_listen)
+            .await
+            .with_context(|| {
+                format!(
+                    "listening on {} (server.admin_listen)",
+                    config.server.admin_listen
+                )
+            })?;
         let health = Arc::new(Health::new());
         health.set("store", Status::Ok, "");
         let metrics = Arc::new(Metrics::new());
@@ -78,7 +121,18 @@ impl Application {
             &infra.store,
         )?;
         let plow = Arc::new(crate::plow::Plow::load(&config.plow)?);
-        let place = load_place(&config, &infra.store).await?;
+        let place = match checked.place {
+            Some(place) => {
+                for p in &place.problems {
+                    infra
+                        .store
+                        .record_problem("place", format!("地区・避難所データの不正な行: {p}"), None)
+                        .await;
+                }
+                Some(Arc::new(place))
+            }
+            None => None,
+        };
         let alerts = crate::console::AlertDeps {
             templates: Arc::new(
                 crate::disaster::manual::ManualTemplates::from_config(
@@ -101,11 +155,23 @@ impl Application {
             place,
             alerts,
         };
-        Ok(Application { listener, ctx })
+        Ok(Application {
+            listener,
+            admin_listener,
+            ctx,
+        })
     }
 
+    /// The public listener's address (webhook, resident pages, console).
     pub fn local_addr(&self) -> SocketAddr {
         self.listener
+            .local_addr()
+            .expect("bound listener has an address")
+    }
+
+    /// The admin listener's address (`/healthz`, `/metrics`, `/api/status`).
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_listener
             .local_addr()
             .expect("bound listener has an address")
     }
@@ -124,22 +190,37 @@ impl Application {
         self,
         stop: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let Application { listener, ctx } = self;
+        let Application {
+            listener,
+            admin_listener,
+            ctx,
+        } = self;
         let services = spawn_components(&ctx).await?;
 
-        let router = router(&ctx, services);
-        let token = ctx.infra.shutdown.clone();
-        let server = tokio::spawn(async move {
-            axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move { token.cancelled().await })
-            .await
-        });
+        let (public, admin) = routers(&ctx, services);
+        let timeout = Duration::from_secs(ctx.config.server.request_timeout_secs);
+        let serve = |listener: TcpListener, router: Router| {
+            let token = ctx.infra.shutdown.clone();
+            let router = http_layers(router, timeout);
+            tokio::spawn(async move {
+                axum::serve(
+                    listener,
+                    router.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .with_graceful_shutdown(async move { token.cancelled().await })
+                .await
+            })
+        };
+        let server = serve(listener, public);
+        let admin_server = serve(admin_listener, admin);
         crate::systemd::notify_ready();
         let watchdog = crate::systemd::spawn_watchdog(&ctx.infra.store);
-        tracing::info!(listen = %ctx.config.server.listen, "sonae is running");
+        ctx.infra.scheduler.add(status_job(&ctx));
+        tracing::info!(
+            listen = %ctx.config.server.listen,
+            admin_listen = %ctx.config.server.admin_listen,
+            "sonae is running"
+        );
 
         tokio::select! {
             _ = stop => tracing::info!("stop requested; draining"),
@@ -151,6 +232,7 @@ impl Application {
         let deadline = Duration::from_secs(ctx.config.server.shutdown_deadline_secs);
         let drained = tokio::time::timeout(deadline, async {
             let _ = server.await;
+            let _ = admin_server.await;
             ctx.infra.tasks.wait().await;
         })
         .await;
@@ -173,28 +255,6 @@ impl Application {
         }
         Ok(())
     }
-}
-
-/// Loads the districts and shelters once for every part that uses them; bad rows become problems.
-async fn load_place(config: &Config, store: &Store) -> anyhow::Result<Option<Arc<PlaceData>>> {
-    if !config.place.districts.is_file() {
-        tracing::info!(
-            districts = %config.place.districts.display(),
-            "place.districts is not a file; no districts or shelters are loaded"
-        );
-        return Ok(None);
-    }
-    let cfg = config.place.clone();
-    let place = tokio::task::spawn_blocking(move || PlaceData::load(&cfg))
-        .await
-        .context("loading place data panicked")?
-        .context("loading place data")?;
-    for p in &place.problems {
-        store
-            .record_problem("place", format!("地区・避難所データの不正な行: {p}"), None)
-            .await;
-    }
-    Ok(Some(Arc::new(place)))
 }
 
 fn console_deps(ctx: &Context) -> crate::console::Deps {
@@ -307,18 +367,19 @@ fn install_services(ctx: &Context, infra: &Infra) -> anyhow::Result<crate::servi
     Ok(reg)
 }
 
-/// The whole HTTP surface: health and metrics, the webhook, the public pages, the console, and every
-/// service's routes.
-fn router(ctx: &Context, mut services: crate::services::Registry) -> Router {
+/// The HTTP surface, as (public, admin). Public: the webhook, the resident pages (shelters, plows, every
+/// service's routes) and the console. Admin: health, metrics and the console's `/api/status`.
+fn routers(ctx: &Context, mut services: crate::services::Registry) -> (Router, Router) {
     let health = HealthState {
         health: ctx.infra.health.clone(),
         metrics: ctx.infra.metrics.clone(),
         started: ctx.started,
     };
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
-        .with_state(health)
+    let console = crate::console::router(
+        console_deps(ctx),
+        crate::console::Providers::live(&ctx.infra.store, ctx.place.clone()),
+    );
+    let public = Router::new()
         .merge(crate::line::webhook::router(ctx.line.clone()))
         .merge(crate::plow::web::routes(crate::plow::web::PlowWeb {
             store: ctx.infra.store.clone(),
@@ -336,10 +397,158 @@ fn router(ctx: &Context, mut services: crate::services::Registry) -> Router {
             city: ctx.config.place.city_name.clone(),
         }))
         .merge(services.take_routes())
-        .merge(crate::console::router(
-            console_deps(ctx),
-            crate::console::Providers::live(&ctx.infra.store, ctx.place.clone()),
+        .merge(console.public);
+    let admin = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .with_state(health)
+        .merge(console.admin);
+    (public, admin)
+}
+
+/// The layers every response of both listeners passes through, outermost first: the access log (one
+/// `sonae::access` line per request: method, path without the query, status, latency), the security
+/// headers, and the request timeout (408 after `timeout`).
+pub fn http_layers(router: Router, timeout: Duration) -> Router {
+    use tower_http::trace::TraceLayer;
+    router
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
         ))
+        .layer(axum::middleware::map_response(security_headers))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &axum::http::Request<axum::body::Body>| {
+                    tracing::info_span!(
+                        target: "sonae::access",
+                        "http",
+                        method = %req.method(),
+                        path = %req.uri().path(),
+                    )
+                })
+                .on_request(())
+                .on_response(
+                    |res: &axum::http::Response<axum::body::Body>,
+                     latency: Duration,
+                     _: &tracing::Span| {
+                        let status = res.status().as_u16();
+                        let latency_ms = latency.as_millis() as u64;
+                        if status >= 500 {
+                            tracing::warn!(target: "sonae::access", status, latency_ms, "request");
+                        } else {
+                            tracing::info!(target: "sonae::access", status, latency_ms, "request");
+                        }
+                    },
+                )
+                .on_failure(()),
+        )
+}
+
+/// The one Content-Security-Policy: scripts and styles only from this origin (no inline code), map tiles from
+/// 地理院タイル (and Leaflet's empty `data:` image), requests, forms and frames (the console's message preview)
+/// only this origin, never framed by another site.
+pub const CONTENT_SECURITY_POLICY: &str =
+    "default-src 'none'; script-src 'self'; style-src 'self'; \
+     img-src 'self' data: https://cyberjapandata.gsi.go.jp; connect-src 'self'; frame-src 'self'; \
+     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// The security headers of every response. A response that set its own CSP and frame options keeps them (the
+/// console's message preview, a separate document framed by the console page, needs inline styles and
+/// `frame-ancestors 'self'`).
+async fn security_headers(mut res: axum::response::Response) -> axum::response::Response {
+    use axum::http::HeaderValue;
+    let h = res.headers_mut();
+    h.entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(CONTENT_SECURITY_POLICY));
+    h.entry(header::X_FRAME_OPTIONS)
+        .or_insert(HeaderValue::from_static("DENY"));
+    // `same-origin`: no referrer leaves for other sites (a resident's district id in a shelter-page URL, a
+    // console path), and the browser's own form POSTs carry a real `Origin` (with `no-referrer` Chromium
+    // sends `Origin: null`, which the console's same-origin check refuses).
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    res
+}
+
+/// Tells systemd the mode and the health of the JMA feeds and the other parts (`STATUS=`, the "Status:" line
+/// of `systemctl status sonae`). Looked at every 5 s, sent when it changed.
+fn status_job(ctx: &Context) -> crate::scheduler::Job {
+    let store = ctx.infra.store.clone();
+    let health = ctx.infra.health.clone();
+    let last = Arc::new(std::sync::Mutex::new(String::new()));
+    crate::scheduler::Job::every("systemd.status", Duration::from_secs(5), move || {
+        let (store, health, last) = (store.clone(), health.clone(), last.clone());
+        async move {
+            let mode = store.read(crate::mode::current_mode).await?;
+            let text = status_line(&mode, &health.snapshot());
+            let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
+            if *last != text {
+                crate::systemd::notify_status(&text);
+                *last = text;
+            }
+            Ok(())
+        }
+    })
+}
+
+/// One line for `systemctl status`: the mode, the JMA feeds (with what is wrong with any of them), and every
+/// other component that is not ok, e.g. `災害モード（手動保持） ・ 気象庁フィード 2/3 正常（extra.xml: 12 分間取得
+/// できていません（連続失敗 14 回）） ・ 他は正常`.
+pub fn status_line(
+    mode: &crate::mode::ModeState,
+    components: &std::collections::BTreeMap<String, crate::health::ComponentState>,
+) -> String {
+    let mut first = mode.effective().label_ja().to_string();
+    if mode.manual_hold {
+        first.push_str("（手動保持）");
+    }
+    let (feeds, others): (Vec<_>, Vec<_>) = components
+        .iter()
+        .partition(|(name, _)| name.starts_with("jma_feed:"));
+    let feeds_text = if feeds.is_empty() {
+        "気象庁フィードの設定なし".to_string()
+    } else {
+        let ok = feeds.iter().filter(|(_, s)| s.status == Status::Ok).count();
+        let notes: Vec<String> = feeds
+            .iter()
+            .filter(|(_, s)| !s.detail.is_empty())
+            .map(|(name, s)| format!("{}: {}", name.trim_start_matches("jma_feed:"), s.detail))
+            .collect();
+        let mut t = format!("気象庁フィード {ok}/{} 正常", feeds.len());
+        if !notes.is_empty() {
+            t.push_str(&format!("（{}）", notes.join("、")));
+        }
+        t
+    };
+    let attention: Vec<String> = others
+        .iter()
+        .filter(|(_, s)| s.status != Status::Ok)
+        .map(|(name, s)| {
+            let word = if s.status == Status::Down {
+                "停止"
+            } else {
+                "低下"
+            };
+            if s.detail.is_empty() {
+                format!("{name}（{word}）")
+            } else {
+                format!("{name}（{word}: {}）", s.detail)
+            }
+        })
+        .collect();
+    let rest = if attention.is_empty() {
+        "他は正常".to_string()
+    } else {
+        format!("要確認: {}", attention.join("、"))
+    };
+    format!("{first} ・ {feeds_text} ・ {rest}")
 }
 
 #[derive(Clone)]
@@ -403,13 +612,12 @@ async fn metrics(State(h): State<HealthState>) -> impl IntoResponse {
     )
 }
 
-/// The secrets of a daemon that talks to the LINE stand-in `sandbox`: its channel secret and access token, a
-/// fresh random session key, no API token. (The stand-in knows nothing of the daemon's configuration.)
+/// The secrets of a daemon that talks to the LINE stand-in `sandbox`: its channel secret and access token, no
+/// API token. (The stand-in knows nothing of the daemon's configuration.)
 pub fn sandbox_secrets(sandbox: &crate::line::sandbox::SandboxConfig) -> crate::config::Secrets {
     crate::config::Secrets {
         line_channel_secret: crate::secret::Secret::new(sandbox.channel_secret.clone()),
         line_channel_access_token: crate::secret::Secret::new(sandbox.access_token.clone()),
-        session_key: crate::secret::Secret::random(48),
         api_token: None,
     }
 }

@@ -1,4 +1,8 @@
 //! `sonae demo`: the daemon on embedded defaults in a temporary data directory.
+//!
+//! It prints its own progress on stdout — each start-up step, then what happens while it runs (warnings in
+//! force, mode changes, alerts and their delivery) — and logs only warnings and errors of its own; the
+//! embedded MQTT broker's log is off (`RUST_LOG` overrides both).
 
 use std::path::PathBuf;
 
@@ -92,7 +96,26 @@ async fn simulate_residents(
     Ok(n)
 }
 
+/// The demo's log filter: its own warnings and errors only, nothing from the embedded broker (which logs
+/// every connection at INFO and every disconnection as an ERROR).
+pub const LOG_FILTER: &str = "warn,rumqttd=off";
+
+/// One progress line on stdout, flushed at once (the demo's output is often piped).
+fn step(text: impl std::fmt::Display) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}");
+    let _ = out.flush();
+}
+
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let _ = crate::telemetry::init(
+        &crate::config::LogConfig {
+            filter: LOG_FILTER.into(),
+            ..Default::default()
+        },
+        std::io::stderr,
+    );
     let (data_dir, _guard) = match args.data_dir {
         Some(d) => {
             std::fs::create_dir_all(&d)?;
@@ -103,8 +126,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             (t.path().to_path_buf(), Some(t))
         }
     };
+    step(format!(
+        "Sonae demo: 札幌市, data in {}",
+        data_dir.display()
+    ));
     let mut config = Config::default();
     config.server.listen = args.listen;
+    // Health and metrics on a free loopback port, so two demos (or a demo and a daemon) do not collide.
+    config.server.admin_listen = "127.0.0.1:0".parse().expect("valid address");
     config.server.public_url = format!("http://{}", args.listen);
     config.store.path = data_dir.join("sonae.db");
     let broker = configure_plow_demo(&mut config, &data_dir)?;
@@ -127,6 +156,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         env!("CARGO_MANIFEST_DIR"),
         "/feeds/demo-heavy-rain"
     ));
+    step("  starting the JMA feed replay (feeds/demo-heavy-rain) …");
     let scenario = crate::jma::replay::Scenario::load(scenario_dir)?;
     let replay = crate::jma::replay::ReplayServer::start(
         scenario,
@@ -144,21 +174,42 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     // The LINE stand-in in process: the daemon's client talks to it, its simulated residents' events go to
     // the daemon's webhook.
+    step("  starting the LINE stand-in …");
     let sandbox_cfg = crate::line::sandbox::SandboxConfig::default();
     let secrets = crate::app::sandbox_secrets(&sandbox_cfg);
     let sandbox = crate::line::sandbox::Sandbox::start(sandbox_cfg).await?;
     config.line.api_base = sandbox.url();
     config.line.api_data_base = sandbox.url();
 
-    let app = crate::app::Application::build(config, secrets).await?;
+    step("  loading 札幌市's districts and shelters, opening the database …");
+    let leaflet_missing = !config.plow.leaflet_dir.join("leaflet.js").is_file();
+    if leaflet_missing {
+        step("  note: Leaflet is not in templates/web/node_modules (run scripts/demo, which fetches it with npm); the maps show without it");
+    }
+    let app = crate::app::Application::build_accepting(config, secrets, |problem| {
+        leaflet_missing && problem.starts_with("plow.leaflet_dir:")
+    })
+    .await?;
     let addr = app.local_addr();
+    let admin = app.admin_addr();
+    if let Some(place) = &app.context().place {
+        step(format!(
+            "  {} districts, {} shelters loaded",
+            place.districts.len(),
+            place.shelters.len()
+        ));
+    }
     let ctx = app.context().clone();
     sandbox.set_webhook_url(&format!("http://{addr}/webhook"));
     // The built-in rich menus (normal tabs + emergency) on the stand-in, so the mode switch has menus to show.
+    step("  creating the rich menus on the stand-in …");
     let menus = crate::line::richmenu::embedded_templates(&ctx.config.server.public_url)?;
     if let Err(e) = crate::line::richmenu::sync(&ctx.line.client, &ctx.infra.store, &menus).await {
         tracing::warn!(error = %format!("{e:#}"), "rich-menu sync on the stand-in failed; menus will not switch");
     }
+    step(format!(
+        "  registering {DEMO_RESIDENTS} simulated residents …"
+    ));
     let residents = simulate_residents(&ctx, &sandbox, DEMO_RESIDENTS).await?;
     let roads = ctx
         .plow
@@ -167,29 +218,107 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .map(|c| c.lock().unwrap_or_else(|p| p.into_inner()).net.clone());
     if let Some(roads) = roads {
         // The fleet connects with retries, so it may start before the embedded broker listens.
+        step("  starting 4 demo plows on 札幌市 roads …");
         crate::plow::replay::spawn_demo_fleet(broker, roads, ctx.infra.shutdown.clone());
     }
     let (console_user, console_password) =
         crate::console::users::demo_account(&app.context().infra.store)?;
-    println!("Sonae demo");
-    println!("  data directory : {}", data_dir.display());
-    println!("  health         : http://{addr}/healthz");
-    println!("  metrics        : http://{addr}/metrics");
-    println!(
-        "  plow map       : http://{addr}/plows   (demo fleet on 札幌市 roads, MQTT {broker})"
-    );
-    println!("  plow dispatch  : http://{addr}/console/plows  (console login below)");
-    println!("  console        : http://{addr}/console/  (user {console_user}, password {console_password})");
-    println!(
+    step("Sonae demo is running");
+    step(format!("  console        : http://{addr}/console/  (user {console_user}, password {console_password})"));
+    step(format!(
         "  LINE stand-in  : {}   ({residents} simulated residents; /sandbox/users/ID/messages shows what each received)",
         sandbox.url()
-    );
-    println!("  shelters       : http://{addr}/shelters?district=ID&hazard=flood");
-    println!(
+    ));
+    step(format!(
+        "  shelters       : http://{addr}/shelters?district=ID&hazard=flood"
+    ));
+    step(format!(
+        "  plow map       : http://{addr}/plows   (demo fleet on 札幌市 roads, MQTT {broker})"
+    ));
+    step(format!(
+        "  plow dispatch  : http://{addr}/console/plows  (console login above)"
+    ));
+    step(format!(
+        "  health, metrics: http://{admin}/healthz, http://{admin}/metrics  (admin listener)"
+    ));
+    step(format!(
         "  JMA feed       : {}   (constructed scenario feeds/demo-heavy-rain at {}x speed)",
         replay.feed_url("extra"),
         args.speed
-    );
-    println!("Press Ctrl-C to stop.");
+    ));
+    step("Press Ctrl-C to stop. What happens from now on:");
+    ctx.infra
+        .tasks
+        .spawn(narrate(ctx.infra.store.clone(), ctx.infra.shutdown.clone()));
     app.run_until_stopped(crate::app::stop_signal()).await
+}
+
+/// Prints what happens while the demo runs, every 2 s: warnings coming into force and lifted, mode changes,
+/// alerts queued and delivered. Reads the same tables the console does.
+async fn narrate(store: crate::store::Store, stop: tokio_util::sync::CancellationToken) {
+    use crate::console::providers::{DeliverySource as _, WarningSource as _};
+    use std::collections::{BTreeSet, HashMap};
+    let warnings = crate::console::live::LiveWarnings(store.clone());
+    let deliveries = crate::console::live::LiveDeliveries(store.clone());
+    let mut mode: Option<(crate::mode::Mode, bool)> = None;
+    let mut active: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut done: HashMap<String, bool> = HashMap::new();
+    let mut first = true;
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+    loop {
+        // Cancel-safety: both branches only wait.
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let now = chrono::Local::now().format("%H:%M:%S");
+        if let Ok(m) = store.read(crate::mode::current_mode).await {
+            let seen = (m.effective(), m.manual_hold);
+            if mode != Some(seen) {
+                let how = if m.manual_hold {
+                    "（手動保持）"
+                } else {
+                    ""
+                };
+                step(format!("[{now}] mode: {}{how}", m.effective().label_ja()));
+                mode = Some(seen);
+            }
+        }
+        if let Ok(rows) = warnings.active_warnings().await {
+            let now_active: BTreeSet<(String, String)> = rows
+                .iter()
+                .map(|w| (w.municipality_name.clone(), w.kind_name.clone()))
+                .collect();
+            for (muni, kind) in now_active.difference(&active) {
+                step(format!("[{now}] 気象庁: {muni} {kind} 発表"));
+            }
+            for (muni, kind) in active.difference(&now_active) {
+                step(format!("[{now}] 気象庁: {muni} {kind} 解除"));
+            }
+            active = now_active;
+        }
+        if let Ok(rows) = deliveries.deliveries().await {
+            for d in rows {
+                let finished = d.pending() == 0;
+                let before = done.insert(d.alert_id.clone(), finished);
+                // Alerts from before the demo started (a reused --data-dir) are not news.
+                if first {
+                    continue;
+                }
+                if before.is_none() {
+                    step(format!(
+                        "[{now}] alert queued: {} → {} residents",
+                        d.title, d.planned
+                    ));
+                }
+                if finished && before != Some(true) {
+                    step(format!(
+                        "[{now}] alert delivered: {} ({} sent, {} failed)",
+                        d.title, d.sent, d.failed
+                    ));
+                }
+            }
+        }
+        first = false;
+    }
 }

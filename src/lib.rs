@@ -6,8 +6,8 @@
 //!
 //! | layer | modules |
 //! | --- | --- |
-//! | wiring | [`app`] (context, services list, router, shutdown), [`demo`], [`cli`] |
-//! | configuration | [`config`] (the TOML file, assembled from the features' sections) |
+//! | wiring | [`app`] (context, services list, public and admin routers, shutdown), [`demo`], [`cli`] |
+//! | configuration | [`config`] (the TOML file, assembled from the features' sections; `preflight`: what the start refuses) |
 //! | console | [`console`] (login, dashboard, hold, shelters, audit, problems, plows, `/api/status`) |
 //! | features | [`disaster`] (policy, pure engine, composition, cycle), [`plow`] (ingest, coverage, maps, notices), [`cap`] (CAP 1.2 feed of the alerts sent) |
 //! | adapters | [`line`] (client, webhook, event routing, rich menus), [`services`] (resident-services registry), [`resident`] (residents, topics, registration), [`delivery`] (the durable outbox and its sender) |

@@ -1,8 +1,8 @@
 //! Secrets that must never reach a log line, a panic message or `Debug` output.
 //!
 //! A [`Secret`] only gives its value through [`Secret::expose`]; `Debug` prints `Secret([redacted])` and
-//! there is deliberately no `Display`. Secrets are loaded from a file (preferred for systemd
-//! `LoadCredential=`) or from an environment variable, never written inline in the config file.
+//! there is deliberately no `Display`. Secrets are loaded from a systemd credential (`LoadCredential=`), a
+//! file or an environment variable, never written inline in the config file.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -39,10 +39,15 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// Where a secret comes from: `{ file = "/etc/sonae/line-secret" }` or `{ env = "SONAE_LINE_SECRET" }`.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+/// Where a secret comes from: `{ credential = "line-channel-secret" }` (a systemd credential, read from
+/// `$CREDENTIALS_DIRECTORY`), `{ file = "/etc/sonae/line-secret" }` or `{ env = "SONAE_LINE_SECRET" }`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct SecretSource {
+    /// The name of a credential systemd hands over (`LoadCredential=NAME:PATH`). It is read from
+    /// `$CREDENTIALS_DIRECTORY/NAME`, so the same configuration works for the service and for an admin
+    /// command run as a transient unit with the same credentials (README, "Admin commands").
+    pub credential: Option<String>,
     pub file: Option<PathBuf>,
     pub env: Option<String>,
 }
@@ -50,8 +55,8 @@ pub struct SecretSource {
 impl SecretSource {
     pub fn from_env(var: &str) -> Self {
         SecretSource {
-            file: None,
             env: Some(var.to_string()),
+            ..SecretSource::default()
         }
     }
 
@@ -59,17 +64,34 @@ impl SecretSource {
     ///
     /// Errors say which key, which file or variable, and what to do about it.
     pub fn load(&self, key: &str) -> Result<Secret, String> {
+        let set = [
+            self.credential.is_some(),
+            self.file.is_some(),
+            self.env.is_some(),
+        ];
+        if set.iter().filter(|s| **s).count() > 1 {
+            return Err(format!(
+                "{key}: set one of `credential`, `file` or `env`, not several"
+            ));
+        }
+        if let Some(name) = &self.credential {
+            if name.is_empty() || name.contains('/') {
+                return Err(format!(
+                    "{key}.credential: \"{name}\" is not a credential name; use the NAME of LoadCredential=NAME:PATH"
+                ));
+            }
+            let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") else {
+                return Err(format!(
+                    "{key}.credential: CREDENTIALS_DIRECTORY is not set; run under systemd with LoadCredential={name}:PATH (for admin commands see the README), or use `file`"
+                ));
+            };
+            return read_file(&format!("{key}.credential"), &PathBuf::from(dir).join(name));
+        }
         match (&self.file, &self.env) {
-            (Some(_), Some(_)) => Err(format!("{key}: set either `file` or `env`, not both")),
-            (None, None) => Err(format!("{key}: set `file = \"/path\"` or `env = \"VARIABLE\"`")),
-            (Some(path), None) => match std::fs::read_to_string(path) {
-                Ok(s) if s.trim().is_empty() => Err(format!("{key}.file: file \"{}\" is empty", path.display())),
-                Ok(s) => Ok(Secret(s.trim().to_string())),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    Err(format!("{key}.file: file \"{}\" not found", path.display()))
-                }
-                Err(e) => Err(format!("{key}.file: cannot read \"{}\": {e}", path.display())),
-            },
+            (None, None) => Err(format!(
+                "{key}: set `credential = \"NAME\"`, `file = \"/path\"` or `env = \"VARIABLE\"`"
+            )),
+            (Some(path), _) => read_file(&format!("{key}.file"), path),
             (None, Some(var)) => match std::env::var(var) {
                 Ok(s) if !s.trim().is_empty() => Ok(Secret(s.trim().to_string())),
                 _ => Err(format!(
@@ -77,6 +99,17 @@ impl SecretSource {
                 )),
             },
         }
+    }
+}
+
+fn read_file(key: &str, path: &std::path::Path) -> Result<Secret, String> {
+    match std::fs::read_to_string(path) {
+        Ok(s) if s.trim().is_empty() => Err(format!("{key}: file \"{}\" is empty", path.display())),
+        Ok(s) => Ok(Secret(s.trim().to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(format!("{key}: file \"{}\" not found", path.display()))
+        }
+        Err(e) => Err(format!("{key}: cannot read \"{}\": {e}", path.display())),
     }
 }
 
@@ -96,7 +129,7 @@ mod tests {
     fn missing_file_names_the_key_and_the_file() {
         let src = SecretSource {
             file: Some("/nonexistent/sonae-secret".into()),
-            env: None,
+            ..SecretSource::default()
         };
         let err = src.load("line.channel_secret").unwrap_err();
         assert_eq!(
@@ -112,8 +145,21 @@ mod tests {
         std::fs::write(&path, "abc\n").unwrap();
         let src = SecretSource {
             file: Some(path),
-            env: None,
+            ..SecretSource::default()
         };
         assert_eq!(src.load("k").unwrap().expose(), "abc");
+    }
+
+    #[test]
+    fn two_sources_at_once_are_refused() {
+        let src = SecretSource {
+            credential: Some("a".into()),
+            env: Some("B".into()),
+            ..SecretSource::default()
+        };
+        assert_eq!(
+            src.load("k").unwrap_err(),
+            "k: set one of `credential`, `file` or `env`, not several"
+        );
     }
 }

@@ -1,4 +1,4 @@
-//! `sd_notify` for `Type=notify` units: READY, STOPPING and watchdog pings. No-ops outside systemd.
+//! `sd_notify` for `Type=notify` units: READY, STOPPING, STATUS and watchdog pings. No-ops outside systemd.
 
 use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
@@ -19,7 +19,7 @@ fn notify(state: &str) {
         sock.send_to(state.as_bytes(), &path)
     };
     if let Err(e) = res {
-        tracing::warn!(error = %e, "sd_notify failed");
+        tracing::warn!(error = %crate::telemetry::chain(&e), "sd_notify failed");
     }
 }
 
@@ -29,6 +29,11 @@ pub fn notify_ready() {
 
 pub fn notify_stopping() {
     notify("STOPPING=1");
+}
+
+/// `STATUS=`: one line `systemctl status` shows (newlines would end it, so they become spaces).
+pub fn notify_status(text: &str) {
+    notify(&format!("STATUS={}", text.replace('\n', " ")));
 }
 
 /// Pings the watchdog at half the interval systemd asked for (`WATCHDOG_USEC`), while the runtime and the

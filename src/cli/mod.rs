@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use crate::config::{Config, ConfigError};
 
 pub mod audit;
+mod check;
 pub mod place;
 pub mod richmenu;
 pub mod user;
@@ -32,7 +33,8 @@ pub enum Command {
         #[arg(long, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
-    /// Validate a configuration file and its secrets, then exit (0 when valid, 2 when not).
+    /// Check a configuration file, its secrets, the place data and Leaflet it names, and the database's
+    /// schema, changing nothing; exit 0 when the daemon would start, 2 (with each key and fix) when not.
     Check {
         #[arg(long, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
@@ -119,6 +121,15 @@ pub enum DbCommand {
         #[arg(long)]
         db: Option<PathBuf>,
     },
+    /// Apply this sonae's pending schema migrations (creating the database if there is none). Only this
+    /// and `sonae run` change the schema; stop the daemon and take a backup first.
+    Migrate {
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Migrate this database file instead of the one named in the configuration.
+        #[arg(long)]
+        db: Option<PathBuf>,
+    },
 }
 
 pub(crate) fn config_error(e: ConfigError) -> ExitCode {
@@ -129,6 +140,15 @@ pub(crate) fn config_error(e: ConfigError) -> ExitCode {
 }
 
 pub(crate) fn runtime_error(e: anyhow::Error) -> ExitCode {
+    // The daemon's start refusing the configuration (`config::preflight`) is a configuration error.
+    if let Some(c) = e.downcast_ref::<ConfigError>() {
+        for p in &c.problems {
+            tracing::error!(problem = %p, "configuration refused");
+        }
+        return config_error(ConfigError {
+            problems: c.problems.clone(),
+        });
+    }
     tracing::error!(error = %format!("{e:#}"), "sonae failed");
     eprintln!("error: {e:#}");
     ExitCode::from(EXIT_RUNTIME)
@@ -144,17 +164,7 @@ pub fn main() -> ExitCode {
             print!("{}", crate::config::DEFAULT_TOML);
             ExitCode::SUCCESS
         }
-        Command::Check { config } => {
-            let cfg = match Config::from_file(&config) {
-                Ok(c) => c,
-                Err(e) => return config_error(e),
-            };
-            if let Err(e) = cfg.load_secrets() {
-                return config_error(e);
-            }
-            println!("{}: ok", config.display());
-            ExitCode::SUCCESS
-        }
+        Command::Check { config } => check::run(&config),
         Command::Run { config } => {
             let cfg = match Config::from_file(&config) {
                 Ok(c) => c,
@@ -165,7 +175,7 @@ pub fn main() -> ExitCode {
                 Err(e) => return config_error(e),
             };
             if let Err(e) = crate::telemetry::init(&cfg.log, std::io::stderr) {
-                eprintln!("error: log.filter: {e}");
+                eprintln!("error: {e}");
                 return ExitCode::from(EXIT_USAGE);
             }
             runtime(async move {
@@ -173,10 +183,7 @@ pub fn main() -> ExitCode {
                 app.run_until_stopped(crate::app::stop_signal()).await
             })
         }
-        Command::Demo(args) => {
-            let _ = crate::telemetry::init(&crate::config::LogConfig::default(), std::io::stderr);
-            runtime(crate::demo::run(args))
-        }
+        Command::Demo(args) => runtime(crate::demo::run(args)),
         Command::Jma {
             command: JmaCommand::Inspect { files },
         } => {
@@ -225,6 +232,9 @@ pub fn main() -> ExitCode {
                 Err(e) => runtime_error(e),
             }
         }
+        Command::Db {
+            command: DbCommand::Migrate { config, db },
+        } => check::migrate(&config, db.as_deref()),
     }
 }
 

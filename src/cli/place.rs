@@ -96,7 +96,7 @@ fn open(config: &std::path::Path) -> Result<(Config, PlaceData, Store), ExitCode
     for p in &data.problems {
         eprintln!("warning: {p}");
     }
-    let store = Store::open(&cfg.store.path).map_err(|e| {
+    let store = Store::open_current(&cfg.store.path).map_err(|e| {
         eprintln!("error: {e:#}");
         ExitCode::from(EXIT_RUNTIME)
     })?;
@@ -257,7 +257,7 @@ pub fn residents(cmd: ResidentsCommand) -> ExitCode {
                     return ExitCode::from(EXIT_USAGE);
                 }
             };
-            let store = match Store::open(&cfg.store.path) {
+            let store = match Store::open_current(&cfg.store.path) {
                 Ok(s) => s,
                 Err(e) => {
                     eprintln!("error: {e:#}");

@@ -80,7 +80,7 @@ where
     };
     let _ = crate::telemetry::init(&cfg.log, std::io::stderr);
     runtime(async move {
-        let store = crate::store::Store::open(&cfg.store.path)?;
+        let store = crate::store::Store::open_current(&cfg.store.path)?;
         let health = std::sync::Arc::new(crate::health::Health::new());
         let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
         let rt = crate::line::LineRuntime::build(

@@ -64,7 +64,7 @@ fn open_store(config: &std::path::Path) -> Result<Store, ExitCode> {
         }
         ExitCode::from(EXIT_USAGE)
     })?;
-    Store::open(&cfg.store.path).map_err(|e| {
+    Store::open_current(&cfg.store.path).map_err(|e| {
         eprintln!("error: {e:#}");
         ExitCode::from(EXIT_RUNTIME)
     })

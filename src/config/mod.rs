@@ -3,6 +3,8 @@
 //! * Unknown keys are errors (`deny_unknown_fields` everywhere), reported with their dotted path.
 //! * Every error names the key, the bad value and the fix.
 //! * Secrets are never written in the file: each is a [`SecretSource`] (`file` or `env`).
+//! * What depends on the machine rather than the file (place data, Leaflet, public URL vs. real LINE) is
+//!   checked by [`preflight`], shared by `sonae check` and the daemon's start.
 //! * `sonae config default` prints [`DEFAULT_TOML`], the fully commented default; a test checks that it
 //!   parses to exactly [`Config::default`] and that `deploy/sonae.example.toml` is identical to it.
 
@@ -12,6 +14,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::secret::{Secret, SecretSource};
+
+pub mod preflight;
 
 /// The commented default configuration, as printed by `sonae config default`.
 pub const DEFAULT_TOML: &str = include_str!("default.toml");
@@ -34,10 +38,16 @@ pub struct Config {
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
-    /// Address the HTTP server (webhook, console, resident pages, health, metrics) listens on.
+    /// Address of the public listener: the LINE webhook, the resident pages and the operator console
+    /// (behind the TLS reverse proxy).
     pub listen: SocketAddr,
+    /// Address of the admin listener: `/healthz`, `/metrics` and `/api/status`, for the machine's own
+    /// monitoring. Loopback by default; never expose it to the internet.
+    pub admin_listen: SocketAddr,
     /// Public base URL residents' links point to (behind the reverse proxy).
     pub public_url: String,
+    /// A request not answered within this many seconds gets 408 (both listeners).
+    pub request_timeout_secs: u64,
     /// Seconds allowed for draining on SIGTERM before remaining work is abandoned.
     /// Must stay below the systemd unit's `TimeoutStopSec` (30 s).
     pub shutdown_deadline_secs: u64,
@@ -47,7 +57,9 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             listen: "127.0.0.1:8080".parse().expect("valid default address"),
+            admin_listen: "127.0.0.1:8081".parse().expect("valid default address"),
             public_url: "http://127.0.0.1:8080".into(),
+            request_timeout_secs: 15,
             shutdown_deadline_secs: 20,
         }
     }
@@ -92,7 +104,6 @@ impl ConfigError {
 pub struct Secrets {
     pub line_channel_secret: Secret,
     pub line_channel_access_token: Secret,
-    pub session_key: Secret,
     pub api_token: Option<Secret>,
 }
 
@@ -136,6 +147,18 @@ impl Config {
                 "server.shutdown_deadline_secs: {d} is out of range; use 1..=29 (it must stay below systemd's TimeoutStopSec=30)"
             ));
         }
+        if self.server.admin_listen == self.server.listen && self.server.listen.port() != 0 {
+            problems.push(format!(
+                "server.admin_listen: {} is also server.listen; give the admin listener (health, metrics) its own loopback port, e.g. \"127.0.0.1:8081\"",
+                self.server.admin_listen
+            ));
+        }
+        let t = self.server.request_timeout_secs;
+        if !(1..=300).contains(&t) {
+            problems.push(format!(
+                "server.request_timeout_secs: {t} is out of range; use 1..=300 (15 is a good value)"
+            ));
+        }
         if url::Url::parse(&self.server.public_url).is_err() {
             problems.push(format!(
                 "server.public_url: \"{}\" is not a URL; write it like \"https://bousai.example.lg.jp\"",
@@ -162,6 +185,19 @@ impl Config {
         }
     }
 
+    /// Settings that still load but deserve the operator's attention: retired keys, opt-outs. `sonae check`
+    /// prints them and the daemon logs them at start.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.console.session_key.is_some() {
+            out.push("console.session_key: no longer used (console sessions are random tokens stored only as hashes, nothing is signed); delete the key, and the session-key credential".into());
+        }
+        if !self.place.enabled {
+            out.push("place.enabled = false: no districts or shelters are loaded, so there are no disaster alerts, no registration by district and no shelter map; set it to true with the city's data for production".into());
+        }
+        out
+    }
+
     /// Loads every secret; errors name the key and the file or variable.
     pub fn load_secrets(&self) -> Result<Secrets, ConfigError> {
         let mut problems = Vec::new();
@@ -175,24 +211,17 @@ impl Config {
         let line_channel_secret = get(&self.line.channel_secret, "line.channel_secret");
         let line_channel_access_token =
             get(&self.line.channel_access_token, "line.channel_access_token");
-        let session_key = get(&self.console.session_key, "console.session_key");
         let api_token = self
             .console
             .api_token
             .as_ref()
             .and_then(|s| get(s, "console.api_token"));
-        if let Some(k) = &session_key {
-            if k.expose().len() < 32 {
-                problems.push("console.session_key: the key is shorter than 32 bytes; generate one with `head -c 48 /dev/urandom | base64`".into());
-            }
-        }
         if !problems.is_empty() {
             return Err(ConfigError { problems });
         }
         Ok(Secrets {
             line_channel_secret: line_channel_secret.expect("checked above"),
             line_channel_access_token: line_channel_access_token.expect("checked above"),
-            session_key: session_key.expect("checked above"),
             api_token,
         })
     }
@@ -269,7 +298,7 @@ mod tests {
     fn bad_log_format_lists_the_choices() {
         let e = err("[log]\nformat = \"xml\"\n");
         assert!(
-            e.starts_with("log.format (line 2): unknown variant `xml`, expected `human` or `json`"),
+            e.starts_with("log.format (line 2): unknown variant `xml`, expected one of `auto`, `human`, `json`, `journald`"),
             "{e}"
         );
     }
@@ -298,6 +327,28 @@ mod tests {
     }
 
     #[test]
+    fn a_config_with_the_retired_session_key_still_loads_with_a_warning() {
+        let c =
+            Config::parse("[console]\nsession_key = { env = \"SONAE_SESSION_KEY\" }\n").unwrap();
+        let w = c.warnings();
+        assert!(
+            w.iter()
+                .any(|w| w.starts_with("console.session_key: no longer used")),
+            "{w:?}"
+        );
+        assert!(Config::default().warnings().is_empty());
+    }
+
+    #[test]
+    fn the_admin_listener_needs_its_own_address() {
+        let e = err("[server]\nlisten = \"127.0.0.1:9000\"\nadmin_listen = \"127.0.0.1:9000\"\n");
+        assert!(
+            e.contains("server.admin_listen: 127.0.0.1:9000 is also server.listen"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn missing_secret_file_is_reported_with_key_and_path() {
         let c = Config::parse(
             "[line]\nchannel_secret = { file = \"/etc/sonae/secret\" }\nchannel_access_token = { env = \"SONAE_TEST_UNSET_TOKEN\" }\n",
@@ -320,17 +371,17 @@ mod tests {
             p.display().to_string()
         };
         let text = format!(
-            "[line]\nchannel_secret = {{ file = \"{}\" }}\nchannel_access_token = {{ file = \"{}\" }}\n[console]\nsession_key = {{ file = \"{}\" }}\n",
+            "[line]\nchannel_secret = {{ file = \"{}\" }}\nchannel_access_token = {{ file = \"{}\" }}\n[console]\napi_token = {{ file = \"{}\" }}\n",
             write("a", "channel-secret-value-0001"),
             write("b", "access-token-value-0002"),
-            write("c", "session-key-value-0003-0123456789abcdef"),
+            write("c", "api-token-value-0003"),
         );
         let secrets = Config::parse(&text).unwrap().load_secrets().unwrap();
         let printed = format!("{secrets:?}");
         for needle in [
             "channel-secret-value",
             "access-token-value",
-            "session-key-value",
+            "api-token-value",
         ] {
             assert!(!printed.contains(needle), "{printed}");
         }

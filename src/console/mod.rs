@@ -15,8 +15,10 @@
 //! * Each action is audited in the same transaction as the change: the console's own data (mode, problems,
 //!   sessions) here, shelter status by the place store that owns it (`place::status::set_status_tx`).
 //! * Data other parts own comes through [`providers`] traits; [`Providers::live`] holds the real sources.
-//! * Responses carry a strict CSP (no inline script or style), `X-Frame-Options: DENY`,
-//!   `Referrer-Policy: same-origin`, `X-Content-Type-Options: nosniff` and `Cache-Control: no-store`.
+//! * Responses carry `Cache-Control: no-store`; the strict CSP (no inline script or style),
+//!   `X-Frame-Options: DENY`, `Referrer-Policy: same-origin` and `X-Content-Type-Options: nosniff` come from
+//!   the daemon's one header layer (`app::http_layers`), as for every other page.
+//! * `/api/status` is served on the admin listener ([`Routers::admin`]), the pages on the public one.
 
 mod auth;
 pub mod error;
@@ -58,11 +60,13 @@ pub use users::Role;
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ConsoleConfig {
-    /// Key that signs console session cookies (at least 32 bytes).
-    pub session_key: SecretSource,
+    /// Retired: sessions are random tokens stored as hashes, nothing is signed. Still accepted so older
+    /// configuration files load; `Config::warnings` says to delete it.
+    pub session_key: Option<serde::de::IgnoredAny>,
     /// Bearer token for `GET /api/status` (monitoring). Unset: the endpoint answers 404.
     pub api_token: Option<SecretSource>,
     /// Directory of the console's page templates and CSS; files missing there fall back to built-in copies.
+    /// Empty: the built-in copies only.
     pub templates_dir: std::path::PathBuf,
     /// A console session ends after this many seconds without a request (OWASP: 15–30 min).
     pub idle_timeout_secs: u64,
@@ -76,9 +80,9 @@ pub struct ConsoleConfig {
 impl Default for ConsoleConfig {
     fn default() -> Self {
         ConsoleConfig {
-            session_key: SecretSource::from_env("SONAE_SESSION_KEY"),
+            session_key: None,
             api_token: None,
-            templates_dir: "templates/console".into(),
+            templates_dir: std::path::PathBuf::new(),
             idle_timeout_secs: 30 * 60,
             absolute_timeout_secs: 12 * 60 * 60,
             trusted_proxies: vec![
@@ -103,6 +107,15 @@ impl ConsoleConfig {
             problems.push(format!(
                 "console.absolute_timeout_secs: {abs} is out of range; use a value between console.idle_timeout_secs ({idle}) and 86400 (12 hours = 43200 is usual)"
             ));
+        }
+        let dir = &self.templates_dir;
+        if !dir.as_os_str().is_empty() {
+            if let Err(e) = std::fs::read_dir(dir) {
+                problems.push(format!(
+                    "console.templates_dir: cannot read \"{}\" ({e}); copy the release's templates/console there (a relative path is taken from the working directory, /var/lib/sonae under systemd), or leave it empty for the built-in templates",
+                    dir.display()
+                ));
+            }
         }
         problems
     }
@@ -255,13 +268,21 @@ impl ConsoleState {
     }
 }
 
+/// The console's two routers: its pages (and the dispatcher JSON they use) for the public listener, and
+/// `/api/status` for the admin listener.
+pub struct Routers {
+    pub public: Router,
+    pub admin: Router,
+}
+
 /// The console and `/api/status` on the daemon's clock and providers.
-pub fn router(ctx: Deps, providers: Providers) -> Router {
+pub fn router(ctx: Deps, providers: Providers) -> Routers {
     router_with(ctx, providers, system_clock())
 }
 
-/// The console with explicit providers and clock (tests, demo).
-pub fn router_with(ctx: Deps, providers: Providers, clock: Clock) -> Router {
+/// The console with explicit providers and clock (tests, demo). The security headers come from the
+/// daemon's one layer (`app::http_layers`); the console adds `Cache-Control: no-store` to its own answers.
+pub fn router_with(ctx: Deps, providers: Providers, clock: Clock) -> Routers {
     let cfg = &ctx.console;
     let state = ConsoleState {
         templates: Arc::new(templates::environment(cfg.templates_dir.clone())),
@@ -277,7 +298,7 @@ pub fn router_with(ctx: Deps, providers: Providers, clock: Clock) -> Router {
         clock,
     };
     use pages::{alerts, audit, dashboard, login, mode, plows, problems, safety, shelters, users};
-    Router::new()
+    let public = Router::new()
         .route("/console", get(|| async { Redirect::to("/console/") }))
         .route("/console/", get(dashboard::page))
         .route("/console/login", get(login::page).post(login::submit))
@@ -318,39 +339,23 @@ pub fn router_with(ctx: Deps, providers: Providers, clock: Clock) -> Router {
             get(users::password_page).post(users::password_submit),
         )
         .route("/console/static/{file}", get(static_file))
-        .route("/api/status", get(dashboard::api_status))
         .layer(axum::middleware::map_response_with_state(
             state.clone(),
             error::render_error_pages,
         ))
-        .layer(axum::middleware::map_response(security_headers))
-        .with_state(state)
+        .layer(axum::middleware::map_response(no_store))
+        .with_state(state.clone());
+    let admin = Router::new()
+        .route("/api/status", get(dashboard::api_status))
+        .layer(axum::middleware::map_response(no_store))
+        .with_state(state);
+    Routers { public, admin }
 }
 
-/// The console's headers. A response that set its own CSP and frame options keeps them (the message preview,
-/// a separate document framed by the console page, needs inline styles and `frame-ancestors 'self'`).
-async fn security_headers(mut res: Response) -> Response {
-    let h = res.headers_mut();
-    h.entry(header::CONTENT_SECURITY_POLICY)
-        .or_insert(HeaderValue::from_static(
-            "default-src 'none'; script-src 'self'; style-src 'self'; \
-             img-src 'self' https://cyberjapandata.gsi.go.jp; \
-             connect-src 'self'; frame-src 'self'; form-action 'self'; frame-ancestors 'none'; \
-             base-uri 'none'",
-        ));
-    h.entry(header::X_FRAME_OPTIONS)
-        .or_insert(HeaderValue::from_static("DENY"));
-    // `same-origin`: no referrer leaves the console, and the browser's own POSTs carry a real `Origin`
-    // (with `no-referrer` Chromium sends `Origin: null`, which the same-origin check refused).
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("same-origin"),
-    );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+/// Console pages and data are per user and change: never cached.
+async fn no_store(mut res: Response) -> Response {
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res
 }
 

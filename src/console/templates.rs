@@ -2,7 +2,8 @@
 //! wording and layout without recompiling.
 //!
 //! A file missing from that directory falls back to the copy built into the binary (the repository's
-//! `templates/console/`), so a partial customisation works and `sonae demo` runs from any directory.
+//! `templates/console/`), so a partial customisation works; an empty `templates_dir` (the default) uses the
+//! built-in copies only. A configured directory that cannot be read is a configuration error.
 //! Templates are read once, on first use; restart the daemon after editing them. Output of `.html`
 //! templates is HTML-escaped automatically.
 
@@ -92,14 +93,20 @@ pub const BUILT_IN: &[(&str, &str)] = &[
     ),
 ];
 
-/// Reads `name` from `dir`, falling back to the built-in copy. Names with path separators are refused.
+/// Reads `name` from `dir`, falling back to the built-in copy (an empty `dir`: the built-in copy only).
+/// Names with path separators are refused.
 pub fn load(dir: &Path, name: &str) -> Option<String> {
     if name.contains(['/', '\\']) || name.starts_with('.') {
         return None;
     }
-    match std::fs::read_to_string(dir.join(name)) {
-        Ok(s) => Some(s),
-        Err(_) => BUILT_IN
+    let custom = if dir.as_os_str().is_empty() {
+        None
+    } else {
+        std::fs::read_to_string(dir.join(name)).ok()
+    };
+    match custom {
+        Some(s) => Some(s),
+        None => BUILT_IN
             .iter()
             .find(|(n, _)| *n == name)
             .map(|(_, s)| s.to_string()),
@@ -119,12 +126,6 @@ pub fn jst(value: &str) -> String {
 }
 
 pub fn environment(dir: PathBuf) -> Environment<'static> {
-    if !dir.is_dir() {
-        tracing::info!(
-            dir = %dir.display(),
-            "console.templates_dir does not exist; using the built-in console templates"
-        );
-    }
     let mut env = Environment::new();
     env.set_loader(move |name| Ok(load(&dir, name)));
     env.add_filter("jst", |v: String| jst(&v));

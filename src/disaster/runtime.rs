@@ -387,14 +387,14 @@ pub struct Deps {
 }
 
 /// Schedules the disaster cycle (`disaster.cycle`: every [`TICK`] and on every JMA pipeline bump) when the
-/// city's districts are loaded.
+/// city's districts are loaded (always, unless `place.enabled = false`).
 pub fn spawn(infra: &Infra, deps: Deps) -> anyhow::Result<()> {
     let Some(place) = deps.place else {
-        tracing::info!("place.districts is not loaded; disaster mode is not running");
+        tracing::warn!("place.enabled = false: no districts, so disaster mode is not decided");
         infra.health.set(
             "disaster",
             Status::Degraded,
-            "地区データ（place.districts）がないため災害モードの判定を行っていません",
+            "地区・避難所データを使わない設定（place.enabled = false）のため、災害モードの判定を行っていません",
         );
         return Ok(());
     };

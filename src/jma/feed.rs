@@ -82,7 +82,8 @@ impl FeedError {
         if e.is_timeout() {
             FeedError::Timeout
         } else {
-            FeedError::Http(e.without_url().to_string())
+            // The whole chain: reqwest's own message ("error sending request") says why only in its sources.
+            FeedError::Http(crate::telemetry::chain(&e.without_url()))
         }
     }
 

@@ -464,7 +464,7 @@ impl LineClient {
                 }
                 Err(e) => {
                     self.metric(call.class, "network");
-                    last_error = format!("{e}");
+                    last_error = crate::telemetry::chain(&e);
                     let never_sent = e.is_connect();
                     if call.mode == RetryMode::ConnectOnly && !never_sent {
                         return Err(ClientError::Unavailable {

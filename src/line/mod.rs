@@ -74,6 +74,16 @@ impl Default for LineConfig {
 }
 
 impl LineConfig {
+    /// True when either base URL is LINE's real API (`*.line.me`), not a stand-in.
+    pub fn is_real_line(&self) -> bool {
+        [&self.api_base, &self.api_data_base].iter().any(|u| {
+            url::Url::parse(u)
+                .ok()
+                .and_then(|u| u.host_str().map(|h| h.to_ascii_lowercase()))
+                .is_some_and(|h| h == "line.me" || h.ends_with(".line.me"))
+        })
+    }
+
     pub fn validate(&self) -> Vec<String> {
         let mut problems = Vec::new();
         for (key, v) in [

@@ -779,7 +779,7 @@ pub async fn switch_with(
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, "rich-menu batch control refused; falling back to bulk links");
+                tracing::warn!(error = %crate::telemetry::chain(&e), "rich-menu batch control refused; falling back to bulk links");
                 fallback_reason = format!("batch control refused: {e}");
             }
         }

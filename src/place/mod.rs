@@ -260,6 +260,9 @@ impl LatLon {
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct PlaceConfig {
+    /// Load the districts and shelters (the default). `false` runs without them — no disaster alerts, no
+    /// registration by district, no shelter map — for trials and tests; `sonae check` warns about it.
+    pub enabled: bool,
     /// Name of the municipality as residents know it (used in messages), e.g. "山形市".
     pub city_name: String,
     /// GeoJSON FeatureCollection of districts (properties `id`, `name`, `jma_code`; optional `group`).
@@ -273,6 +276,7 @@ pub struct PlaceConfig {
 impl Default for PlaceConfig {
     fn default() -> Self {
         PlaceConfig {
+            enabled: true,
             city_name: "札幌市".into(),
             districts: "/etc/sonae/districts.geojson".into(),
             shelters: vec!["/etc/sonae/shelters.csv".into()],
@@ -290,10 +294,10 @@ impl PlaceConfig {
                 "place.city_name: is empty; give the municipality's name, e.g. \"山形市\"".into(),
             );
         }
-        if self.districts.as_os_str().is_empty() {
+        if self.enabled && self.districts.as_os_str().is_empty() {
             out.push("place.districts: is empty; give the districts GeoJSON file, e.g. \"/etc/sonae/districts.geojson\"".into());
         }
-        if self.shelters.is_empty() {
+        if self.enabled && self.shelters.is_empty() {
             out.push(
                 "place.shelters: is empty; give at least GSI's 指定緊急避難場所 CSV of the city"
                     .into(),

@@ -1,6 +1,7 @@
 //! The resident shelter page: `GET /shelters` (map + list, opened from alerts and the rich menu) and
 //! `GET /api/shelters?district=&hazard=` (open shelters suited to the hazard, nearest to the district's
-//! centre first). Leaflet is served under `/assets/leaflet/` from the same npm directory as the plow map.
+//! centre first). The page's script and style are `/assets/shelters.{js,css}` (the CSP allows no inline
+//! code); Leaflet is served under `/assets/leaflet/` from the same npm directory as the plow map.
 
 use std::sync::Arc;
 
@@ -18,6 +19,8 @@ use super::{Hazard, PlaceData};
 use crate::store::Store;
 
 const PAGE: &str = include_str!("../../templates/web/shelters.html");
+const SCRIPT: &str = include_str!("../../templates/web/shelters.js");
+const STYLE: &str = include_str!("../../templates/web/shelters.css");
 /// Shelters listed by default; at most [`MAX_LIMIT`].
 pub const DEFAULT_LIMIT: usize = 10;
 pub const MAX_LIMIT: usize = 50;
@@ -45,6 +48,14 @@ pub fn routes(
     Router::new()
         .route("/shelters", get(|| async { Html(PAGE) }))
         .route(
+            "/assets/shelters.js",
+            get(|| async { asset("text/javascript; charset=utf-8", SCRIPT) }),
+        )
+        .route(
+            "/assets/shelters.css",
+            get(|| async { asset("text/css; charset=utf-8", STYLE) }),
+        )
+        .route(
             "/api/shelters",
             get(move |Query(q): Query<ShelterQuery>| {
                 let (store, place) = (store.clone(), place.clone());
@@ -52,6 +63,18 @@ pub fn routes(
             }),
         )
         .nest_service("/assets/leaflet", leaflet)
+}
+
+/// A page's script or style, built into the binary (the CSP allows no inline code).
+pub fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, content_type),
+            (axum::http::header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 fn error(code: StatusCode, message: String) -> Response {

@@ -58,7 +58,7 @@ pub fn start_embedded(
         .spawn(move || {
             let mut broker = rumqttd::Broker::new(config);
             if let Err(e) = broker.start() {
-                tracing::error!(error = %e, "embedded MQTT broker stopped");
+                tracing::error!(error = %crate::telemetry::chain(&e), "embedded MQTT broker stopped");
             }
         })
         .context("starting the embedded broker thread")?;

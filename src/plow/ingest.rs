@@ -491,7 +491,7 @@ async fn mqtt_loop(
                 health.set("plow", Status::Ok, "");
                 tracing::info!(%broker, session_present = ack.session_present, "connected to MQTT broker; subscribing");
                 if let Err(e) = client.try_subscribe_many(filters.clone()) {
-                    tracing::error!(error = %e, "could not queue the MQTT subscription");
+                    tracing::error!(error = %crate::telemetry::chain(&e), "could not queue the MQTT subscription");
                 }
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
@@ -520,7 +520,7 @@ async fn mqtt_loop(
                 );
                 health.set("plow", Status::Degraded, "MQTTブローカーに接続できません");
                 if let Some(suppressed) = log_limit.allow(&"conn", now_ms()) {
-                    tracing::warn!(%broker, error = %e, retry_in_ms = backoff.as_millis() as u64, suppressed_since_last = suppressed, "MQTT connection lost; reconnecting");
+                    tracing::warn!(%broker, error = %crate::telemetry::chain(&e), retry_in_ms = backoff.as_millis() as u64, suppressed_since_last = suppressed, "MQTT connection lost; reconnecting");
                 }
                 // Cancel-safety: sleeping holds no state.
                 tokio::select! {

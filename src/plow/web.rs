@@ -20,6 +20,8 @@ use super::validate::vehicle_state;
 use super::{rfc3339, Millis};
 
 const MAP_PAGE: &str = include_str!("../../templates/web/plows.html");
+const MAP_SCRIPT: &str = include_str!("../../templates/web/plows.js");
+const MAP_STYLE: &str = include_str!("../../templates/web/plows.css");
 /// Most trail points answered at once (≈ 100 vehicles × 1 h at 1 position per 10 s is 36 000).
 const MAX_TRAIL_POINTS: usize = 200_000;
 
@@ -34,6 +36,16 @@ pub fn routes(ctx: PlowWeb) -> Router {
     let leaflet = tower_http::services::ServeDir::new(&ctx.plow.config.leaflet_dir);
     Router::new()
         .route("/plows", get(map_page))
+        .route(
+            "/plows/assets/plows.js",
+            get(|| async {
+                crate::place::web::asset("text/javascript; charset=utf-8", MAP_SCRIPT)
+            }),
+        )
+        .route(
+            "/plows/assets/plows.css",
+            get(|| async { crate::place::web::asset("text/css; charset=utf-8", MAP_STYLE) }),
+        )
         .nest_service("/plows/assets/leaflet", leaflet)
         .route("/api/plows/vehicles", get(vehicles))
         .route("/api/plows/trails", get(trails))
@@ -61,9 +73,9 @@ fn no_store<T: IntoResponse>(body: T) -> Response {
 /// The page a resident sees from the menu's 除雪車マップ when the city does not publish plow positions:
 /// an explanation, not an error (the APIs still answer 404).
 const DISABLED_PAGE: &str = "<!DOCTYPE html><html lang=\"ja\"><head><meta charset=\"utf-8\">\
-<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>除雪車マップ</title></head>\
-<body style=\"font-family:sans-serif;margin:0\"><header style=\"background:#1d3557;color:#fff;padding:.6rem .8rem\">\
-<h1 style=\"font-size:1.1rem;margin:0\">除雪車マップ</h1></header><main style=\"padding:.8rem;line-height:1.6\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>除雪車マップ</title>\
+<link rel=\"stylesheet\" href=\"/plows/assets/plows.css\"></head>\
+<body><header><h1>除雪車マップ</h1></header><main class=\"disabled\">\
 <p>除雪車の現在地と除雪済みの道路は、市が除雪車の位置情報を公開しているときにここでご覧いただけます。</p>\
 <p>現在は公開していません。大雪の際の除雪状況は、市のホームページや広報でご確認ください。</p></main></body></html>";
 

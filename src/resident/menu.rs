@@ -172,6 +172,7 @@ pub struct Deps {
 }
 
 const SERVICES_PAGE: &str = include_str!("../../templates/web/services.html");
+const SERVICES_STYLE: &str = include_str!("../../templates/web/services.css");
 
 /// `GET /services` (各種手続き, the menu's link): what the account does and where the city's online procedures
 /// will be listed. Names are HTML-escaped.
@@ -191,13 +192,20 @@ fn services_page(city: &str, public_url: &str) -> String {
 /// claimed).
 pub fn install(reg: &mut Registry, deps: Deps) {
     let page = services_page(&deps.city, &deps.public_url);
-    let routes = axum::Router::new().route(
-        "/services",
-        axum::routing::get(move || {
-            let page = page.clone();
-            async move { axum::response::Html(page) }
-        }),
-    );
+    let routes = axum::Router::new()
+        .route(
+            "/services",
+            axum::routing::get(move || {
+                let page = page.clone();
+                async move { axum::response::Html(page) }
+            }),
+        )
+        .route(
+            "/assets/services.css",
+            axum::routing::get(|| async {
+                crate::place::web::asset("text/css; charset=utf-8", SERVICES_STYLE)
+            }),
+        );
     let mut service = reg.service("menu").routes(routes);
     for action in ACTIONS {
         let d = deps.clone();

@@ -14,6 +14,9 @@
 //!   runtime's worker threads stay free.
 //! * Migrations are embedded, numbered, applied in order at open inside one transaction each, and recorded in
 //!   `schema_version`. A database whose schema is newer than this binary knows is refused.
+//! * Only [`Store::open`] migrates (the daemon, `sonae db migrate`); commands open with
+//!   [`Store::open_current`], which refuses a schema that is not exactly this binary's, so a newer binary's
+//!   `user list` never changes the schema under a running older daemon.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -57,8 +60,49 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Where a database stands against this binary's migrations (`sonae check`, [`Store::open_current`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Schema {
+    /// No database file yet: the daemon (or `sonae db migrate`) creates it.
+    Missing,
+    /// `applied` of this binary's migrations are recorded and `pending` are not.
+    Older { version: i64, pending: usize },
+    /// Exactly what this binary expects.
+    Current { version: i64 },
+    /// Written by a newer sonae: this binary refuses it.
+    Newer { version: i64, known: i64 },
+}
+
+/// Looks at the database's schema without changing anything (a read-only connection; a missing file is
+/// not created).
+pub fn schema(path: &Path) -> anyhow::Result<Schema> {
+    if !path.exists() {
+        return Ok(Schema::Missing);
+    }
+    let c = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .with_context(|| format!("opening database {}", path.display()))?;
+    c.busy_timeout(BUSY_TIMEOUT)?;
+    let known = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
+    let version = current_version(&c)
+        .with_context(|| format!("reading the schema version of {}", path.display()))?;
+    if version > known {
+        return Ok(Schema::Newer { version, known });
+    }
+    let applied = applied_versions(&c)?;
+    let pending = MIGRATIONS
+        .iter()
+        .filter(|m| !applied.contains(&m.0))
+        .count();
+    Ok(if pending == 0 {
+        Schema::Current { version }
+    } else {
+        Schema::Older { version, pending }
+    })
+}
+
 impl Store {
-    /// Opens (creating if needed) the database and applies pending migrations.
+    /// Opens (creating if needed) the database and applies pending migrations. Only the daemon (`sonae
+    /// run`) and `sonae db migrate` change the schema; other commands use [`Store::open_current`].
     pub fn open(path: &Path) -> anyhow::Result<Store> {
         if let Some(dir) = path.parent() {
             if !dir.as_os_str().is_empty() && !dir.exists() {
@@ -70,6 +114,40 @@ impl Store {
             .with_context(|| format!("opening database {}", path.display()))?;
         configure(&writer).context("configuring database")?;
         migrate(&mut writer)?;
+        Store::with_writer(path, writer)
+    }
+
+    /// Opens an existing database whose schema is exactly this binary's, without changing the schema: a
+    /// command (`user list`, `shelter status`, …) run by a newer binary never migrates the database under a
+    /// running older daemon. A missing database or one with pending migrations is an error saying to start
+    /// the daemon or run `sonae db migrate`.
+    pub fn open_current(path: &Path) -> anyhow::Result<Store> {
+        match schema(path)? {
+            Schema::Current { .. } => {}
+            Schema::Missing => bail!(
+                "no database at {}; start the daemon once or run `sonae db migrate` to create it",
+                path.display()
+            ),
+            Schema::Older { version, pending } => bail!(
+                "database {} is at schema version {version} with {pending} migration(s) of this sonae not applied; \
+                 stop the daemon, take a backup (`sonae db backup`), then run `sonae db migrate` (or start the new daemon)",
+                path.display()
+            ),
+            Schema::Newer { version, known } => bail!(
+                "database schema version {version} is newer than this sonae knows ({known}); \
+                 run the newer sonae, or restore a backup taken before the upgrade"
+            ),
+        }
+        let writer = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .with_context(|| format!("opening database {}", path.display()))?;
+        configure(&writer).context("configuring database")?;
+        Store::with_writer(path, writer)
+    }
+
+    fn with_writer(path: &Path, writer: Connection) -> anyhow::Result<Store> {
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
             let r = Connection::open_with_flags(
@@ -248,6 +326,15 @@ fn current_version(c: &Connection) -> rusqlite::Result<i64> {
     )
 }
 
+fn applied_versions(c: &Connection) -> rusqlite::Result<std::collections::HashSet<i64>> {
+    if current_version(c)? == 0 {
+        return Ok(Default::default());
+    }
+    let mut stmt = c.prepare("SELECT version FROM schema_version")?;
+    let rows = stmt.query_map([], |r| r.get(0))?;
+    rows.collect()
+}
+
 /// Applies every embedded migration the database has not recorded yet, in version order, each in its own
 /// immediate transaction. Working from the set of recorded versions (not only the maximum) means a migration
 /// numbered inside an area's range still applies after a later-numbered one from another area.
@@ -263,11 +350,7 @@ fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)",
     )?;
-    let applied: std::collections::HashSet<i64> = {
-        let mut stmt = conn.prepare("SELECT version FROM schema_version")?;
-        let rows = stmt.query_map([], |r| r.get(0))?;
-        rows.collect::<rusqlite::Result<_>>()?
-    };
+    let applied = applied_versions(conn)?;
     for &(version, name, sql) in MIGRATIONS.iter().filter(|m| !applied.contains(&m.0)) {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute_batch(sql)
@@ -285,17 +368,44 @@ fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
 /// Copies the database to `dest` with SQLite's online backup API. Safe while the daemon runs: WAL lets the
 /// copy read a consistent snapshot while the daemon keeps writing. The copy is checked with
 /// `integrity_check` before this returns.
-pub fn backup(src: &Path, dest: &Path, mut progress: impl FnMut(i32, i32)) -> anyhow::Result<()> {
-    if dest.exists() {
-        bail!("{} already exists; choose a new file name", dest.display());
-    }
+///
+/// The copy holds LINE user ids and password hashes, so it is created readable by its owner only (0600,
+/// whatever the umask), and removed again if the copy or its check fails.
+pub fn backup(src: &Path, dest: &Path, progress: impl FnMut(i32, i32)) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
     let source = Connection::open_with_flags(src, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .with_context(|| format!("opening {}", src.display()))?;
     source.busy_timeout(BUSY_TIMEOUT)?;
+    // Created here, empty, before SQLite opens it: SQLite keeps the mode of an existing file (and gives
+    // its journal the same), and `create_new` refuses to overwrite atomically.
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(dest)
+    {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            bail!("{} already exists; choose a new file name", dest.display())
+        }
+        Err(e) => return Err(e).with_context(|| format!("creating {}", dest.display())),
+    }
+    let copied = copy_into(&source, dest, progress);
+    if copied.is_err() {
+        let _ = std::fs::remove_file(dest);
+    }
+    copied
+}
+
+fn copy_into(
+    source: &Connection,
+    dest: &Path,
+    mut progress: impl FnMut(i32, i32),
+) -> anyhow::Result<()> {
     let mut target =
         Connection::open(dest).with_context(|| format!("creating {}", dest.display()))?;
     {
-        let backup = rusqlite::backup::Backup::new(&source, &mut target)?;
+        let backup = rusqlite::backup::Backup::new(source, &mut target)?;
         // One step of all pages: the copy is taken under one read snapshot, so a concurrent writer
         // cannot force endless restarts, and readers never block the WAL writer.
         let mut attempts = 0;
@@ -483,6 +593,49 @@ mod tests {
             .query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0))
             .unwrap();
         assert_eq!(v, MIGRATIONS.last().unwrap().0);
+    }
+
+    #[test]
+    fn opening_for_a_command_never_migrates() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let e = Store::open_current(&path).unwrap_err().to_string();
+        assert!(e.contains("sonae db migrate"), "{e}");
+        assert!(!path.exists(), "a missing database is not created");
+        assert_eq!(schema(&path).unwrap(), Schema::Missing);
+
+        Store::open(&path).unwrap();
+        let last = MIGRATIONS.last().unwrap();
+        assert_eq!(schema(&path).unwrap(), Schema::Current { version: last.0 });
+        Store::open_current(&path).unwrap();
+        // An older database (the newest migration not applied): refused, and left as it was.
+        Connection::open(&path)
+            .unwrap()
+            .execute("DELETE FROM schema_version WHERE version = ?1", [last.0])
+            .unwrap();
+        let before = schema(&path).unwrap();
+        assert!(
+            matches!(before, Schema::Older { pending: 1, .. }),
+            "{before:?}"
+        );
+        let e = Store::open_current(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("1 migration(s) of this sonae not applied"),
+            "{e}"
+        );
+        assert_eq!(schema(&path).unwrap(), before);
+    }
+
+    #[test]
+    fn a_backup_is_readable_by_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        Store::open(&path).unwrap();
+        let dest = dir.path().join("copy.db");
+        backup(&path, &dest, |_, _| {}).unwrap();
+        let mode = std::fs::metadata(&dest).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{mode:o}");
     }
 
     #[test]

@@ -8,11 +8,14 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::helpers::{free_port, write_config, Daemon, SONAE};
+use crate::helpers::{free_port, migrate, write_config, Daemon, SONAE};
 
 const PASSWORD: &str = "kasumi-ga-seki-2026";
 
+/// `sonae user add` as an operator runs it on a new installation: after `sonae db migrate` (a no-op once the
+/// database is current).
 fn add_user(config: &Path, name: &str, role: &str) {
+    migrate(config);
     let mut child = Command::new(SONAE)
         .args(["user", "add", name, "--role", role, "--config"])
         .arg(config)

@@ -23,6 +23,9 @@ const PASSWORD: &str = "kasumi-ga-seki-2026";
 /// A console served in-process on a random port, with a clock the test moves.
 struct Console {
     addr: SocketAddr,
+    /// The admin listener, serving `/api/status`.
+    admin: SocketAddr,
+    _admin_server: tokio::task::JoinHandle<()>,
     store: Store,
     now: Arc<Mutex<DateTime<Utc>>>,
     shelters: Arc<Board<ShelterRow>>,
@@ -43,9 +46,7 @@ impl Console {
         tweak: impl FnOnce(&mut Config),
     ) -> Console {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = Config::default();
-        config.server.listen = "127.0.0.1:0".parse().unwrap();
-        config.store.path = dir.path().join("sonae.db");
+        let mut config = crate::helpers::test_config(&dir.path().join("sonae.db"));
         if let Some(u) = public_url {
             config.server.public_url = u.to_string();
         }
@@ -53,7 +54,6 @@ impl Console {
         let secrets = Secrets {
             line_channel_secret: Secret::new("s"),
             line_channel_access_token: Secret::new("t"),
-            session_key: Secret::new("0123456789abcdef0123456789abcdef"),
             api_token: api_token.map(Secret::new),
         };
         let app = sonae::app::Application::build(config, secrets)
@@ -108,19 +108,31 @@ impl Console {
             }]),
             shelters: shelters.clone(),
         };
-        let router = console::router_with(ctx, providers, clock);
+        // Served as the daemon serves them: the pages on one listener, /api/status on another, both
+        // through the daemon's layers (security headers, timeout, access log).
+        let routers = console::router_with(ctx, providers, clock);
+        let timeout = std::time::Duration::from_secs(15);
+        let serve = |router: axum::Router, listener: tokio::net::TcpListener| {
+            let router = sonae::app::http_layers(router, timeout);
+            tokio::spawn(async move {
+                axum::serve(
+                    listener,
+                    router.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .await
+                .unwrap();
+            })
+        };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let server = tokio::spawn(async move {
-            axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .await
-            .unwrap();
-        });
+        let admin_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin = admin_listener.local_addr().unwrap();
+        let server = serve(routers.public, listener);
+        let admin_server = serve(routers.admin, admin_listener);
         Console {
             addr,
+            admin,
+            _admin_server: admin_server,
             store,
             now,
             shelters,
@@ -892,7 +904,7 @@ async fn https_public_url_gives_host_prefixed_secure_cookies() {
 #[tokio::test]
 async fn api_status_needs_the_configured_bearer_token() {
     let none = Console::start(None, None).await;
-    let r = reqwest::get(format!("http://{}/api/status", none.addr))
+    let r = reqwest::get(format!("http://{}/api/status", none.admin))
         .await
         .unwrap();
     assert_eq!(
@@ -903,7 +915,15 @@ async fn api_status_needs_the_configured_bearer_token() {
 
     let c = Console::start(None, Some("monitoring-token-0123456789")).await;
     let client = reqwest::Client::new();
-    let url = format!("http://{}/api/status", c.addr);
+    // Only on the admin listener: the public one (behind the reverse proxy) does not know it.
+    let public = client
+        .get(format!("http://{}/api/status", c.addr))
+        .bearer_auth("monitoring-token-0123456789")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(public.status(), 404);
+    let url = format!("http://{}/api/status", c.admin);
     assert_eq!(client.get(&url).send().await.unwrap().status(), 401);
     for wrong in [
         "Bearer monitoring-token-012345678",
@@ -980,6 +1000,27 @@ fn user_cmd(config: &std::path::Path, args: &[&str], stdin: &str) -> std::proces
 fn user_commands_add_list_and_disable_accounts_in_the_database() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), "127.0.0.1:1".parse().unwrap(), "");
+
+    // Commands never create or migrate the database: that is the daemon's or `sonae db migrate`'s job.
+    let out = user_cmd(&config, &["list"], "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("run `sonae db migrate`"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!dir.path().join("sonae.db").exists());
+    let out = Command::new(SONAE)
+        .args(["db", "migrate", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("created; schema version"));
 
     let out = user_cmd(
         &config,
@@ -1119,13 +1160,8 @@ fn a_city_edits_a_console_template_without_recompiling() {
     );
     std::fs::write(tpl.join("login.html"), login).unwrap();
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let extra = format!("templates_dir = \"{}\"", tpl.display());
-    // `extra` lands after [line]; put it under [console] instead.
-    let config = write_config(dir.path(), addr, "");
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace("[console]\n", &format!("[console]\n{extra}\n"));
-    std::fs::write(&config, text).unwrap();
+    let extra = format!("\n[console]\ntemplates_dir = \"{}\"\n", tpl.display());
+    let config = write_config(dir.path(), addr, &extra);
     let daemon = Daemon::start(&config, addr);
     let (code, body) = crate::helpers::reqwest::get_full(&daemon.url("/console/login")).unwrap();
     assert_eq!(code, 200);
@@ -1361,6 +1397,7 @@ async fn the_plow_dispatcher_view_needs_a_session_and_an_operator_starts_and_end
 async fn console_with_districts() -> Console {
     Console::start_with(None, None, |c| {
         let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        c.place.enabled = true;
         c.place.districts = repo.join("deploy/demo/sapporo-districts.geojson");
         c.place.shelters =
             vec![repo.join("deploy/demo/sapporo-01100-shitei-kinkyu-hinanbasho.csv")];

@@ -83,7 +83,11 @@ fn spawn(config: &Path, addr: SocketAddr) -> Daemon {
         .stderr(std::process::Stdio::inherit())
         .spawn()
         .expect("starting sonae");
-    Daemon { child, addr }
+    Daemon {
+        child,
+        addr,
+        admin: crate::helpers::admin_of(config),
+    }
 }
 
 /// (batches pending or in flight, batches in total) straight from the SQLite file.

@@ -44,12 +44,12 @@ async fn apply(store: &Store, files: &[&str]) {
         .unwrap();
 }
 
-/// Waits until the in-process daemon answers `/healthz`: it serves only once its components are up (the
+/// Waits until the in-process daemon answers `/healthz` (on its admin listener `admin`): it serves only once its components are up (the
 /// 札幌市 districts take seconds to load in a debug build on a busy machine), and a webhook the stand-in sends
 /// before that waits in the listen backlog and can outlast the stand-in's 10 s timeout — the event is then
 /// lost, as it would be at LINE without redelivery.
-async fn serving(addr: std::net::SocketAddr) {
-    let url = format!("http://{addr}/healthz");
+async fn serving(admin: std::net::SocketAddr) {
+    let url = format!("http://{admin}/healthz");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
         let ok = reqwest::Client::new()
@@ -239,12 +239,10 @@ async fn a_follow_through_the_webhook_gets_a_welcome_and_a_shared_location_regis
 {
     let dir = tempfile::tempdir().unwrap();
     let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
-    let mut config = sonae::config::Config::default();
-    config.server.listen = "127.0.0.1:0".parse().unwrap();
-    config.store.path = dir.path().join("sonae.db");
-    config.jma.feeds = Vec::new();
+    let mut config = crate::helpers::test_config(&dir.path().join("sonae.db"));
     config.line.api_base = sandbox.url();
     config.line.api_data_base = sandbox.url();
+    config.place.enabled = true;
     config.place.districts = repo("deploy/demo/sapporo-districts.geojson");
     config.place.shelters = vec![repo(
         "deploy/demo/sapporo-01100-shitei-kinkyu-hinanbasho.csv",
@@ -256,9 +254,10 @@ async fn a_follow_through_the_webhook_gets_a_welcome_and_a_shared_location_regis
     .await
     .unwrap();
     let addr = app.local_addr();
+    let admin = app.admin_addr();
     let store = app.context().infra.store.clone();
     let daemon = InProcess::run(app);
-    serving(addr).await;
+    serving(admin).await;
     sandbox.set_webhook_url(&format!("http://{addr}/webhook"));
 
     let who = user(7);
@@ -338,12 +337,10 @@ async fn the_rich_menu_residents_see_follows_the_mode_with_and_without_per_user_
 
     let dir = tempfile::tempdir().unwrap();
     let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
-    let mut config = sonae::config::Config::default();
-    config.server.listen = "127.0.0.1:0".parse().unwrap();
-    config.store.path = dir.path().join("sonae.db");
-    config.jma.feeds = Vec::new();
+    let mut config = crate::helpers::test_config(&dir.path().join("sonae.db"));
     config.line.api_base = sandbox.url();
     config.line.api_data_base = sandbox.url();
+    config.place.enabled = true;
     config.place.districts = repo("deploy/demo/sapporo-districts.geojson");
     config.place.shelters = vec![repo(
         "deploy/demo/sapporo-01100-shitei-kinkyu-hinanbasho.csv",
@@ -358,6 +355,7 @@ async fn the_rich_menu_residents_see_follows_the_mode_with_and_without_per_user_
     .await
     .unwrap();
     let addr = app.local_addr();
+    let admin = app.admin_addr();
     let ctx = app.context().clone();
     let menus = richmenu::embedded_templates(&format!("http://{addr}")).unwrap();
     richmenu::sync(&ctx.line.client, &ctx.infra.store, &menus)
@@ -372,7 +370,7 @@ async fn the_rich_menu_residents_see_follows_the_mode_with_and_without_per_user_
         .unwrap()
         .unwrap();
     let daemon = InProcess::run(app);
-    serving(addr).await;
+    serving(admin).await;
     sandbox.set_webhook_url(&format!("http://{addr}/webhook"));
 
     // A: a friend without a per-user link; B: follows through the webhook and is linked to the normal menu.

@@ -303,9 +303,8 @@ async fn start_app_with(
     people: &People,
     tweak: impl FnOnce(&mut sonae::config::Config),
 ) -> App {
-    let mut config = sonae::config::Config::default();
-    config.server.listen = "127.0.0.1:0".parse().unwrap();
-    config.store.path = dir.join("sonae.db");
+    let mut config = crate::helpers::test_config(&dir.join("sonae.db"));
+    config.place.enabled = true;
     config.jma.feeds = feeds.iter().map(|f| feed.url(f)).collect();
     // One poll a second: below the 10 s the config file allows (politeness to JMA), fine for a local feed, and
     // it keeps each step of a flow to about a second.
@@ -924,9 +923,10 @@ shelters = ["{shelters}"]
     crate::helpers::write_config(dir, addr, &extra)
 }
 
-/// The daemon's `/healthz` reports a disaster component only after its first cycle in this process.
-fn disaster_cycle_ran(addr: SocketAddr) -> Result<(), String> {
-    let (_, body) = crate::helpers::reqwest::get_full(&format!("http://{addr}/healthz"))
+/// The daemon's `/healthz` (on its admin listener) reports a disaster component only after its first cycle
+/// in this process.
+fn disaster_cycle_ran(admin: SocketAddr) -> Result<(), String> {
+    let (_, body) = crate::helpers::reqwest::get_full(&format!("http://{admin}/healthz"))
         .map_err(|e| e.to_string())?;
     let v: serde_json::Value = serde_json::from_str(&body).map_err(|e| format!("{e}: {body}"))?;
     match v["components"]["disaster"]["status"].as_str() {
@@ -998,13 +998,14 @@ async fn the_same_telegram_in_the_regular_extra_and_long_feeds_around_a_restart_
     feed.publish_as("dup1_VPWW55.xml", "dup1copy_VPWW55.xml", &["regular.xml"]);
     let polled = feed.hits("/developer/xml/feed/regular.xml");
     let _daemon = crate::helpers::Daemon::start(&config, addr);
+    let admin = crate::helpers::admin_of(&config);
     eventually("the copy read and set aside as a duplicate", || {
         let (store, feed) = (store.clone(), feed.clone());
         async move {
             if feed.hits("/developer/xml/feed/regular.xml") <= polled {
                 return Err("regular feed not polled since the restart".into());
             }
-            disaster_cycle_ran(addr)?;
+            disaster_cycle_ran(admin)?;
             let (copy, cursor, last_event): (String, i64, i64) = store
                 .read(|c| {
                     Ok(c.query_row(

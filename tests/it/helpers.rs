@@ -18,50 +18,121 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// Writes secret files and a config for the real binary into `dir`; `extra` is appended to the config.
+/// Leaflet from this checkout (`scripts/install-test-deps` fetches it with npm): the daemon refuses to serve
+/// its maps without it.
+pub const LEAFLET_DIR: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/templates/web/node_modules/leaflet/dist"
+);
+
+/// A LINE API base nobody answers (the discard port): tests never reach the real LINE, and a daemon whose
+/// `server.public_url` is on loopback is not refused for pointing residents at this machine.
+pub const NO_LINE: &str = "http://127.0.0.1:9";
+
+/// What every in-process daemon of the tests needs on top of `Config::default()`: both listeners on free
+/// loopback ports, LINE nowhere (a test points it at its stand-in), the checkout's Leaflet, and no place data
+/// (`place.enabled = false`, the documented opt-out) unless the test gives its own.
+pub fn test_config(db: &Path) -> sonae::config::Config {
+    let mut c = sonae::config::Config::default();
+    c.server.listen = "127.0.0.1:0".parse().unwrap();
+    c.server.admin_listen = "127.0.0.1:0".parse().unwrap();
+    c.store.path = db.to_path_buf();
+    c.line.api_base = NO_LINE.into();
+    c.line.api_data_base = NO_LINE.into();
+    c.place.enabled = false;
+    c.plow.leaflet_dir = LEAFLET_DIR.into();
+    c.jma.feeds = Vec::new();
+    c
+}
+
+/// Writes secret files and a config for the real binary into `dir`; `extra` is appended to the config (right
+/// after the `[line]` keys, so it may add LINE keys before its own sections). The admin listener gets a free
+/// port ([`admin_of`] reads it back). Unless `extra` says otherwise: LINE is [`NO_LINE`], no JMA feed is
+/// polled, there is no place data (`place.enabled = false`), and Leaflet is the checkout's.
 pub fn write_config(dir: &Path, listen: SocketAddr, extra: &str) -> PathBuf {
     let secret = |name: &str, value: &str| {
         let p = dir.join(name);
         std::fs::write(&p, value).unwrap();
         p.display().to_string()
     };
+    let mut line_defaults = String::new();
+    if !extra.contains("api_base =") {
+        line_defaults.push_str(&format!("api_base = \"{NO_LINE}\"\n"));
+    }
+    if !extra.contains("api_data_base =") {
+        line_defaults.push_str(&format!("api_data_base = \"{NO_LINE}\"\n"));
+    }
+    let mut extra = extra.to_string();
+    if !extra.contains("leaflet_dir") {
+        let line = format!("leaflet_dir = \"{LEAFLET_DIR}\"\n");
+        if extra.contains("[plow]\n") {
+            extra = extra.replacen("[plow]\n", &format!("[plow]\n{line}"), 1);
+        } else {
+            extra.push_str(&format!("\n[plow]\n{line}"));
+        }
+    }
+    if !extra.contains("[place]") {
+        extra.push_str("\n[place]\nenabled = false\n");
+    }
+    // Never poll the real JMA feeds from a test unless the test configures its own.
+    if !extra.contains("[jma]") {
+        extra.push_str("\n[jma]\nfeeds = []\n");
+    }
     let text = format!(
         r#"[server]
 listen = "{listen}"
+admin_listen = "127.0.0.1:{admin}"
 public_url = "http://{listen}"
 shutdown_deadline_secs = 5
 
 [store]
 path = "{db}"
 
-[console]
-session_key = {{ file = "{sk}" }}
-
 [line]
 channel_secret = {{ file = "{cs}" }}
 channel_access_token = {{ file = "{at}" }}
-{extra}
+{line_defaults}{extra}
 "#,
+        admin = free_port(),
         db = dir.join("sonae.db").display(),
-        sk = secret("session-key", "0123456789abcdef0123456789abcdef0123456789"),
         cs = secret("channel-secret", "test-channel-secret"),
         at = secret("access-token", "test-access-token"),
     );
-    // Never poll the real JMA feeds from a test unless the test configures its own.
-    let text = if extra.contains("[jma]") {
-        text
-    } else {
-        text + "\n[jma]\nfeeds = []\n"
-    };
     let path = dir.join("sonae.toml");
     std::fs::write(&path, text).unwrap();
     path
 }
 
+/// `sonae db migrate --config CONFIG`: creates the database an operator's first command needs (commands never
+/// create or migrate it themselves).
+pub fn migrate(config: &Path) {
+    let out = Command::new(SONAE)
+        .args(["db", "migrate", "--config"])
+        .arg(config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "sonae db migrate: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The admin listener (`/healthz`, `/metrics`, `/api/status`) of a config file.
+pub fn admin_of(config: &Path) -> SocketAddr {
+    sonae::config::Config::from_file(config)
+        .unwrap_or_else(|e| panic!("{}: {e}", config.display()))
+        .server
+        .admin_listen
+}
+
 /// A running `sonae` process, killed on drop.
 pub struct Daemon {
     pub child: Child,
+    /// The public listener (webhook, resident pages, console).
     pub addr: SocketAddr,
+    /// The admin listener (`/healthz`, `/metrics`, `/api/status`).
+    pub admin: SocketAddr,
 }
 
 impl Daemon {
@@ -74,19 +145,29 @@ impl Daemon {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("starting sonae");
-        let d = Daemon { child, addr };
+        let d = Daemon {
+            child,
+            addr,
+            admin: admin_of(config),
+        };
         d.wait_healthy(Duration::from_secs(20));
         d
     }
 
+    /// A URL on the public listener.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
+    }
+
+    /// A URL on the admin listener.
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{}", self.admin, path)
     }
 
     pub fn wait_healthy(&self, within: Duration) {
         let start = Instant::now();
         while start.elapsed() < within {
-            if let Ok(r) = reqwest::blocking_get(&self.url("/healthz")) {
+            if let Ok(r) = reqwest::blocking_get(&self.admin_url("/healthz")) {
                 if r == 200 {
                     return;
                 }

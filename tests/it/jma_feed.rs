@@ -722,7 +722,7 @@ fn the_daemon_polls_its_configured_feeds_and_shows_them_on_metrics_and_healthz()
     let daemon = Daemon::start(&config, addr);
     let start = std::time::Instant::now();
     let metrics = loop {
-        let (_, body) = get_full(&daemon.url("/metrics")).unwrap();
+        let (_, body) = get_full(&daemon.admin_url("/metrics")).unwrap();
         if body.contains("sonae_jma_documents_fetched_total{feed=\"extra.xml\"} 1") {
             break body;
         }
@@ -738,7 +738,7 @@ fn the_daemon_polls_its_configured_feeds_and_shows_them_on_metrics_and_healthz()
     );
     // The feed's health is set when its poll completes, just after the download is counted.
     let health = loop {
-        let (code, health) = get_full(&daemon.url("/healthz")).unwrap();
+        let (code, health) = get_full(&daemon.admin_url("/healthz")).unwrap();
         assert_eq!(code, 200);
         if health.contains("jma_feed:extra.xml") {
             break health;

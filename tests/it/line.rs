@@ -887,7 +887,7 @@ impl TestDaemon {
     async fn start(sb: &SandboxHandle) -> TestDaemon {
         let dir = tempfile::tempdir().unwrap();
         let text = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\n[store]\npath = \"{}\"\n[line]\napi_base = \"{u}\"\napi_data_base = \"{u}\"\nwebhook_body_limit_bytes = 4096\n",
+            "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n[store]\npath = \"{}\"\n[line]\napi_base = \"{u}\"\napi_data_base = \"{u}\"\nwebhook_body_limit_bytes = 4096\n[place]\nenabled = false\n",
             dir.path().join("sonae.db").display(),
             u = sb.url()
         );
@@ -895,7 +895,6 @@ impl TestDaemon {
         let secrets = Secrets {
             line_channel_secret: Secret::new(SECRET),
             line_channel_access_token: Secret::new(TOKEN),
-            session_key: Secret::new("0123456789abcdef0123456789abcdef0123"),
             api_token: None,
         };
         let app = Application::build(config, secrets).await.unwrap();
@@ -1270,6 +1269,7 @@ async fn sonae_richmenu_sync_on_the_command_line_is_idempotent_and_switch_moves_
         "127.0.0.1:1".parse().unwrap(),
         &format!("api_base = \"{0}\"\napi_data_base = \"{0}\"\n", sb.url()),
     );
+    crate::helpers::migrate(&config);
     let config = config.to_str().unwrap();
     let (code, first, err) = run_sonae(&["richmenu", "sync", "--config", config]).await;
     assert_eq!(code, 0, "{err}");

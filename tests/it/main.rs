@@ -16,6 +16,8 @@ mod layers;
 mod line;
 mod line_sandbox;
 mod menus;
+mod network;
+mod ops;
 mod place;
 mod plow;
 mod shelters;

@@ -559,9 +559,10 @@ fn a_typed_town_name_with_arabic_numbers_finds_the_district() {
 
 // ---- CLI on the real binary ----------------------------------------------------------------------------
 
+/// The demo city's config, with its database created as an operator would (`sonae db migrate`).
 fn demo_config(dir: &std::path::Path) -> PathBuf {
     let addr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    write_config(
+    let config = write_config(
         dir,
         addr,
         &format!(
@@ -569,7 +570,9 @@ fn demo_config(dir: &std::path::Path) -> PathBuf {
             repo("deploy/demo/sapporo-districts.geojson").display(),
             repo("deploy/demo/sapporo-01100-shitei-kinkyu-hinanbasho.csv").display()
         ),
-    )
+    );
+    crate::helpers::migrate(&config);
+    config
 }
 
 fn run(args: &[&str]) -> (i32, String, String) {

@@ -126,7 +126,7 @@ fn json(d: &Daemon, path: &str) -> serde_json::Value {
 }
 
 fn metric(d: &Daemon, series: &str) -> Option<f64> {
-    let (_, body) = get_full(&d.url("/metrics")).ok()?;
+    let (_, body) = get_full(&d.admin_url("/metrics")).ok()?;
     body.lines()
         .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
         .and_then(|v| v.trim().parse().ok())
@@ -282,7 +282,7 @@ fn both_payload_formats_are_stored_and_every_rejection_reason_is_counted_and_rec
         )
         .unwrap();
     assert_eq!(problems, rejections.len() as i64);
-    let (code, _) = get_full(&d.url("/healthz")).unwrap();
+    let (code, _) = get_full(&d.admin_url("/healthz")).unwrap();
     assert_eq!(code, 200, "garbage never takes the daemon down");
 }
 
@@ -602,6 +602,7 @@ async fn the_dispatcher_starts_a_storm_in_the_console_and_sees_coverage_grow_per
              districts_file = \"{manifest}/deploy/demo/sapporo-wards.geojson\"\n"
         ),
     );
+    crate::helpers::migrate(&config);
     add_operator(&config, "haisha");
     let d = Daemon::start(&config, addr);
     wait_for(Duration::from_secs(15), "MQTT connection", || {
@@ -791,12 +792,10 @@ async fn an_opted_in_resident_gets_one_plow_notice_per_storm_and_none_after_opti
     let manifest = env!("CARGO_MANIFEST_DIR");
     let mq = Mosquitto::start(free_port(), dir.path());
     let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
-    let mut config = sonae::config::Config::default();
-    config.server.listen = "127.0.0.1:0".parse().unwrap();
-    config.store.path = dir.path().join("sonae.db");
-    config.jma.feeds = Vec::new();
+    let mut config = crate::helpers::test_config(&dir.path().join("sonae.db"));
     config.line.api_base = sandbox.url();
     config.line.api_data_base = sandbox.url();
+    config.place.enabled = true;
     config.place.districts = format!("{manifest}/deploy/demo/sapporo-districts.geojson").into();
     config.place.shelters =
         vec![format!("{manifest}/deploy/demo/sapporo-01100-shitei-kinkyu-hinanbasho.csv").into()];
@@ -829,6 +828,7 @@ async fn an_opted_in_resident_gets_one_plow_notice_per_storm_and_none_after_opti
     .await
     .unwrap();
     let addr = app.local_addr();
+    let admin = app.admin_addr();
     let store = app.context().infra.store.clone();
 
     // A: 中央区 resident (text), B: 北区 resident (text), C: no district, D: postback naming 中央区 (01101).
@@ -869,7 +869,7 @@ async fn an_opted_in_resident_gets_one_plow_notice_per_storm_and_none_after_opti
     sandbox.set_webhook_url(&format!("http://{addr}/webhook"));
     // The daemon serves HTTP once its components are up.
     eventually("the daemon to serve", || {
-        get_full(&format!("http://{addr}/healthz")).is_ok_and(|(code, _)| code == 200)
+        get_full(&format!("http://{admin}/healthz")).is_ok_and(|(code, _)| code == 200)
     })
     .await;
 
@@ -915,7 +915,7 @@ async fn an_opted_in_resident_gets_one_plow_notice_per_storm_and_none_after_opti
     );
 
     eventually("the MQTT connection", || {
-        metric_at(addr, "sonae_plow_mqtt_connected") == Some(1.0)
+        metric_at(admin, "sonae_plow_mqtt_connected") == Some(1.0)
     })
     .await;
     let mut drive = Drive {
@@ -1056,7 +1056,11 @@ fn the_embedded_broker_readiness_probe_leaves_no_error_in_the_log() {
         .stderr(std::fs::File::create(&log_path).unwrap())
         .spawn()
         .unwrap();
-    let d = Daemon { child, addr };
+    let d = Daemon {
+        child,
+        addr,
+        admin: crate::helpers::admin_of(&config),
+    };
     d.wait_healthy(Duration::from_secs(20));
     // Sonae's own MQTT client connects after the probe has finished.
     wait_for(Duration::from_secs(15), "MQTT connection", || {

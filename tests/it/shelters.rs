@@ -80,7 +80,10 @@ fn the_shelter_api_lists_open_suited_shelters_nearest_first_and_refuses_bad_quer
     );
     let (code, page) = get_full(&d.url("/shelters")).unwrap();
     assert_eq!(code, 200);
-    assert!(page.contains("避難場所マップ") && page.contains("/api/shelters"));
+    assert!(page.contains("避難場所マップ") && page.contains("/assets/shelters.js"));
+    let (code, script) = get_full(&d.url("/assets/shelters.js")).unwrap();
+    assert_eq!(code, 200);
+    assert!(script.contains("/api/shelters"));
 }
 
 #[test]
