@@ -11,6 +11,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (200, "line", include_str!("migrations/0200_line.sql")),
     (
+        201,
+        "richmenu_variants",
+        include_str!("migrations/0201_richmenu_variants.sql"),
+    ),
+    (
         300,
         "places_residents",
         include_str!("migrations/0300_places_residents.sql"),

@@ -634,16 +634,16 @@ async fn rich_menu_sync_creates_everything_once_and_a_second_sync_changes_nothin
     let first = richmenu::sync(&c.client, &c.store, &templates)
         .await
         .unwrap();
-    assert_eq!(first.created.len(), 3, "{first:?}");
-    assert_eq!(first.images_uploaded.len(), 3);
-    assert_eq!(first.aliases_created.len(), 3);
+    assert_eq!(first.created.len(), 4, "{first:?}");
+    assert_eq!(first.images_uploaded.len(), 4);
+    assert_eq!(first.aliases_created.len(), 4);
     assert_eq!(first.default_set.as_deref(), Some("normal-a"));
     let second = richmenu::sync(&c.client, &c.store, &templates)
         .await
         .unwrap();
     assert!(second.changed_nothing(), "{second:?}");
-    assert_eq!(c.client.list_rich_menus().await.unwrap().len(), 3);
-    assert_eq!(c.client.list_aliases().await.unwrap().len(), 3);
+    assert_eq!(c.client.list_rich_menus().await.unwrap().len(), 4);
+    assert_eq!(c.client.list_aliases().await.unwrap().len(), 4);
     let stored: i64 = c
         .store
         .read(|x| {
@@ -655,7 +655,7 @@ async fn rich_menu_sync_creates_everything_once_and_a_second_sync_changes_nothin
         })
         .await
         .unwrap();
-    assert_eq!(stored, 3);
+    assert_eq!(stored, 4);
 }
 
 #[tokio::test]
@@ -682,7 +682,7 @@ async fn sync_adopts_a_menu_created_before_a_crash_and_leaves_foreign_menus_alon
         .await
         .unwrap();
     assert_eq!(report.adopted, vec!["emergency".to_string()]);
-    assert_eq!(report.created.len(), 2);
+    assert_eq!(report.created.len(), 3);
     let ids: Vec<String> = c
         .client
         .list_rich_menus()
@@ -691,7 +691,7 @@ async fn sync_adopts_a_menu_created_before_a_crash_and_leaves_foreign_menus_alon
         .into_iter()
         .map(|m| m.rich_menu_id)
         .collect();
-    assert_eq!(ids.len(), 4);
+    assert_eq!(ids.len(), 5);
     assert!(ids.contains(&foreign) && ids.contains(&orphan));
 }
 
@@ -793,6 +793,75 @@ async fn an_account_switch_reaches_users_with_per_user_links_and_switches_back()
         "{back:?}"
     );
     for u in [&tab_user, &linked_user, &plain_user] {
+        assert_eq!(
+            shown_menu(&sb, u).await.0.as_deref(),
+            Some(normal_a.as_str()),
+            "{u}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_snow_emergency_moves_everyone_to_the_snow_variant_with_the_plow_map_and_back() {
+    let sb = sandbox(Settings {
+        batch_duration: chrono::Duration::milliseconds(300),
+        ..Settings::default()
+    })
+    .await;
+    let c = synced(&sb).await;
+    let normal_a = richmenu::entry_menu(&c.store, Mode::Normal)
+        .await
+        .unwrap()
+        .unwrap();
+    let (linked, plain) = (user(20), user(21));
+    for u in [&linked, &plain] {
+        post(
+            format!("{}/sandbox/users/{}/events", sb.url(), u.as_str()),
+            json!({"type":"follow"}),
+        )
+        .await;
+    }
+    c.client.link_rich_menu(&linked, &normal_a).await.unwrap();
+    // Disaster mode first (rain), then snow becomes the emergency.
+    richmenu::switch_with(&c.client, &c.store, Mode::Disaster, &fast_poll())
+        .await
+        .unwrap();
+    let snow = richmenu::MenuSet {
+        mode: Mode::Disaster,
+        variant: "snow".into(),
+    };
+    let report = richmenu::switch_set_with(&c.client, &c.store, &snow, &fast_poll())
+        .await
+        .unwrap();
+    assert_eq!(report.variant, "snow");
+    assert!(
+        matches!(&report.method, SwitchMethod::Batch { phase, .. } if phase == "succeeded"),
+        "{report:?}"
+    );
+    let (_, snow_menu) = richmenu::entry_of(&c.store, &snow).await.unwrap().unwrap();
+    for u in [&linked, &plain] {
+        assert_eq!(
+            shown_menu(&sb, u).await.0.as_deref(),
+            Some(snow_menu.as_str()),
+            "{u}"
+        );
+    }
+    let areas = sb.with_state(|s| s.shown_areas(linked.as_str()));
+    let labels: Vec<&str> = areas
+        .iter()
+        .filter_map(|a| a["action"]["label"].as_str())
+        .collect();
+    assert!(
+        labels.contains(&"除雪車マップ") && labels.contains(&"避難所マップ"),
+        "{labels:?}"
+    );
+    assert!(!labels.contains(&"キキクル"), "{labels:?}");
+    assert_eq!(richmenu::current_menu_set(&c.store).await.unwrap(), snow);
+    // Back to normal: from the snow variant too.
+    richmenu::switch_with(&c.client, &c.store, Mode::Normal, &fast_poll())
+        .await
+        .unwrap();
+    for u in [&linked, &plain] {
         assert_eq!(
             shown_menu(&sb, u).await.0.as_deref(),
             Some(normal_a.as_str()),
@@ -1275,7 +1344,7 @@ async fn sonae_richmenu_sync_on_the_command_line_is_idempotent_and_switch_moves_
     assert_eq!(code, 0, "{err}");
     assert_eq!(
         first["created"],
-        json!(["normal-a", "normal-b", "emergency"])
+        json!(["normal-a", "normal-b", "emergency", "emergency-snow"])
     );
     assert_eq!(first["default_set"], "normal-a");
     let (code, second, err) = run_sonae(&["richmenu", "sync", "--config", config]).await;
@@ -1290,7 +1359,7 @@ async fn sonae_richmenu_sync_on_the_command_line_is_idempotent_and_switch_moves_
         assert_eq!(second[k], json!([]), "{k}: {second}");
     }
     assert_eq!(second["default_set"], Value::Null);
-    assert_eq!(second["unchanged"].as_array().map(Vec::len), Some(3));
+    assert_eq!(second["unchanged"].as_array().map(Vec::len), Some(4));
     let (code, sw, err) = run_sonae(&["richmenu", "switch", "--config", config, "emergency"]).await;
     assert_eq!(code, 0, "{err}");
     assert_eq!(sw["mode"], "emergency");
@@ -1410,7 +1479,7 @@ async fn text_location_and_image_events_reach_their_handlers_which_reply_and_dow
 fn sonae_richmenu_images_redraws_the_committed_pngs_and_refuses_a_label_the_font_cannot_draw() {
     let src = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/templates/richmenus"));
     let dir = tempfile::tempdir().unwrap();
-    for name in ["normal-a", "normal-b", "emergency"] {
+    for name in ["normal-a", "normal-b", "emergency", "emergency-snow"] {
         std::fs::copy(
             src.join(format!("{name}.json")),
             dir.path().join(format!("{name}.json")),
