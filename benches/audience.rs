@@ -59,6 +59,7 @@ fn main() -> anyhow::Result<()> {
         Audience {
             districts: vec![ids[0].clone()],
             level3_opt_in_only: false,
+            unregistered: false,
         },
         200,
     )?;
@@ -67,6 +68,7 @@ fn main() -> anyhow::Result<()> {
         Audience {
             districts: districts.ids_for_jma_code("0110100"),
             level3_opt_in_only: false,
+            unregistered: false,
         },
         5,
     )?;
@@ -75,6 +77,7 @@ fn main() -> anyhow::Result<()> {
         Audience {
             districts: districts.ids_for_jma_code("0110000"),
             level3_opt_in_only: false,
+            unregistered: false,
         },
         3,
     )?;
@@ -83,6 +86,7 @@ fn main() -> anyhow::Result<()> {
         Audience {
             districts: districts.ids_for_jma_code("0110000"),
             level3_opt_in_only: true,
+            unregistered: false,
         },
         3,
     )?;

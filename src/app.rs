@@ -129,6 +129,12 @@ impl Application {
                         .record_problem("place", format!("地区・避難所データの不正な行: {p}"), None)
                         .await;
                 }
+                if !place.has_indoor_shelters() {
+                    infra
+                        .store
+                        .record_problem("place", NO_INDOOR_SHELTERS.into(), None)
+                        .await;
+                }
                 Some(Arc::new(place))
             }
             None => None,
@@ -143,6 +149,7 @@ impl Application {
             links: config.place.links.clone(),
             city: config.place.city_name.clone(),
             drill_audience: config.disaster.drill_audience.clone(),
+            shelter_reach: config.disaster.shelter_reach(),
             wake: Arc::new(tokio::sync::Notify::new()),
         };
         let ctx = Context {
@@ -257,6 +264,9 @@ impl Application {
     }
 }
 
+/// Recorded at start when no 指定避難所 is loaded (weather alerts name indoor shelters only).
+const NO_INDOOR_SHELTERS: &str = "指定避難所（屋内）のデータが読み込まれていないため、大雪・暴風雪・暴風の通知には避難所を載せません。place.shelters に国土地理院の指定避難所データを追加してください。";
+
 fn console_deps(ctx: &Context) -> crate::console::Deps {
     crate::console::Deps {
         store: ctx.infra.store.clone(),
@@ -302,6 +312,7 @@ async fn spawn_components(ctx: &Context) -> anyhow::Result<crate::services::Regi
             public_url: ctx.config.server.public_url.clone(),
             city: a.city.clone(),
             drill_audience: a.drill_audience.clone(),
+            shelter_reach: a.shelter_reach,
             outbox: outbox.clone(),
         };
         ctx.infra.scheduler.add(dispatcher.job(a.wake.clone()));

@@ -100,11 +100,13 @@ fn load_place(cfg: &PlaceConfig, out: &mut Preflight) -> Option<PlaceData> {
     };
     let ((districts, mut problems), (shelters, more)) = (districts?, shelters?);
     problems.extend(more);
-    Some(PlaceData {
-        districts,
-        shelters,
-        problems,
-    })
+    let place = PlaceData::new(districts, shelters, problems);
+    if !place.has_indoor_shelters() {
+        out.warnings.push(
+            "place.shelters: no 指定避難所 (GSI's 指定避難所 GeoJSON) is loaded, so alerts for 大雪・暴風雪・暴風 name no shelter (they name indoor 指定避難所 only); add the city's 指定避難所 file".into(),
+        );
+    }
+    Some(place)
 }
 
 /// A file that could not be used at all, in the words of the refusal.

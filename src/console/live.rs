@@ -7,10 +7,10 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 
 use super::providers::{
-    DeliveryRow, DeliverySource, ShelterRow, ShelterSource, ShelterStatus, WarningRow,
-    WarningSource,
+    select_for_bulk, AreaChoice, BulkChange, BulkOutcome, DeliveryRow, DeliverySource, ShelterRow,
+    ShelterSource, ShelterStatus, WarningRow, WarningSource,
 };
-use crate::place::PlaceData;
+use crate::place::{Need, PlaceData, ShelterKind};
 use crate::store::Store;
 
 /// How many recent alerts the console lists.
@@ -75,36 +75,106 @@ impl DeliverySource for LiveDeliveries {
     }
 }
 
+/// Shelters from the place data with their stored status; where each lies (ward, district) is worked out
+/// once, at construction.
 pub struct LiveShelters {
-    pub store: Store,
-    pub place: Arc<PlaceData>,
+    store: Store,
+    place: Arc<PlaceData>,
+    /// Per shelter (same order as `place.shelters.all()`): its area keys and the district's label.
+    placement: Vec<(Vec<String>, String)>,
+    areas: Vec<AreaChoice>,
 }
 
-fn to_console(s: crate::place::status::ShelterStatus) -> ShelterStatus {
-    ShelterStatus::parse(s.as_str()).unwrap_or(ShelterStatus::Open)
+impl LiveShelters {
+    pub fn new(store: Store, place: Arc<PlaceData>) -> LiveShelters {
+        let mut groups: Vec<String> = Vec::new();
+        let mut districts: Vec<(String, String)> = Vec::new();
+        let placement = place
+            .shelters
+            .all()
+            .iter()
+            .map(|s| {
+                let mut keys = vec!["all".to_string()];
+                let Some(d) = place.districts.locate(s.at) else {
+                    return (keys, String::new());
+                };
+                if let Some(g) = &d.group {
+                    keys.push(format!("group:{g}"));
+                    if !groups.contains(g) {
+                        groups.push(g.clone());
+                    }
+                }
+                keys.push(format!("district:{}", d.id));
+                let label = match &d.group {
+                    Some(g) => format!("{g} {}", d.name),
+                    None => d.name.clone(),
+                };
+                if !districts.iter().any(|(id, _)| *id == d.id) {
+                    districts.push((d.id.clone(), label.clone()));
+                }
+                (keys, label)
+            })
+            .collect();
+        districts.sort_by(|a, b| a.1.cmp(&b.1));
+        let mut areas = vec![AreaChoice {
+            key: "all".into(),
+            label: "市内全域".into(),
+            kind: String::new(),
+        }];
+        areas.extend(groups.into_iter().map(|g| AreaChoice {
+            key: format!("group:{g}"),
+            label: g,
+            kind: "区".into(),
+        }));
+        areas.extend(districts.into_iter().map(|(id, label)| AreaChoice {
+            key: format!("district:{id}"),
+            label,
+            kind: "地区（避難所のある地区）".into(),
+        }));
+        LiveShelters {
+            store,
+            place,
+            placement,
+            areas,
+        }
+    }
+
+    async fn rows(&self) -> anyhow::Result<Vec<ShelterRow>> {
+        let statuses = crate::place::status::statuses(&self.store).await?;
+        Ok(self
+            .place
+            .shelters
+            .all()
+            .iter()
+            .zip(&self.placement)
+            .map(|(s, (areas, district))| ShelterRow {
+                id: s.id.clone(),
+                name: s.name.clone(),
+                area: if district.is_empty() {
+                    s.address.clone()
+                } else {
+                    district.clone()
+                },
+                status: crate::place::status::status_of(&statuses, &s.id),
+                hazards: match s.kind {
+                    ShelterKind::Emergency => {
+                        s.hazards.iter().map(|h| h.label_ja().to_string()).collect()
+                    }
+                    ShelterKind::Evacuation => vec![Need::Stay.label_ja().to_string()],
+                },
+                needs: Need::all()
+                    .filter(|n| s.suits(*n))
+                    .map(|n| n.slug().to_string())
+                    .collect(),
+                areas: areas.clone(),
+            })
+            .collect())
+    }
 }
 
 impl ShelterSource for LiveShelters {
     fn shelters(&self) -> BoxFuture<'_, anyhow::Result<Vec<ShelterRow>>> {
-        Box::pin(async move {
-            let statuses = crate::place::status::statuses(&self.store).await?;
-            Ok(self
-                .place
-                .shelters
-                .all()
-                .iter()
-                .map(|s| ShelterRow {
-                    id: s.id.clone(),
-                    name: s.name.clone(),
-                    area: s.address.clone(),
-                    status: statuses
-                        .get(&s.id)
-                        .copied()
-                        .map_or(ShelterStatus::Open, to_console),
-                    hazards: s.hazards.iter().map(|h| h.label_ja().to_string()).collect(),
-                })
-                .collect())
-        })
+        Box::pin(self.rows())
     }
 
     fn set_status<'a>(
@@ -119,6 +189,42 @@ impl ShelterSource for LiveShelters {
             }
             crate::place::status::set_status(&self.store, id, status, actor).await?;
             Ok(true)
+        })
+    }
+
+    fn areas(&self) -> BoxFuture<'_, anyhow::Result<Vec<AreaChoice>>> {
+        Box::pin(async move { Ok(self.areas.clone()) })
+    }
+
+    fn set_status_bulk<'a>(
+        &'a self,
+        change: &'a BulkChange,
+        actor: &'a str,
+    ) -> BoxFuture<'a, anyhow::Result<BulkOutcome>> {
+        Box::pin(async move {
+            let rows = self.rows().await?;
+            let ids: Vec<String> = select_for_bulk(&rows, change)
+                .map(|r| r.id.clone())
+                .collect();
+            if ids.is_empty() {
+                return Ok(BulkOutcome {
+                    selected: 0,
+                    changed: 0,
+                });
+            }
+            let selected = ids.len();
+            let (actor, status) = (actor.to_string(), change.status);
+            let what = serde_json::json!({"need": change.need, "area": change.area});
+            let changed = self
+                .store
+                .write(move |tx| {
+                    crate::place::status::set_status_bulk_tx(tx, &ids, status, &actor, &what)
+                })
+                .await?;
+            Ok(BulkOutcome {
+                selected,
+                changed: changed.len(),
+            })
         })
     }
 }
@@ -164,10 +270,7 @@ mod tests {
         cfg.districts = format!("{demo}/sapporo-districts.geojson").into();
         cfg.shelters = vec![format!("{demo}/sapporo-01100-shitei-kinkyu-hinanbasho.csv").into()];
         let place = Arc::new(PlaceData::load(&cfg).unwrap());
-        let src = LiveShelters {
-            store: store.clone(),
-            place: place.clone(),
-        };
+        let src = LiveShelters::new(store.clone(), place.clone());
         let id = place.shelters.all()[0].id.clone();
         assert!(src
             .set_status(&id, ShelterStatus::Closed, "tester")
@@ -180,10 +283,11 @@ mod tests {
         let rows = src.shelters().await.unwrap();
         let row = rows.iter().find(|r| r.id == id).unwrap();
         assert_eq!(row.status, ShelterStatus::Closed);
+        // Unknown is not open: the city has said nothing about the others.
         assert!(rows
             .iter()
             .filter(|r| r.id != id)
-            .all(|r| r.status == ShelterStatus::Open));
+            .all(|r| r.status == ShelterStatus::Unknown));
         let audited: i64 = store
             .read(|c| {
                 Ok(c.query_row(

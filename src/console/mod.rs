@@ -150,10 +150,7 @@ impl Providers {
     /// place data (no place data: no shelters listed).
     pub fn live(store: &Store, place: Option<Arc<crate::place::PlaceData>>) -> Providers {
         let shelters: Arc<dyn ShelterSource> = match place {
-            Some(place) => Arc::new(live::LiveShelters {
-                store: store.clone(),
-                place,
-            }),
+            Some(place) => Arc::new(live::LiveShelters::new(store.clone(), place)),
             None => Board::<ShelterRow>::new(vec![]),
         };
         Providers {
@@ -190,6 +187,8 @@ pub struct AlertDeps {
     pub city: String,
     /// `disaster.drill_audience`.
     pub drill_audience: Vec<String>,
+    /// `disaster.shelter_max_km` and `shelter_same_municipality`.
+    pub shelter_reach: crate::disaster::policy::ShelterReach,
     /// Wakes the `alerts.dispatch` job.
     pub wake: crate::scheduler::Wake,
 }
@@ -205,6 +204,7 @@ impl AlertDeps {
             links: Default::default(),
             city: city.into(),
             drill_audience: vec![],
+            shelter_reach: Default::default(),
             wake: Arc::new(tokio::sync::Notify::new()),
         }
     }
@@ -306,6 +306,7 @@ pub fn router_with(ctx: Deps, providers: Providers, clock: Clock) -> Routers {
         .route("/console/mode", post(mode::submit))
         .route("/console/shelters", get(shelters::page))
         .route("/console/shelters/status", post(shelters::submit))
+        .route("/console/shelters/bulk", post(shelters::bulk))
         .route("/console/audit", get(audit::page))
         .route("/console/problems", get(problems::page))
         .route("/console/problems/resolve", post(problems::resolve))
@@ -486,6 +487,7 @@ fn flash_text(code: &str) -> Option<&'static str> {
         }
         "unchanged" => "すでにその状態です。変更はありません。",
         "shelter" => "避難所の状態を変更しました。",
+        "shelter_bulk" => "選んだ避難所の状態をまとめて変更しました。変更は監査ログに 1 件として記録されています。",
         "resolved" => "問題を対応済みにしました。",
         "storm_started" => "降雪対応を開始しました。地区別の除雪状況はここから数え直します。",
         "storm_ended" => "降雪対応を終了しました。",

@@ -63,8 +63,52 @@ pub struct ShelterRow {
     /// District or municipality the shelter is in, for grouping.
     pub area: String,
     pub status: ShelterStatus,
-    /// Hazards it is designated for, in operator language (e.g. "洪水", "土砂災害").
+    /// Hazards it is designated for, in operator language (e.g. "洪水", "土砂災害"); 「屋内の指定避難所」 for
+    /// a 指定避難所.
     pub hazards: Vec<String>,
+    /// The needs it suits (`place::Need::slug`: `flood`, …, `stay`), for bulk changes per hazard.
+    pub needs: Vec<String>,
+    /// The [`AreaChoice`] keys it lies in (`all`, `group:中央区`, `district:ID`).
+    pub areas: Vec<String>,
+}
+
+/// One choice of where a bulk change applies: the whole city (`all`), a ward (`group:NAME`) or a district
+/// with at least one shelter (`district:ID`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AreaChoice {
+    pub key: String,
+    pub label: String,
+    /// Heading the choice is listed under (「区」, 「地区」; empty for the whole city).
+    pub kind: String,
+}
+
+/// An operator's bulk change: every shelter suited to `need` in `area` gets `status`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct BulkChange {
+    /// `place::Need::slug`.
+    pub need: String,
+    /// [`AreaChoice::key`].
+    pub area: String,
+    pub status: ShelterStatus,
+}
+
+/// What a bulk change did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BulkOutcome {
+    /// Shelters suited to the need in the area.
+    pub selected: usize,
+    /// Of those, how many changed (the others already had that status).
+    pub changed: usize,
+}
+
+/// The shelters a bulk change selects, from the rows' `needs` and `areas` (the in-memory board and the
+/// live source use the same rule).
+pub fn select_for_bulk<'a>(
+    rows: &'a [ShelterRow],
+    change: &'a BulkChange,
+) -> impl Iterator<Item = &'a ShelterRow> + 'a {
+    rows.iter()
+        .filter(move |r| r.needs.contains(&change.need) && r.areas.contains(&change.area))
 }
 
 pub trait WarningSource: Send + Sync {
@@ -85,6 +129,15 @@ pub trait ShelterSource: Send + Sync {
         status: ShelterStatus,
         actor: &'a str,
     ) -> BoxFuture<'a, anyhow::Result<bool>>;
+    /// Where a bulk change can apply, the whole city first.
+    fn areas(&self) -> BoxFuture<'_, anyhow::Result<Vec<AreaChoice>>>;
+    /// Sets the status of every shelter [`select_for_bulk`] selects, all in one transaction with one audit
+    /// row (`shelter.status.bulk`) naming the operator. Nothing selected: nothing written.
+    fn set_status_bulk<'a>(
+        &'a self,
+        change: &'a BulkChange,
+        actor: &'a str,
+    ) -> BoxFuture<'a, anyhow::Result<BulkOutcome>>;
 }
 
 /// A list someone else keeps up to date (`replace`), read by the console. Serves warnings and deliveries.
@@ -139,6 +192,56 @@ impl ShelterSource for Board<ShelterRow> {
             }
         })
     }
+
+    fn areas(&self) -> BoxFuture<'_, anyhow::Result<Vec<AreaChoice>>> {
+        Box::pin(async move {
+            let mut keys: Vec<String> = Vec::new();
+            for r in self.snapshot() {
+                for a in r.areas {
+                    if !keys.contains(&a) {
+                        keys.push(a);
+                    }
+                }
+            }
+            Ok(keys
+                .into_iter()
+                .map(|key| AreaChoice {
+                    label: if key == "all" {
+                        "市内全域".into()
+                    } else {
+                        key.split_once(':')
+                            .map_or(key.clone(), |(_, n)| n.to_string())
+                    },
+                    kind: String::new(),
+                    key,
+                })
+                .collect())
+        })
+    }
+
+    fn set_status_bulk<'a>(
+        &'a self,
+        change: &'a BulkChange,
+        _actor: &'a str,
+    ) -> BoxFuture<'a, anyhow::Result<BulkOutcome>> {
+        Box::pin(async move {
+            let mut rows = self.0.write().unwrap_or_else(|p| p.into_inner());
+            let ids: Vec<String> = select_for_bulk(&rows, change)
+                .map(|r| r.id.clone())
+                .collect();
+            let mut changed = 0;
+            for r in rows.iter_mut().filter(|r| ids.contains(&r.id)) {
+                if r.status != change.status {
+                    r.status = change.status;
+                    changed += 1;
+                }
+            }
+            Ok(BulkOutcome {
+                selected: ids.len(),
+                changed,
+            })
+        })
+    }
 }
 
 #[cfg(test)]
@@ -176,6 +279,8 @@ mod tests {
                 area: "中央".into(),
                 status: ShelterStatus::Closed,
                 hazards: vec!["洪水".into()],
+                needs: vec!["flood".into()],
+                areas: vec!["all".into()],
             },
             ShelterRow {
                 id: "s2".into(),
@@ -183,6 +288,8 @@ mod tests {
                 area: "中央".into(),
                 status: ShelterStatus::Closed,
                 hazards: vec![],
+                needs: vec!["stay".into()],
+                areas: vec!["all".into()],
             },
         ]);
         assert!(b.set_status("s2", ShelterStatus::Open, "x").await.unwrap());
@@ -190,5 +297,25 @@ mod tests {
         let rows = b.shelters().await.unwrap();
         assert_eq!(rows[0].status, ShelterStatus::Closed);
         assert_eq!(rows[1].status, ShelterStatus::Open);
+        // Bulk: only the shelter suited to the need changes.
+        let out = b
+            .set_status_bulk(
+                &BulkChange {
+                    need: "flood".into(),
+                    area: "all".into(),
+                    status: ShelterStatus::Open,
+                },
+                "x",
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            out,
+            BulkOutcome {
+                selected: 1,
+                changed: 1
+            }
+        );
+        assert_eq!(b.shelters().await.unwrap()[0].status, ShelterStatus::Open);
     }
 }

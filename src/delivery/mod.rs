@@ -199,7 +199,8 @@ impl Enqueued {
 /// [`MAX_RECIPIENTS`], each with a fresh UUID retry key. `now_ms` is the wall clock (unix ms).
 ///
 /// De-duplication: explicit [`Recipients::Users`] by id; [`Recipients::Residents`] by district (a resident
-/// has exactly one district, so distinct districts never share a resident). An alert mixing the two kinds is
+/// has exactly one district or none, so distinct districts and the unregistered friends never share a
+/// resident; the unregistered friends are read once per alert). An alert mixing the two kinds is
 /// refused, because they could overlap. Ids that are not well-formed LINE user ids are dropped, counted and
 /// recorded as a problem: LINE rejects a whole multicast for one bad id.
 pub fn enqueue(
@@ -283,6 +284,7 @@ pub fn enqueue(
     };
     let mut seen_users: HashSet<&str> = HashSet::new();
     let mut seen_districts: HashSet<&str> = HashSet::new();
+    let mut seen_unregistered = false;
     for p in plans {
         out.start(&p.messages);
         match &p.recipients {
@@ -303,6 +305,8 @@ pub fn enqueue(
                 let audience = crate::resident::Audience {
                     districts,
                     level3_opt_in_only: audience.level3_opt_in_only,
+                    unregistered: audience.unregistered
+                        && !std::mem::replace(&mut seen_unregistered, true),
                 };
                 crate::resident::for_each_audience_id(tx, &audience, |id| out.push(id))?;
             }

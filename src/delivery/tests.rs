@@ -813,6 +813,7 @@ fn a_resident_audience_is_streamed_into_full_batches_once_per_district_even_if_l
         Recipients::Residents(crate::resident::Audience {
             districts: d.iter().map(|s| s.to_string()).collect(),
             level3_opt_in_only: opt,
+            unregistered: false,
         })
     };
     let e = enqueue_now(
@@ -895,6 +896,7 @@ fn an_alert_mixing_explicit_recipients_and_resident_audiences_is_refused() {
             recipients: Recipients::Residents(crate::resident::Audience {
                 districts: vec!["north".into()],
                 level3_opt_in_only: false,
+                unregistered: false,
             }),
         },
         Planned {

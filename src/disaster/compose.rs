@@ -72,9 +72,14 @@ const KNOWN: &[&str] = &[
     "shelter_name",
     "shelter_distance",
     "shelter_link",
+    "shelter_status",
+    "shelters_heading",
+    "shelters_note",
+    "register_data",
+    "max_km",
 ];
 
-/// An open shelter suited to the hazard, nearest first (from `place`).
+/// A shelter suited to the hazard, as `place::Shelters::suggest` orders them (opened first, then nearest).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ShelterRef {
     pub name: String,
@@ -82,6 +87,9 @@ pub struct ShelterRef {
     pub distance_m: f64,
     /// A map link for the shelter (e.g. 地理院地図 or the shelter page with the shelter selected).
     pub map_url: String,
+    /// The city opened it (the message says 「開設中」); otherwise a designated site whose status the city has
+    /// not announced (the message adds 「開設状況は市の発表をご確認ください」).
+    pub opened: bool,
 }
 
 /// Links for the municipality (from `place`'s hazard-link builder). `None` drops the button.
@@ -92,13 +100,26 @@ pub struct HazardLinks {
     pub jma: Option<String>,
 }
 
+/// Whom one message is for: the residents of a district, or the friends who never registered one.
+#[derive(Clone, Copy, Debug)]
+pub enum Area<'a> {
+    /// A district, with the shelters near it: suited to the hazard, within `max_km`, opened ones first;
+    /// only the first [`MAX_SHELTERS`] are used. Empty: none that near (the message says so).
+    District {
+        district: &'a DistrictRef,
+        shelters: &'a [ShelterRef],
+        max_km: f64,
+    },
+    /// The municipality-level message for friends without a district: no district shelters, the shelter-map
+    /// link and a 「地区を登録」 button (`action=register`).
+    Unregistered,
+}
+
 /// What one message is built from.
 #[derive(Clone, Copy, Debug)]
 pub struct ComposeInput<'a> {
     pub step: &'a AlertStep,
-    pub district: &'a DistrictRef,
-    /// Nearest open shelters suited to the hazard; only the first [`MAX_SHELTERS`] are used.
-    pub shelters: &'a [ShelterRef],
+    pub area: Area<'a>,
     pub links: &'a HazardLinks,
     /// `server.public_url`, for `{public_url}/shelters?district=…&hazard=…`.
     pub public_url: &'a str,
@@ -140,7 +161,13 @@ struct Texts {
     notes: BTreeMap<String, String>,
     drill_mark: String,
     drill_note: String,
-    no_shelters: String,
+    shelters_heading_opened: String,
+    shelters_heading: String,
+    shelter_opened: String,
+    shelters_unconfirmed: String,
+    no_shelters_near: String,
+    unregistered_area: String,
+    unregistered_shelters: String,
     issued: String,
     lifted: String,
     alt_text: String,
@@ -328,6 +355,7 @@ impl Templates {
                     "https://maps.gsi.go.jp/#16/38.25/140.33/{}",
                     "x".repeat(200)
                 ),
+                opened: i == 0,
             })
             .collect();
         let links = HazardLinks {
@@ -360,17 +388,31 @@ impl Templates {
                         previous: (kind != StepKind::Issue).then(|| snap(level)),
                         districts: vec![district.clone()],
                         audience: Audience::Everyone,
+                        unregistered: true,
                         priority: Priority::Disaster,
                         reported_at: t0,
                     };
-                    self.compose(ComposeInput {
-                        step: &step,
-                        district: &district,
-                        shelters: &shelters,
-                        links: &links,
-                        public_url: "https://bousai.example.lg.jp",
-                    })
-                    .map_err(|e| format!("{kind:?} level {level} drill {drill}: {e}"))?;
+                    for area in [
+                        Area::District {
+                            district: &district,
+                            shelters: &shelters,
+                            max_km: 10.0,
+                        },
+                        Area::District {
+                            district: &district,
+                            shelters: &[],
+                            max_km: 10.0,
+                        },
+                        Area::Unregistered,
+                    ] {
+                        self.compose(ComposeInput {
+                            step: &step,
+                            area,
+                            links: &links,
+                            public_url: "https://bousai.example.lg.jp",
+                        })
+                        .map_err(|e| format!("{kind:?} level {level} drill {drill}: {e}"))?;
+                    }
                 }
             }
         }
@@ -434,8 +476,11 @@ impl Templates {
             StepKind::Lift => jst(step.reported_at),
             _ => jst(subject.issued_at),
         };
-        let shelter_map_url =
-            shelter_map_url(input.public_url, &input.district.id, step.phenomenon);
+        let district_id = match input.area {
+            Area::District { district, .. } => Some(district.id.as_str()),
+            Area::Unregistered => None,
+        };
+        let shelter_map_url = shelter_map_url(input.public_url, district_id, step.phenomenon);
         let mut vars: BTreeMap<&str, String> = BTreeMap::new();
         let drill_mark = if step.drill {
             tx.drill_mark.clone()
@@ -460,7 +505,13 @@ impl Templates {
                 .unwrap_or_default(),
         );
         vars.insert("municipality", step.municipality_name.clone());
-        vars.insert("district", input.district.name.clone());
+        vars.insert(
+            "district",
+            match input.area {
+                Area::District { district, .. } => district.name.clone(),
+                Area::Unregistered => tx.unregistered_area.clone(),
+            },
+        );
         vars.insert("date", time.clone());
         vars.insert(
             "level_label",
@@ -535,22 +586,66 @@ impl Templates {
         }
         vars.insert("note", note);
 
-        let shelters: Vec<Value> = if input.shelters.is_empty() {
-            vec![json!({"type": "text", "text": tx.no_shelters, "size": "sm", "wrap": true})]
-        } else {
-            input
-                .shelters
-                .iter()
-                .take(MAX_SHELTERS)
-                .map(|s| {
-                    let mut v = vars.clone();
-                    v.insert("shelter_name", s.name.clone());
-                    v.insert("shelter_distance", format_distance(s.distance_m));
-                    v.insert("shelter_link", s.map_url.clone());
-                    render(&self.shelter_row, &v, &[])
-                })
-                .collect()
+        let row = |text: &str| json!({"type": "text", "text": text, "size": "sm", "wrap": true});
+        let (heading, note, shelters): (&str, &str, Vec<Value>) = match input.area {
+            Area::Unregistered => (
+                tx.shelters_heading.as_str(),
+                "",
+                vec![row(&tx.unregistered_shelters)],
+            ),
+            Area::District {
+                shelters, max_km, ..
+            } => {
+                let listed = &shelters[..shelters.len().min(MAX_SHELTERS)];
+                let mut v = vars.clone();
+                v.insert("max_km", format_km(max_km));
+                if listed.is_empty() {
+                    (
+                        tx.shelters_heading.as_str(),
+                        "",
+                        vec![row(&fill(&tx.no_shelters_near, &v))],
+                    )
+                } else {
+                    let all_opened = listed.iter().all(|s| s.opened);
+                    let rows = listed
+                        .iter()
+                        .map(|s| {
+                            let mut v = v.clone();
+                            v.insert("shelter_name", s.name.clone());
+                            v.insert("shelter_distance", format_distance(s.distance_m));
+                            v.insert("shelter_link", s.map_url.clone());
+                            v.insert(
+                                "shelter_status",
+                                if s.opened {
+                                    tx.shelter_opened.clone()
+                                } else {
+                                    String::new()
+                                },
+                            );
+                            render(&self.shelter_row, &v, &[])
+                        })
+                        .collect();
+                    if all_opened {
+                        (tx.shelters_heading_opened.as_str(), "", rows)
+                    } else {
+                        (
+                            tx.shelters_heading.as_str(),
+                            tx.shelters_unconfirmed.as_str(),
+                            rows,
+                        )
+                    }
+                }
+            }
         };
+        vars.insert("shelters_heading", heading.to_string());
+        vars.insert("shelters_note", note.to_string());
+        vars.insert(
+            "register_data",
+            match input.area {
+                Area::Unregistered => crate::line::events::postback_data(&[("action", "register")]),
+                Area::District { .. } => String::new(),
+            },
+        );
         let template = if uses_alert {
             &self.alert
         } else {
@@ -652,6 +747,15 @@ pub fn jst(t: DateTime<Utc>) -> String {
         .to_string()
 }
 
+/// `10`, `2.5` (kilometres in a sentence).
+pub fn format_km(km: f64) -> String {
+    if km.fract() == 0.0 {
+        format!("{km:.0}")
+    } else {
+        format!("{km:.1}")
+    }
+}
+
 /// `350m`, `1.2km`.
 pub fn format_distance(m: f64) -> String {
     if !m.is_finite() || m < 0.0 {
@@ -694,7 +798,7 @@ pub(crate) fn fill(s: &str, vars: &BTreeMap<&str, String>) -> String {
 }
 
 /// Fills a template value; the array element `"{{shelters}}"` is replaced by `shelters`; empty texts,
-/// buttons with an empty URI, and empty URI actions are removed.
+/// buttons with an empty URI or postback data, and such empty actions are removed.
 pub(crate) fn render(v: &Value, vars: &BTreeMap<&str, String>, shelters: &[Value]) -> Value {
     match v {
         Value::String(s) => Value::String(fill(s, vars)),
@@ -716,7 +820,10 @@ pub(crate) fn render(v: &Value, vars: &BTreeMap<&str, String>, shelters: &[Value
             let mut out = serde_json::Map::new();
             for (k, x) in m {
                 let r = render(x, vars, shelters);
-                if k == "action" && r.get("uri").and_then(Value::as_str) == Some("") {
+                if k == "action"
+                    && (r.get("uri").and_then(Value::as_str) == Some("")
+                        || r.get("data").and_then(Value::as_str) == Some(""))
+                {
                     continue;
                 }
                 out.insert(k.clone(), r);
@@ -774,14 +881,17 @@ fn check_placeholders(v: &Value) -> Result<(), String> {
     }
 }
 
-/// The shelter-map page link for a district and hazard (also used by the rich menu).
-pub fn shelter_map_url(public_url: &str, district: &str, phenomenon: Phenomenon) -> String {
+/// The shelter-map page link for a district (none: the page locates the reader or shows the city) and the
+/// shelters the phenomenon calls for ([`Phenomenon::shelter_need`]).
+pub fn shelter_map_url(public_url: &str, district: Option<&str>, phenomenon: Phenomenon) -> String {
+    let mut q = url::form_urlencoded::Serializer::new(String::new());
+    if let Some(d) = district {
+        q.append_pair("district", d);
+    }
+    q.append_pair("hazard", phenomenon.shelter_need().slug());
     format!(
         "{}/shelters?{}",
         public_url.trim_end_matches('/'),
-        url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("district", district)
-            .append_pair("hazard", phenomenon.shelter_hazard())
-            .finish()
+        q.finish()
     )
 }

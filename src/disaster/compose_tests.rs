@@ -53,6 +53,7 @@ fn step(
         previous,
         districts: vec![district()],
         audience: Audience::Everyone,
+        unregistered: false,
         priority: Priority::Disaster,
         reported_at: t(9, 30),
     }
@@ -64,6 +65,7 @@ fn shelters(n: usize) -> Vec<ShelterRef> {
             name: format!("第{}小学校 \"体育館\"", i + 1),
             distance_m: 350.0 + 500.0 * i as f64,
             map_url: format!("https://maps.gsi.go.jp/#17/38.2{i}/140.33/"),
+            opened: false,
         })
         .collect()
 }
@@ -79,13 +81,27 @@ fn links() -> HazardLinks {
 }
 
 fn compose(s: &AlertStep, n_shelters: usize, links: &HazardLinks) -> Value {
+    compose_with(s, &shelters(n_shelters), links)
+}
+
+fn compose_with(s: &AlertStep, sh: &[ShelterRef], links: &HazardLinks) -> Value {
+    compose_area(
+        s,
+        Area::District {
+            district: &district(),
+            shelters: sh,
+            max_km: 10.0,
+        },
+        links,
+    )
+}
+
+fn compose_area(s: &AlertStep, area: Area<'_>, links: &HazardLinks) -> Value {
     let tpl = Templates::embedded().expect("built-in templates are valid");
-    let sh = shelters(n_shelters);
     let mut msgs = tpl
         .compose(ComposeInput {
             step: s,
-            district: &district(),
-            shelters: &sh,
+            area,
             links,
             public_url: "https://bousai.example.lg.jp/",
         })
@@ -230,11 +246,86 @@ fn up_to_three_shelters_are_listed_with_distance_and_map_link() {
 }
 
 #[test]
-fn no_open_shelter_says_so_instead_of_an_empty_list() {
+fn no_suitable_shelter_within_the_limit_says_so_instead_of_an_empty_list() {
     let m = compose(&step(StepKind::Issue, Some(special()), None), 0, &links());
-    assert!(texts(&m["contents"])
+    let all = texts(&m["contents"]);
+    assert!(
+        all.iter()
+            .any(|t| t.starts_with("10km以内に、この災害に適した避難所が見つかりません")),
+        "{all:?}"
+    );
+    assert!(!all.iter().any(|t| t.contains("開設中")), "{all:?}");
+}
+
+#[test]
+fn only_shelters_the_city_opened_are_called_open() {
+    // Designated sites whose status the city has not set: no 「開設中」, and a line to check the city's news.
+    let m = compose(&step(StepKind::Issue, Some(special()), None), 3, &links());
+    let all = texts(&m["contents"]);
+    assert!(all.iter().any(|t| t == "近くの避難所"), "{all:?}");
+    assert!(!all.iter().any(|t| t.contains("開設中")), "{all:?}");
+    assert!(all
         .iter()
-        .any(|t| t.contains("避難所マップでご確認ください")));
+        .any(|t| t == "開設状況は市の発表をご確認ください"));
+    // One opened, two unknown: the opened one is tagged, and the check line stays.
+    let mut sh = shelters(3);
+    sh[0].opened = true;
+    let m = compose_with(&step(StepKind::Issue, Some(special()), None), &sh, &links());
+    let all = texts(&m["contents"]);
+    assert_eq!(all.iter().filter(|t| *t == "開設中").count(), 1, "{all:?}");
+    assert!(all
+        .iter()
+        .any(|t| t == "開設状況は市の発表をご確認ください"));
+    // All opened: the heading says so and the check line goes.
+    sh.iter_mut().for_each(|s| s.opened = true);
+    let m = compose_with(&step(StepKind::Issue, Some(special()), None), &sh, &links());
+    let all = texts(&m["contents"]);
+    assert!(all.iter().any(|t| t == "近くの開設中の避難所"), "{all:?}");
+    assert_eq!(all.iter().filter(|t| *t == "開設中").count(), 3);
+    assert!(
+        !all.iter().any(|t| t.contains("市の発表をご確認")),
+        "{all:?}"
+    );
+    check_message(&m).unwrap();
+}
+
+#[test]
+fn the_message_for_friends_without_a_district_names_the_municipality_and_offers_registration() {
+    let s = step(StepKind::Issue, Some(special()), None);
+    let m = compose_area(&s, Area::Unregistered, &links());
+    let alt = m["altText"].as_str().unwrap();
+    assert!(alt.starts_with("【大雨特別警報】山形市（全域）"), "{alt}");
+    let all = texts(&m["contents"]);
+    assert!(all.iter().any(|t| t == "山形市 全域"), "{all:?}");
+    assert!(all.iter().any(|t| t.contains("お住まいの地区を登録すると")));
+    assert!(
+        !all.iter().any(|t| t.contains("小学校")),
+        "no district shelters"
+    );
+    let footer = &m["contents"]["footer"]["contents"];
+    let register = footer
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["action"]["type"] == "postback")
+        .expect("a postback button");
+    assert_eq!(register["action"]["label"], "地区を登録");
+    assert_eq!(register["action"]["data"], "action=register");
+    let u = uris(&m["contents"]["footer"]);
+    assert_eq!(u[0].0, "避難所マップ");
+    assert_eq!(u[0].1, "https://bousai.example.lg.jp/shelters?hazard=flood");
+    check_message(&m).unwrap();
+    // A district's copy has no registration button.
+    let d = compose(&s, 1, &links());
+    assert!(!d.to_string().contains("action=register"));
+    // Nor does a lift for registered residents, while the one for friends without a district does.
+    let lift = step(StepKind::Lift, None, Some(special()));
+    assert!(!compose(&lift, 0, &links())
+        .to_string()
+        .contains("action=register"));
+    assert!(compose_area(&lift, Area::Unregistered, &links())
+        .to_string()
+        .contains("action=register"));
 }
 
 #[test]
@@ -456,8 +547,11 @@ fn templates_load_from_a_directory_and_edits_take_effect_without_recompiling() {
     let m = tpl
         .compose(ComposeInput {
             step: &s,
-            district: &district(),
-            shelters: &[],
+            area: Area::District {
+                district: &district(),
+                shelters: &[],
+                max_km: 10.0,
+            },
             links: &links(),
             public_url: "https://x.example",
         })
@@ -517,5 +611,7 @@ fn distances_and_times_are_formatted_for_residents() {
     assert_eq!(format_distance(349.0), "350m");
     assert_eq!(format_distance(1234.0), "1.2km");
     assert_eq!(format_distance(f64::NAN), "—");
+    assert_eq!(format_km(10.0), "10");
+    assert_eq!(format_km(2.5), "2.5");
     assert_eq!(jst(t(15, 0)), "11月23日 0時00分");
 }

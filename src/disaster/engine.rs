@@ -29,7 +29,8 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::policy::{Action, DisasterConfig};
+use super::policy::{Action, DisasterConfig, Unregistered};
+use crate::place::{Hazard, Need};
 
 /// JMA `Control/Status`: 通常 (actual), 訓練 (exercise), 試験 (test).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -155,6 +156,21 @@ pub enum Phenomenon {
 }
 
 impl Phenomenon {
+    pub const ALL: [Phenomenon; 12] = [
+        Phenomenon::HeavyRain,
+        Phenomenon::Landslide,
+        Phenomenon::Flood,
+        Phenomenon::StormSurge,
+        Phenomenon::Storm,
+        Phenomenon::Snowstorm,
+        Phenomenon::HeavySnow,
+        Phenomenon::Waves,
+        Phenomenon::Tsunami,
+        Phenomenon::Earthquake,
+        Phenomenon::Volcano,
+        Phenomenon::Other,
+    ];
+
     pub fn ja(self) -> &'static str {
         match self {
             Phenomenon::HeavyRain => "大雨",
@@ -187,23 +203,40 @@ impl Phenomenon {
             Phenomenon::Other => "other",
         }
     }
-    /// The shelter-suitability hazard (GSI 指定緊急避難場所 flags) used for `/shelters?hazard=…` and the
-    /// nearest-shelter query: `flood`, `landslide`, `storm_surge`, `earthquake`, `tsunami`, `fire`,
-    /// `inland_flood`, `volcano`. Heavy rain means both flood and landslide; `flood` is the safer default
-    /// for lowland shelters, and the landslide thread has its own step.
-    pub fn shelter_hazard(self) -> &'static str {
+    /// Which shelters an alert about this phenomenon names — **the** hazard → shelter-type rule (also in
+    /// ARCHITECTURE.md, "Which shelters an alert names"):
+    ///
+    /// | phenomenon | shelters |
+    /// | --- | --- |
+    /// | 大雨, 洪水 | 指定緊急避難場所 designated for 洪水 |
+    /// | 土砂災害 | 指定緊急避難場所 designated for 崖崩れ・土石流・地滑り |
+    /// | 高潮, 波浪 | 指定緊急避難場所 designated for 高潮 |
+    /// | 津波 | 指定緊急避難場所 designated for 津波 |
+    /// | 地震 | 指定緊急避難場所 designated for 地震 |
+    /// | 火山 | 指定緊急避難場所 designated for 火山現象 |
+    /// | 大雪, 暴風雪, 暴風, その他 | indoor 指定避難所 (not 福祉避難所) |
+    ///
+    /// Heavy rain means both flood and landslide; 洪水 is the safer default for lowland shelters, and the
+    /// landslide thread has its own step. Weather that keeps people indoors must never send them to a site
+    /// designated only for earthquakes — often a park or a school ground.
+    pub fn shelter_need(self) -> Need {
         match self {
-            Phenomenon::HeavyRain | Phenomenon::Flood => "flood",
-            Phenomenon::Landslide => "landslide",
-            Phenomenon::StormSurge | Phenomenon::Waves => "storm_surge",
-            Phenomenon::Tsunami => "tsunami",
-            Phenomenon::Earthquake => "earthquake",
-            Phenomenon::Volcano => "volcano",
+            Phenomenon::HeavyRain | Phenomenon::Flood => Need::Flee(Hazard::Flood),
+            Phenomenon::Landslide => Need::Flee(Hazard::Landslide),
+            Phenomenon::StormSurge | Phenomenon::Waves => Need::Flee(Hazard::StormSurge),
+            Phenomenon::Tsunami => Need::Flee(Hazard::Tsunami),
+            Phenomenon::Earthquake => Need::Flee(Hazard::Earthquake),
+            Phenomenon::Volcano => Need::Flee(Hazard::Volcano),
             Phenomenon::Storm
             | Phenomenon::Snowstorm
             | Phenomenon::HeavySnow
-            | Phenomenon::Other => "earthquake",
+            | Phenomenon::Other => Need::Stay,
         }
+    }
+
+    /// Snow is the emergency: disaster mode shows the snow variant of the emergency menu (with 除雪車マップ).
+    pub fn is_snow(self) -> bool {
+        matches!(self, Phenomenon::HeavySnow | Phenomenon::Snowstorm)
     }
 }
 
@@ -407,6 +440,10 @@ pub struct AlertStep {
     pub previous: Option<WarningSnapshot>,
     pub districts: Vec<DistrictRef>,
     pub audience: Audience,
+    /// Friends who never registered a district also get this step, as one municipality-level message
+    /// (`disaster.unregistered`; never for drills or opted-in audiences).
+    #[serde(default)]
+    pub unregistered: bool,
     pub priority: Priority,
     /// When the telegram behind this step was reported (ReportDateTime); for a lift, the lifting telegram
     /// when the change stream names it, else the decision time.
@@ -422,6 +459,9 @@ pub struct Announced {
     pub warning: WarningSnapshot,
     /// The widest audience ever addressed in this thread; follow-ups go to it.
     pub audience: Audience,
+    /// Whether unregistered friends were ever addressed in this thread; if so, follow-ups reach them too.
+    #[serde(default)]
+    pub unregistered: bool,
     /// Report key of the last 訂正/取消 acted on, so the same change is not acted on twice.
     pub last_change_key: Option<String>,
 }
@@ -514,6 +554,16 @@ fn issuance_source(w: &WarningSnapshot) -> String {
 
 fn transition(from: &WarningSnapshot, to: &WarningSnapshot) -> String {
     format!("{}>{}", issuance_source(from), issuance_source(to))
+}
+
+/// Whether friends without a district get a step addressed to `audience` about a warning of `severity`.
+fn reaches_unregistered(config: &DisasterConfig, audience: Audience, severity: Severity) -> bool {
+    audience == Audience::Everyone
+        && match config.unregistered {
+            Unregistered::Everyone => true,
+            Unregistered::SpecialOnly => severity == Severity::Emergency,
+            Unregistered::None => false,
+        }
 }
 
 fn audience_for(action: Action) -> Option<Audience> {
@@ -621,6 +671,7 @@ pub fn decide(config: &DisasterConfig, memory: &EngineState, input: EngineInput<
                 let Some(districts) = districts_by_muni.get(w.municipality.as_str()) else {
                     continue;
                 };
+                let unregistered = reaches_unregistered(config, audience_of(aud), w.severity);
                 steps.push(AlertStep {
                     key: step_key(&thread, StepKind::Issue, &issuance_source(&snap)),
                     thread: thread.clone(),
@@ -633,6 +684,7 @@ pub fn decide(config: &DisasterConfig, memory: &EngineState, input: EngineInput<
                     previous: None,
                     districts: districts.clone(),
                     audience: audience_of(aud),
+                    unregistered,
                     priority: priority_of(action),
                     reported_at: w.report_datetime,
                 });
@@ -644,6 +696,7 @@ pub fn decide(config: &DisasterConfig, memory: &EngineState, input: EngineInput<
                         phenomenon: w.phenomenon,
                         warning: snap,
                         audience: audience_of(aud),
+                        unregistered,
                         last_change_key: change.map(|c| c.report_key.clone()),
                     },
                 );
@@ -679,6 +732,7 @@ pub fn decide(config: &DisasterConfig, memory: &EngineState, input: EngineInput<
                     previous: Some(p.warning.clone()),
                     districts,
                     audience: p.audience,
+                    unregistered: p.unregistered,
                     priority: if drill {
                         Priority::Normal
                     } else {
@@ -702,6 +756,8 @@ pub fn decide(config: &DisasterConfig, memory: &EngineState, input: EngineInput<
                     .unwrap_or_default();
                 let new_aud = audience_for(action).map(audience_of);
                 let widest = new_aud.map_or(p.audience, |a| a.max(p.audience));
+                let unregistered = p.unregistered
+                    || new_aud.is_some_and(|a| reaches_unregistered(config, a, w.severity));
                 let prev_rank = (
                     p.warning
                         .level
@@ -757,6 +813,7 @@ pub fn decide(config: &DisasterConfig, memory: &EngineState, input: EngineInput<
                         previous: Some(p.warning.clone()),
                         districts,
                         audience: widest,
+                        unregistered,
                         priority,
                         reported_at: change.map_or(w.report_datetime, |c| c.report_datetime),
                     });
@@ -774,6 +831,7 @@ pub fn decide(config: &DisasterConfig, memory: &EngineState, input: EngineInput<
                             phenomenon: w.phenomenon,
                             warning: snap,
                             audience: widest,
+                            unregistered,
                             last_change_key: change
                                 .map(|c| c.report_key.clone())
                                 .or_else(|| p.last_change_key.clone()),

@@ -1003,3 +1003,72 @@ fn a_second_downgrade_to_the_same_warning_has_its_own_key() {
     assert_eq!(kinds(&second), vec![StepKind::Downgrade]);
     assert_ne!(first.steps[0].key, second.steps[0].key);
 }
+
+#[test]
+fn unregistered_friends_follow_the_policy_and_hear_every_follow_up_of_what_they_were_told() {
+    use super::policy::Unregistered;
+    // everyone (default): every step to all residents; never opted-in steps.
+    let mut r = Run::new();
+    let d = r.step(t(5, 0), &[rain_warning(t(5, 0), t(5, 0))], &[], &[]);
+    assert_eq!(d.steps[0].audience, Audience::OptedIn);
+    assert!(!d.steps[0].unregistered, "opted-in steps never");
+    let d = r.step(t(6, 0), &[rain_special(t(6, 0), t(6, 0))], &[], &[]);
+    assert!(d.steps[0].unregistered);
+    let d = r.step(t(9, 0), &[], &[], &[]);
+    assert_eq!(kinds(&d), vec![StepKind::Lift]);
+    assert!(d.steps[0].unregistered, "the lift of what they were told");
+
+    // special_only: a 危険警報 (everyone) is not for them, its escalation to 特別警報 is, and so is the
+    // downgrade back to 警報 and the lift after it.
+    let mut r = Run::new();
+    r.config.unregistered = Unregistered::SpecialOnly;
+    let danger = warning(
+        YAMAGATA,
+        Phenomenon::HeavyRain,
+        Family::Weather,
+        "43",
+        "大雨危険警報",
+        Severity::Danger,
+        Some(4),
+        t(5, 0),
+        t(5, 0),
+    );
+    let d = r.step(t(5, 0), std::slice::from_ref(&danger), &[], &[]);
+    assert_eq!(d.steps[0].audience, Audience::Everyone);
+    assert!(!d.steps[0].unregistered);
+    let d = r.step(t(6, 0), &[rain_special(t(6, 0), t(6, 0))], &[], &[]);
+    assert_eq!(kinds(&d), vec![StepKind::Escalation]);
+    assert!(d.steps[0].unregistered);
+    let d = r.step(t(7, 0), std::slice::from_ref(&danger), &[], &[]);
+    assert_eq!(kinds(&d), vec![StepKind::Downgrade]);
+    assert!(
+        d.steps[0].unregistered,
+        "told of the 特別警報, told of its end"
+    );
+    let d = r.step(t(9, 0), &[], &[], &[]);
+    assert!(d.steps[0].unregistered);
+
+    // none: never; drills: never.
+    let mut r = Run::new();
+    r.config.unregistered = Unregistered::None;
+    let d = r.step(t(6, 0), &[rain_special(t(6, 0), t(6, 0))], &[], &[]);
+    assert!(!d.steps[0].unregistered);
+    let mut r = Run::new();
+    let mut drill = rain_special(t(6, 0), t(6, 0));
+    drill.status = ReportStatus::Exercise;
+    let d = r.step(t(6, 0), &[drill], &[], &[]);
+    assert_eq!(d.steps[0].audience, Audience::Drill);
+    assert!(!d.steps[0].unregistered);
+}
+
+#[test]
+fn engine_memory_saved_before_unregistered_friends_existed_still_loads() {
+    let mut r = Run::new();
+    r.step(t(6, 0), &[rain_special(t(6, 0), t(6, 0))], &[], &[]);
+    let mut v = serde_json::to_value(&r.state).unwrap();
+    for a in v["announced"].as_object_mut().unwrap().values_mut() {
+        a.as_object_mut().unwrap().remove("unregistered");
+    }
+    let old: EngineState = serde_json::from_value(v).unwrap();
+    assert!(old.announced.values().all(|a| !a.unregistered));
+}

@@ -583,6 +583,10 @@ struct TemplateFile {
     issuer: String,
     lift_issuer: String,
     shelter_heading: String,
+    /// Shown beside a shelter the city opened (others are designated sites whose status is not announced).
+    shelter_opened: String,
+    /// Added under the shelters when one of them was not opened by the city.
+    shelters_unconfirmed: String,
     drill_mark: String,
     drill_note: String,
     no_shelters: String,
@@ -674,6 +678,7 @@ impl ManualTemplates {
                 name: format!("{}{i}", "山形市立第一小学校体育館".repeat(4)),
                 distance_m: 1234.0,
                 map_url: "https://maps.gsi.go.jp/#17/38.250000/140.330000/".into(),
+                opened: i == 0,
             })
             .collect();
         for kind in [Kind::Alert, Kind::Correction, Kind::Withdrawal] {
@@ -843,18 +848,30 @@ impl ManualTemplates {
                 json!({"type": "text", "text": compose::fill(&t.no_shelters, &vars), "size": "sm", "wrap": true}),
             ]
         } else {
-            input
-                .shelters
+            let listed = &input.shelters[..input.shelters.len().min(compose::MAX_SHELTERS)];
+            let mut rows: Vec<Value> = listed
                 .iter()
-                .take(compose::MAX_SHELTERS)
                 .map(|s| {
                     let mut v = vars.clone();
                     v.insert("shelter_name", s.name.clone());
                     v.insert("shelter_distance", compose::format_distance(s.distance_m));
                     v.insert("shelter_link", s.map_url.clone());
+                    v.insert(
+                        "shelter_status",
+                        if s.opened {
+                            t.shelter_opened.clone()
+                        } else {
+                            String::new()
+                        },
+                    );
                     compose::render(&self.shelter_row, &v, &[])
                 })
-                .collect()
+                .collect();
+            // 「開設中」 only for shelters the city opened; the others are designated sites to check.
+            if listed.iter().any(|s| !s.opened) {
+                rows.push(json!({"type": "text", "text": t.shelters_unconfirmed, "size": "xs", "color": "#555555", "wrap": true}));
+            }
+            rows
         };
         if fix.is_some() || a.level == Level::Lift {
             vars.insert("shelter_heading", String::new());
@@ -895,29 +912,35 @@ pub struct Sending<'a> {
     pub city: &'a str,
     /// `disaster.drill_audience`: in a drill, the only recipients.
     pub drill_audience: &'a [String],
+    /// `disaster.shelter_max_km` and `shelter_same_municipality`.
+    pub shelter_reach: super::policy::ShelterReach,
 }
 
-/// The nearest shelters suited to `hazard` for a district (open ones first is the place module's rule).
+/// The shelters to name for `hazard` in a district: `place::Shelters::suggest` (suited, within `reach`,
+/// opened ones first, never closed or full), as for JMA-driven alerts.
 pub fn shelters_for(
     place: &PlaceData,
     district: &str,
     hazard: Hazard,
     status: &HashMap<String, ShelterStatus>,
+    reach: super::policy::ShelterReach,
 ) -> Vec<ShelterRef> {
     let Some(d) = place.districts.get(district) else {
         return Vec::new();
     };
     let need = hazard.place_hazard().map_or(Need::Stay, Need::Flee);
+    let limits = place.limits_for(d, reach.max_km, reach.same_municipality);
     place
         .shelters
-        .nearest_open(d.label_point, need, compose::MAX_SHELTERS, |id| {
-            status.get(id).copied().unwrap_or(ShelterStatus::Open)
+        .suggest(d.label_point, need, compose::MAX_SHELTERS, &limits, |id| {
+            crate::place::status::status_of(status, id)
         })
         .into_iter()
-        .map(|(s, m)| ShelterRef {
-            name: s.name.clone(),
-            distance_m: m,
-            map_url: super::runtime::shelter_map_link(s.at),
+        .map(|s| ShelterRef {
+            name: s.shelter.name.clone(),
+            distance_m: s.distance_m,
+            map_url: super::runtime::shelter_map_link(s.shelter.at),
+            opened: s.status == ShelterStatus::Open,
         })
         .collect()
 }
@@ -970,13 +993,13 @@ pub fn plans(
         } else {
             Recipients::Residents(crate::resident::Audience {
                 districts: vec![id.clone()],
-                level3_opt_in_only: false,
+                ..Default::default()
             })
         };
         let links = s
             .links
             .links(a.hazard.place_hazard(), d.label_point, &d.jma_code);
-        let shelters = shelters_for(s.place, id, a.hazard, &status);
+        let shelters = shelters_for(s.place, id, a.hazard, &status, s.shelter_reach);
         let mut messages = s.templates.compose(&ManualInput {
             alert: a,
             city,
@@ -1016,6 +1039,7 @@ pub struct Dispatcher {
     pub public_url: String,
     pub city: String,
     pub drill_audience: Vec<String>,
+    pub shelter_reach: super::policy::ShelterReach,
     pub outbox: crate::delivery::Outbox,
 }
 
@@ -1039,6 +1063,7 @@ impl Dispatcher {
                                 public_url: &dd.public_url,
                                 city: &dd.city,
                                 drill_audience: &dd.drill_audience,
+                                shelter_reach: dd.shelter_reach,
                             };
                             let drill = drill_active(tx)?;
                             dispatch_due(tx, &s, drill, Utc::now())
@@ -1269,6 +1294,7 @@ mod tests {
             public_url: "http://127.0.0.1:8080",
             city: "札幌市",
             drill_audience: &[],
+            shelter_reach: Default::default(),
         };
         let t0 = Utc::now();
         let d = draft(&place, &[0]);
@@ -1343,6 +1369,7 @@ mod tests {
             public_url: "http://127.0.0.1:8080",
             city: "札幌市",
             drill_audience: &[],
+            shelter_reach: Default::default(),
         };
         let t0 = Utc::now();
         let d = draft(&place, &[0]);
@@ -1481,6 +1508,7 @@ mod tests {
             public_url: "http://127.0.0.1:8080",
             city: "札幌市",
             drill_audience: &staff,
+            shelter_reach: Default::default(),
         };
         let t0 = Utc::now();
         store
@@ -1528,6 +1556,7 @@ mod tests {
             public_url: "http://127.0.0.1:8080",
             city: "札幌市",
             drill_audience: &staff,
+            shelter_reach: Default::default(),
         };
         let t0 = Utc::now();
         let d = draft(&place, &[0, 1]);

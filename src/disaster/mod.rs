@@ -5,7 +5,8 @@
 //! 5 s ([`runtime::TICK`]) for holds, releases and the end of the quiet period):
 //! 1. [`load_state`] → [`engine::decide`] with the current warnings, changes, holds, districts and `now`;
 //! 2. for each step, [`plan_step`] composes one message per district ([`compose::Templates::compose`]) and
-//!    asks the caller for recipients (residents of the district, all or opted-in; staff for drills);
+//!    asks the caller for recipients (residents of the district, all or opted-in; staff for drills), plus
+//!    one municipality-level message for friends without a district when the step reaches them;
 //! 3. [`commit`] writes the new engine memory, the mode change (log + audit) and every alert with its
 //!    batches in the caller's one transaction; then the caller wakes the sender.
 //!
@@ -54,6 +55,29 @@ pub fn current_mode(conn: &Connection) -> anyhow::Result<Mode> {
     Ok(load_state(conn)?.mode)
 }
 
+/// The variant of the rich menus the decision's mode should show: in disaster mode `snow` (the emergency
+/// menu with 除雪車マップ, `templates/richmenus/emergency-snow.json`) while a snow warning (大雪・暴風雪) is among
+/// the warnings that trigger it, the mode's own (`""`) when only other warnings do; `None` — keep what is
+/// shown — when only a manual hold or the quiet period keeps disaster mode. Normal mode: its own.
+pub fn menu_variant(decision: &Decision) -> Option<&'static str> {
+    if decision.mode == Mode::Normal {
+        return Some("");
+    }
+    match &decision.reason {
+        engine::ModeReason::Warnings { triggers } => {
+            let snow = triggers.iter().any(|t| {
+                decision
+                    .state
+                    .announced
+                    .get(t)
+                    .is_some_and(|a| a.phenomenon.is_snow())
+            });
+            Some(if snow { "snow" } else { "" })
+        }
+        _ => None,
+    }
+}
+
 /// One line for operators, e.g. `【大雨特別警報】山形市 発表（3地区・全員）`.
 pub fn summary(step: &AlertStep) -> String {
     let subject = match step.kind {
@@ -70,6 +94,7 @@ pub fn summary(step: &AlertStep) -> String {
         StepKind::Cancellation => "取消",
     };
     let audience = match step.audience {
+        Audience::Everyone if step.unregistered => "全員・地区未登録の友だちを含む",
         Audience::Everyone => "全員",
         Audience::OptedIn => "希望者",
         Audience::Drill => "訓練対象の職員",
@@ -82,35 +107,42 @@ pub fn summary(step: &AlertStep) -> String {
     )
 }
 
-/// Composes one message per district and resolves recipients. `shelters_for` gives the nearest open
-/// shelters suited to the hazard for a district; `links_for` the hazard links of a municipality;
-/// `recipients_for` the residents of a district (all, or only those who opted in). Drill steps go to
-/// `drill_audience` only, with the message of the first district. Districts with nobody to receive the step
-/// get no message.
+/// Composes one message per district and resolves recipients. `shelters_for` gives the shelters to name
+/// for a district (suited to the hazard, within `max_km`, opened first; see `place::Shelters::suggest`);
+/// `links_for` the hazard links of the municipality centred on the district (`None`: on the municipality);
+/// `recipients_for` the residents of a district (all, or only those who opted in), or with `None` the
+/// friends who never registered a district. Drill steps go to `drill_audience` only, with the message of
+/// the first district. Districts with nobody to receive the step get no message. A step marked
+/// `unregistered` gets one more, municipality-level message for the friends without a district.
+#[allow(clippy::too_many_arguments)]
 pub fn plan_step(
     templates: &compose::Templates,
     step: &AlertStep,
     public_url: &str,
     drill_audience: &[String],
+    max_km: f64,
     mut shelters_for: impl FnMut(&DistrictRef, Phenomenon) -> Vec<compose::ShelterRef>,
-    mut links_for: impl FnMut(&str) -> compose::HazardLinks,
-    mut recipients_for: impl FnMut(&DistrictRef, Audience) -> anyhow::Result<Recipients>,
+    mut links_for: impl FnMut(&str, Option<&DistrictRef>) -> compose::HazardLinks,
+    mut recipients_for: impl FnMut(Option<&DistrictRef>, Audience) -> anyhow::Result<Recipients>,
 ) -> anyhow::Result<Vec<Planned>> {
-    let links = links_for(&step.municipality);
     let mut plans = Vec::new();
     for district in &step.districts {
         // Recipients first: a district nobody receives needs no message (composing one costs about as much
         // as sending it, and a city has thousands of districts).
         let recipients = match step.audience {
             Audience::Drill => Recipients::Users(drill_audience.to_vec()),
-            a => recipients_for(district, a)?,
+            a => recipients_for(Some(district), a)?,
         };
         if !recipients.is_nobody() {
             let shelters = shelters_for(district, step.phenomenon);
+            let links = links_for(&step.municipality, Some(district));
             let mut messages = templates.compose(compose::ComposeInput {
                 step,
-                district,
-                shelters: &shelters,
+                area: compose::Area::District {
+                    district,
+                    shelters: &shelters,
+                    max_km,
+                },
                 links: &links,
                 public_url,
             })?;
@@ -128,6 +160,29 @@ pub fn plan_step(
         }
         if step.audience == Audience::Drill {
             break;
+        }
+    }
+    if step.unregistered && step.audience != Audience::Drill {
+        let recipients = recipients_for(None, step.audience)?;
+        if !recipients.is_nobody() {
+            let links = links_for(&step.municipality, None);
+            let mut messages = templates.compose(compose::ComposeInput {
+                step,
+                area: compose::Area::Unregistered,
+                links: &links,
+                public_url,
+            })?;
+            if asks_for_safety(step) {
+                let reference = safety::reference(&step.key);
+                for m in &mut messages {
+                    safety::attach(m, &reference);
+                    compose::check_message(m)?;
+                }
+            }
+            plans.push(Planned {
+                messages,
+                recipients,
+            });
         }
     }
     Ok(plans)

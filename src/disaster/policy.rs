@@ -199,6 +199,25 @@ pub struct PolicyOverride {
     pub alert_opted_in: Option<Vec<Selector>>,
 }
 
+/// `disaster.unregistered`: which alerts reach friends who never registered a district.
+///
+/// Such a friend has told us nothing about where they live, so they get the **municipality-level** message
+/// (no district shelters; the shelter-map link and a one-tap 「地区を登録」 button) of every alert that goes
+/// to everyone in a municipality of this deployment. In the usual single-municipality deployment that is
+/// the city's every 全員 alert; in a deployment with several municipalities it is each municipality's alert,
+/// each naming its municipality. Opted-in (レベル3) alerts and drills never reach them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unregistered {
+    /// Every alert addressed to all residents (the default: a city migrating an existing account has most
+    /// of its friends unregistered, and the policy already chose to tell everyone).
+    Everyone,
+    /// Only alerts about a 特別警報 (and that thread's follow-ups).
+    SpecialOnly,
+    /// Never.
+    None,
+}
+
 /// `[disaster]`: the policy plus the engine's timing and the drill audience.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -218,6 +237,14 @@ pub struct DisasterConfig {
     pub policy: PolicyRules,
     /// Per-municipality replacements, keyed by 7-digit JMA 市町村等 code.
     pub municipalities: BTreeMap<String, PolicyOverride>,
+    /// Which alerts reach friends without a registered district (see [`Unregistered`]).
+    pub unregistered: Unregistered,
+    /// An alert names shelters no farther than this from the district (kilometres, great-circle); with none
+    /// suitable that near, the message says so. Default 10 km: a walk of about two hours, a short drive.
+    pub shelter_max_km: f64,
+    /// An alert names only shelters of the district's own municipality (the GSI 共通ID's municipality code,
+    /// or the district the site lies in). Default true.
+    pub shelter_same_municipality: bool,
 }
 
 impl Default for DisasterConfig {
@@ -229,11 +256,35 @@ impl Default for DisasterConfig {
             templates_dir: String::new(),
             policy: PolicyRules::default(),
             municipalities: BTreeMap::new(),
+            unregistered: Unregistered::Everyone,
+            shelter_max_km: 10.0,
+            shelter_same_municipality: true,
         }
     }
 }
 
+/// How far and where an alert looks for shelters (`disaster.shelter_max_km`, `shelter_same_municipality`),
+/// for JMA-driven and the city's own alerts alike.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ShelterReach {
+    pub max_km: f64,
+    pub same_municipality: bool,
+}
+
+impl Default for ShelterReach {
+    fn default() -> Self {
+        DisasterConfig::default().shelter_reach()
+    }
+}
+
 impl DisasterConfig {
+    pub fn shelter_reach(&self) -> ShelterReach {
+        ShelterReach {
+            max_km: self.shelter_max_km,
+            same_municipality: self.shelter_same_municipality,
+        }
+    }
+
     pub fn validate(&self) -> Vec<String> {
         let mut problems = Vec::new();
         if self.quiet_period_secs > 7 * 86400 {
@@ -255,6 +306,12 @@ impl DisasterConfig {
                     crate::ids::redact_user_id(id)
                 ));
             }
+        }
+        if !(self.shelter_max_km > 0.0 && self.shelter_max_km <= 100.0) {
+            problems.push(format!(
+                "disaster.shelter_max_km: {} is out of range; use more than 0 and at most 100 (kilometres), typically 10",
+                self.shelter_max_km
+            ));
         }
         for code in self.municipalities.keys() {
             if code.len() != 7 || !code.bytes().all(|b| b.is_ascii_digit()) {
@@ -382,6 +439,27 @@ mod tests {
             e.contains("disaster.templates_dir") && e.contains("alert.json"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn the_unregistered_policy_and_shelter_limits_parse_and_bad_values_are_refused() {
+        let c = Config::parse(
+            "[disaster]\nunregistered = \"special_only\"\nshelter_max_km = 4.5\nshelter_same_municipality = false\n",
+        )
+        .unwrap();
+        assert_eq!(c.disaster.unregistered, super::Unregistered::SpecialOnly);
+        assert_eq!(c.disaster.shelter_max_km, 4.5);
+        assert!(!c.disaster.shelter_same_municipality);
+        let d = Config::parse("").unwrap().disaster;
+        assert_eq!(d.unregistered, super::Unregistered::Everyone);
+        assert!(d.shelter_same_municipality && d.shelter_max_km == 10.0);
+        let e = err("[disaster]\nunregistered = \"some\"\n");
+        assert!(
+            e.contains("disaster.unregistered") && e.contains("special_only"),
+            "{e}"
+        );
+        let e = err("[disaster]\nshelter_max_km = 0\n");
+        assert!(e.contains("disaster.shelter_max_km: 0"), "{e}");
     }
 
     #[test]

@@ -6,9 +6,12 @@
 //! 1. read the active-warning state (`jma_state`), the change events since the last cycle (`jma_events`, by
 //!    the cursor in `disaster_runtime`), the manual hold (`mode_state`) and the engine memory;
 //! 2. adapt them to the engine's types ([`warnings_of`], [`change_of`]) and call [`engine::decide`];
-//! 3. compose every step's messages per district ([`super::plan_step`]) with the 3 nearest open shelters
-//!    suited to the hazard from the district's centre and the hazard links, resolve recipients (active
-//!    residents of the district, opted-in only where the policy says so; drills go to the drill audience);
+//! 3. compose every step's messages per district ([`super::plan_step`]) with up to 3 shelters suited to the
+//!    hazard ([`Phenomenon::shelter_need`]) near the district's centre (within `disaster.shelter_max_km`, of
+//!    the district's municipality; opened ones first) and the hazard links centred on the district, resolve
+//!    recipients (active residents of the district, opted-in only where the policy says so; drills go to the
+//!    drill audience), and one municipality-level message for friends without a district when the step
+//!    reaches them (`disaster.unregistered`);
 //! 4. write memory, mode (`disaster_state`, `mode_state`, audit), the cursor and every alert with its batches.
 //!
 //! Then the sender is woken and the rich menu is reconciled with the mode: whenever the account's menu mode
@@ -38,9 +41,8 @@ use crate::jma::state::{self as js, Scope, WarningEvent};
 use crate::line::client::LineClient;
 use crate::line::richmenu;
 use crate::place::links::LinkTemplates;
-use crate::place::shelter::Need;
-use crate::place::status::{load_statuses, ShelterStatus};
-use crate::place::{Hazard, LatLon, PlaceData};
+use crate::place::status::{self as shelter_status, load_statuses, ShelterStatus};
+use crate::place::{LatLon, Need, PlaceData};
 
 /// Cycle period without a pipeline bump: picks up manual holds and ends the quiet period.
 pub const TICK: Duration = Duration::from_secs(5);
@@ -187,6 +189,8 @@ pub fn shelter_map_link(at: LatLon) -> String {
 #[derive(Clone, Debug, Default)]
 pub struct CycleReport {
     pub mode: Option<Mode>,
+    /// The rich-menu variant the mode should show ([`super::menu_variant`]; `None`: keep what is shown).
+    pub menu_variant: Option<&'static str>,
     pub mode_changed: bool,
     pub steps: usize,
     pub alerts_created: usize,
@@ -272,21 +276,23 @@ impl Runtime {
 
         let planning = std::time::Instant::now();
         let statuses = load_statuses(tx)?;
-        let status = |id: &str| statuses.get(id).copied().unwrap_or(ShelterStatus::Open);
+        let status = |id: &str| shelter_status::status_of(&statuses, id);
         let mut planned = Vec::with_capacity(decision.steps.len());
         for step in &decision.steps {
-            let hazard = Hazard::parse(step.phenomenon.shelter_hazard());
+            let need = step.phenomenon.shelter_need();
             let plans = super::plan_step(
                 &self.templates,
                 step,
                 &self.public_url,
                 &self.config.drill_audience,
-                |d, _| self.shelters_for(d, hazard, &status),
-                |muni| self.links_for(muni, hazard),
+                self.config.shelter_max_km,
+                |d, _| self.shelters_for(d, need, &status),
+                |muni, d| self.links_for(muni, d, need),
                 |d, a| {
                     let audience = crate::resident::Audience {
-                        districts: vec![d.id.clone()],
+                        districts: d.map(|d| vec![d.id.clone()]).unwrap_or_default(),
                         level3_opt_in_only: a == Audience::OptedIn,
+                        unregistered: d.is_none(),
                     };
                     Ok(if crate::resident::audience_is_empty(tx, &audience)? {
                         Recipients::nobody()
@@ -317,6 +323,7 @@ impl Runtime {
         )?;
 
         report.mode = Some(decision.mode);
+        report.menu_variant = super::menu_variant(&decision);
         report.mode_changed = decision.mode_changed();
         report.steps = decision.steps.len();
         for e in enqueued {
@@ -328,42 +335,58 @@ impl Runtime {
         Ok(report)
     }
 
-    fn shelters_for(
+    /// The shelters a district's alert names: [`crate::place::Shelters::suggest`] from the district's label
+    /// point within `disaster.shelter_max_km` (and its municipality when `shelter_same_municipality`).
+    pub fn shelters_for(
         &self,
         d: &DistrictRef,
-        hazard: Option<Hazard>,
+        need: Need,
         status: &impl Fn(&str) -> ShelterStatus,
     ) -> Vec<compose::ShelterRef> {
-        let (Some(district), Some(h)) = (self.place.districts.get(&d.id), hazard) else {
+        let Some(district) = self.place.districts.get(&d.id) else {
             return Vec::new();
         };
+        let reach = self.config.shelter_reach();
+        let limits = self
+            .place
+            .limits_for(district, reach.max_km, reach.same_municipality);
         self.place
             .shelters
-            .nearest_open(
+            .suggest(
                 district.label_point,
-                Need::Flee(h),
+                need,
                 SHELTERS_PER_ALERT,
+                &limits,
                 status,
             )
             .into_iter()
-            .map(|(s, m)| compose::ShelterRef {
-                name: s.name.clone(),
-                distance_m: m,
-                map_url: shelter_map_link(s.at),
+            .map(|s| compose::ShelterRef {
+                name: s.shelter.name.clone(),
+                distance_m: s.distance_m,
+                map_url: shelter_map_link(s.shelter.at),
+                opened: s.status == ShelterStatus::Open,
             })
             .collect()
     }
 
-    fn links_for(&self, municipality: &str, hazard: Option<Hazard>) -> compose::HazardLinks {
-        let Some(at) = self
-            .place
-            .districts
-            .all()
-            .iter()
-            .find(|d| d.jma_code == municipality)
-            .map(|d| d.label_point)
-        else {
+    /// Hazard links centred on the district's own label point (`None`: on the municipality's centre, for the
+    /// message to friends without a district).
+    pub fn links_for(
+        &self,
+        municipality: &str,
+        district: Option<&DistrictRef>,
+        need: Need,
+    ) -> compose::HazardLinks {
+        let at = match district {
+            Some(d) => self.place.districts.get(&d.id).map(|d| d.label_point),
+            None => self.place.districts.centre_of(municipality),
+        };
+        let Some(at) = at else {
             return compose::HazardLinks::default();
+        };
+        let hazard = match need {
+            Need::Flee(h) => Some(h),
+            Need::Stay => None,
         };
         let l = self.links.links(hazard, at, municipality);
         compose::HazardLinks {
@@ -487,7 +510,9 @@ impl Cycle {
                 self.infra.health.set("disaster", Status::Ok, "");
                 if let Some(mode) = r.mode {
                     let mut next = self.next_switch_try.lock().await;
-                    if tokio::time::Instant::now() >= *next && !self.reconcile_menu(mode).await {
+                    if tokio::time::Instant::now() >= *next
+                        && !self.reconcile_menu(mode, r.menu_variant).await
+                    {
                         *next = tokio::time::Instant::now() + SWITCH_RETRY;
                     }
                 }
@@ -510,17 +535,36 @@ impl Cycle {
         }
     }
 
-    /// Switches the account's rich menu when its mode differs from the engine's. Returns false on failure.
-    async fn reconcile_menu(&self, want: Mode) -> bool {
+    /// Switches the account's rich menu when its mode (or the variant of it) differs from the engine's
+    /// (`variant` `None`: keep the variant shown while the mode stays). Returns false on failure.
+    async fn reconcile_menu(&self, mode: Mode, variant: Option<&str>) -> bool {
         let store = &self.infra.store;
-        match richmenu::current_mode(store).await {
-            Ok(m) if m == want => return true,
-            Ok(_) => {}
+        let shown = match richmenu::current_menu_set(store).await {
+            Ok(s) => Some(s),
             Err(e) => {
                 tracing::warn!(error = %format!("{e:#}"), "rich-menu mode unknown; switching");
+                None
             }
+        };
+        let want = richmenu::MenuSet {
+            mode,
+            variant: match (variant, &shown) {
+                (Some(v), _) => v.to_string(),
+                (None, Some(s)) if s.mode == mode => s.variant.clone(),
+                (None, _) => String::new(),
+            },
+        };
+        // Compare with what the account would really show (a variant without a synced menu falls back to
+        // the mode's own), so a missing variant does not switch again every cycle.
+        let resolved = match richmenu::entry_of(store, &want).await {
+            Ok(Some((set, _))) => set,
+            _ => want.clone(),
+        };
+        if shown.as_ref() == Some(&resolved) {
+            return true;
         }
-        match richmenu::switch_account(&self.client, store, want).await {
+        let want = resolved;
+        match richmenu::switch_account_to(&self.client, store, &want).await {
             Ok(report) => {
                 let detail = serde_json::to_value(&report).unwrap_or_default();
                 let _ = store
@@ -529,7 +573,7 @@ impl Cycle {
                         Ok(())
                     })
                     .await;
-                tracing::info!(mode = want.menu_key(), "rich menu switched");
+                tracing::info!(menu = %want.label(), "rich menu switched");
                 true
             }
             Err(e) => {
@@ -538,7 +582,11 @@ impl Cycle {
                         "richmenu",
                         format!(
                             "リッチメニューを「{}」に切り替えられませんでした（{}秒後に再試行します）",
-                            want.label_ja(),
+                            if want.variant == "snow" {
+                                "災害モード（雪）"
+                            } else {
+                                want.mode.label_ja()
+                            },
                             SWITCH_RETRY.as_secs()
                         ),
                         Some(format!("{e:#}")),
@@ -646,7 +694,8 @@ mod tests {
                 crate::resident::set_district_tx(tx, &u("1"), &d1)?;
                 crate::resident::follow_tx(tx, &u("2"))?;
                 crate::resident::set_district_tx(tx, &u("2"), &d2)?;
-                // Following but not registered, and registered but gone: neither is alerted.
+                // Following but not registered (gets the municipality-level copy), and registered but gone
+                // (gets nothing).
                 crate::resident::follow_tx(tx, &u("3"))?;
                 crate::resident::follow_tx(tx, &u("4"))?;
                 crate::resident::set_district_tx(tx, &u("4"), &d1)?;
@@ -677,21 +726,20 @@ mod tests {
             "no alert reached resident 1: {alerts:?}"
         );
         for (id, _, users) in &alerts {
-            for who in ["1", "2"] {
+            for who in ["1", "2", "3"] {
                 assert!(
                     users.iter().filter(|x| **x == u(who)).count() <= 1,
                     "alert {id} lists resident {who} twice"
                 );
             }
-            assert!(
-                !users.contains(&u("3")) && !users.contains(&u("4")),
-                "alert {id}: {users:?}"
-            );
+            assert!(!users.contains(&u("4")), "alert {id}: {users:?}");
         }
         for (_, _, users) in &everyone {
             assert!(users.contains(&u("2")), "both districts are in 札幌市");
+            assert!(users.contains(&u("3")), "the unregistered friend too");
         }
-        // 札幌市 has thousands of districts; only the two with a registered resident got a message composed.
+        // 札幌市 has thousands of districts; only the two with a registered resident got a message composed,
+        // plus the one for friends without a district.
         let per_alert: Vec<(i64, i64)> = store
             .read(|c| {
                 let mut s = c.prepare(
@@ -708,7 +756,7 @@ mod tests {
         for (id, _, _) in &everyone {
             assert_eq!(
                 per_alert.iter().find(|(a, _)| a == id).map(|(_, n)| *n),
-                Some(2),
+                Some(3),
                 "alert {id}: {per_alert:?}"
             );
         }
@@ -724,6 +772,152 @@ mod tests {
             .unwrap();
         assert_eq!(again.alerts_created, 0);
         assert_eq!(again.mode, Some(Mode::Disaster));
+    }
+
+    /// Issue 12 item 11: a friend who never registered a district must still hear a 特別警報 for the
+    /// city (the municipality-level message), exactly once, and never a second copy on top of a district one.
+    #[tokio::test]
+    async fn an_unregistered_friend_gets_the_special_warning_once_and_registered_residents_only_their_districts_copy(
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).unwrap();
+        let rt = Arc::new(runtime());
+        let d1 = rt.districts[0].id.clone();
+        let u = |s: &str| LineUserId::new(format!("U{s:0>32}"));
+        store
+            .write(move |tx| {
+                crate::resident::follow_tx(tx, &u("1"))?;
+                crate::resident::set_district_tx(tx, &u("1"), &d1)?;
+                // Friends who never registered: one following, one who blocked the account.
+                crate::resident::follow_tx(tx, &u("a"))?;
+                crate::resident::follow_tx(tx, &u("b"))?;
+                crate::resident::unfollow_tx(tx, &u("b"))?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        // 大雨注意報 → 大雨警報 → 土砂災害危険警報 → 大雨特別警報 (レベル5).
+        apply_telegrams(
+            &store,
+            &[
+                "01_VPWW55.xml",
+                "02_VPWW55.xml",
+                "03_VPWW56.xml",
+                "04_VPWW55.xml",
+            ],
+        )
+        .await;
+        let now = at("2026-09-12T11:45:00+09:00");
+        let rt2 = rt.clone();
+        let r = store.write(move |tx| rt2.cycle_tx(tx, now)).await.unwrap();
+        assert!(r.problems.is_empty(), "{:?}", r.problems);
+        // (summary, recipients, message body) of every batch.
+        let batches: Vec<(String, Vec<String>, String)> = store
+            .read(|c| {
+                let mut st = c.prepare(
+                    "SELECT a.summary, b.recipients, m.body FROM delivery_batches b
+                     JOIN delivery_alerts a ON a.id = b.alert_id JOIN delivery_messages m ON m.id = b.message_id",
+                )?;
+                let v = st
+                    .query_map([], |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?.lines().map(str::to_string).collect(),
+                            r.get::<_, String>(2)?,
+                        ))
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(v)
+            })
+            .await
+            .unwrap();
+        let id = |s: &str| format!("U{s:0>32}");
+        let special: Vec<_> = batches
+            .iter()
+            .filter(|(summary, _, _)| summary.contains("大雨特別警報"))
+            .collect();
+        let count = |who: &str| {
+            special
+                .iter()
+                .map(|(_, users, _)| users.iter().filter(|x| **x == id(who)).count())
+                .sum::<usize>()
+        };
+        assert_eq!(
+            count("a"),
+            1,
+            "the unregistered friend gets the 特別警報 once: {special:?}"
+        );
+        assert_eq!(
+            count("1"),
+            1,
+            "the registered resident only their district's copy"
+        );
+        assert_eq!(count("b"), 0, "a friend who blocked the account");
+        // The copy for friends without a district: municipality-level, no district shelters, the shelter
+        // map and a one-tap 「地区を登録」.
+        let (summary, _, body) = special
+            .iter()
+            .find(|(_, users, _)| users.contains(&id("a")))
+            .unwrap();
+        assert!(summary.contains("地区未登録"), "{summary}");
+        let msg: serde_json::Value = serde_json::from_str(body).unwrap();
+        let text = msg.to_string();
+        assert!(text.contains("札幌市 全域"), "{text}");
+        assert!(text.contains("お住まいの地区を登録すると"), "{text}");
+        assert!(
+            !text.contains("maps.gsi.go.jp"),
+            "no district shelters: {text}"
+        );
+        assert!(
+            text.contains("\"data\":\"action=register\"") && text.contains("地区を登録"),
+            "{text}"
+        );
+        assert!(
+            text.contains("/shelters?hazard=flood") && !text.contains("district="),
+            "{text}"
+        );
+    }
+
+    /// Issue 12 item 11: each district's キキクル and hazard-map links are centred on that district, not on the
+    /// municipality's first one (札幌市's real demo districts).
+    #[test]
+    fn each_districts_links_are_centred_on_its_own_point() {
+        let rt = runtime();
+        let picks = [1, 2_000, 5_000];
+        let mut seen = Vec::new();
+        for i in picks {
+            let d = &rt.districts[i];
+            let at = rt.place.districts.get(&d.id).unwrap().label_point;
+            let l = rt.links_for("0110000", Some(d), Need::Flee(crate::place::Hazard::Flood));
+            let (lat, lon) = (format!("{:.6}", at.lat), format!("{:.6}", at.lon));
+            let kikikuru = l.kikikuru.unwrap();
+            assert!(
+                kikikuru.contains(&format!("lat:{lat}/lon:{lon}"))
+                    && kikikuru.ends_with("elements:flood"),
+                "{} {kikikuru}",
+                d.name
+            );
+            let map = l.hazard_map.unwrap();
+            assert!(map.contains(&format!("ll={lat},{lon}")), "{} {map}", d.name);
+            seen.push(map);
+        }
+        let first = rt.place.districts.all()[0].label_point;
+        for m in &seen {
+            assert!(!m.contains(&format!("ll={:.6},{:.6}", first.lat, first.lon)));
+        }
+        seen.dedup();
+        assert_eq!(seen.len(), picks.len());
+        // Without a district (friends who never registered one): the municipality's centre.
+        let centre = rt.place.districts.centre_of("0110000").unwrap();
+        let l = rt.links_for("0110000", None, Need::Stay);
+        assert!(
+            l.kikikuru.is_none(),
+            "no キキクル layer for weather that keeps people indoors"
+        );
+        assert!(l
+            .hazard_map
+            .unwrap()
+            .contains(&format!("ll={:.6},{:.6}", centre.lat, centre.lon)));
     }
 
     #[test]

@@ -29,6 +29,21 @@ pub struct District {
     pub label_point: LatLon,
 }
 
+impl District {
+    /// The municipality codes (5 digits, as in GSI shelter ids) this district belongs to: from `jma_code`
+    /// (`0121400` → `01214`) and, for a ward of a 政令指定都市, also from `seismic_code` (`0110100` → `01101`),
+    /// since cities register shelters under the city code or the ward code.
+    pub fn municipality_codes(&self) -> Vec<String> {
+        let mut out = vec![self.jma_code[..5].to_string()];
+        if let Some(c) = &self.seismic_code {
+            if c[..5] != out[0] {
+                out.push(c[..5].to_string());
+            }
+        }
+        out
+    }
+}
+
 type BoxEntry = GeomWithData<Rectangle<[f64; 2]>, usize>;
 
 /// All districts of the city with a spatial index.
@@ -168,6 +183,16 @@ impl Districts {
             .filter(move |d| d.group.as_deref() == group)
     }
 
+    /// The centre of a municipality for links that name no district: the mean of its districts' label points.
+    pub fn centre_of(&self, jma_code: &str) -> Option<LatLon> {
+        mean(self.list.iter().filter(|d| d.jma_code == jma_code))
+    }
+
+    /// The centre of every district (the shelter map opened without a district or a position).
+    pub fn centre(&self) -> Option<LatLon> {
+        mean(self.list.iter())
+    }
+
     /// Ids of every district whose JMA code is `jma_code` (a warning for a municipality reaches all of them).
     pub fn ids_for_jma_code(&self, jma_code: &str) -> Vec<String> {
         self.list
@@ -176,6 +201,19 @@ impl Districts {
             .map(|d| d.id.clone())
             .collect()
     }
+}
+
+fn mean<'a>(ds: impl Iterator<Item = &'a District>) -> Option<LatLon> {
+    let (mut lat, mut lon, mut n) = (0.0, 0.0, 0.0);
+    for d in ds {
+        lat += d.label_point.lat;
+        lon += d.label_point.lon;
+        n += 1.0;
+    }
+    (n > 0.0).then(|| LatLon {
+        lat: lat / n,
+        lon: lon / n,
+    })
 }
 
 fn district_from_feature(f: geojson::Feature) -> Result<District, String> {

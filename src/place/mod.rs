@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 
 pub use district::{District, Districts};
 pub use links::{HazardLinks, KikikuruLayer, LinkTemplates};
-pub use shelter::{Need, Shelter, ShelterKind, Shelters};
+pub use shelter::{Limits, Need, Shelter, ShelterKind, Shelters, Suggestion};
 
 /// Mean Earth radius (IUGG), metres.
 pub const EARTH_RADIUS_M: f64 = 6_371_008.8;
@@ -326,11 +326,36 @@ impl PlaceData {
         for (path, r) in &sreports {
             problems.extend(r.lines(&path.display().to_string()));
         }
-        Ok(PlaceData {
+        Ok(PlaceData::new(districts, shelters, problems))
+    }
+
+    /// Puts loaded districts and shelters together. A site whose id is not a GSI 共通ID belongs to the
+    /// municipality of the district it lies in.
+    pub fn new(districts: Districts, mut shelters: Shelters, problems: Vec<String>) -> PlaceData {
+        shelters
+            .fill_municipalities(|s| districts.locate(s.at).map(|d| d.jma_code[..5].to_string()));
+        PlaceData {
             districts,
             shelters,
             problems,
-        })
+        }
+    }
+
+    /// Whether any indoor 指定避難所 is loaded (alerts for 大雪・暴風雪・暴風 name only those).
+    pub fn has_indoor_shelters(&self) -> bool {
+        self.shelters
+            .all()
+            .iter()
+            .any(|s| s.kind == ShelterKind::Evacuation)
+    }
+
+    /// Which shelters a district's alert may name (see [`Shelters::suggest`]): within `max_km` of the
+    /// district, and only the district's own municipality when `same_municipality`.
+    pub fn limits_for(&self, district: &District, max_km: f64, same_municipality: bool) -> Limits {
+        Limits {
+            max_m: Some(max_km * 1000.0),
+            municipalities: same_municipality.then(|| district.municipality_codes()),
+        }
     }
 
     /// [`PlaceData::load`] for the daemon: every bad row becomes an operator-visible problem

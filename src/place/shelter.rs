@@ -46,24 +46,104 @@ pub struct Shelter {
     /// 受入対象者 = 要配慮者 (welfare shelter).
     pub welfare: bool,
     pub note: String,
+    /// The municipality (5-digit 全国地方公共団体コード without check digit, e.g. `01214` 稚内市) the site
+    /// belongs to: from its GSI 共通ID (`E` + this code + 8 digits), else the municipality of the district it
+    /// lies in ([`super::PlaceData::load`]); `None` when neither tells.
+    pub municipality: Option<String>,
 }
 
-/// What the resident needs a site for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The municipality code in a GSI 共通ID (`E0121400001201` → `01214`).
+pub fn municipality_of_gsi_id(id: &str) -> Option<String> {
+    let code = id.strip_prefix('E')?.get(..5)?;
+    (id.len() >= 14 && code.bytes().all(|b| b.is_ascii_digit())).then(|| code.to_string())
+}
+
+/// What the resident needs a site for. Which need a hazard calls for is decided in one place,
+/// `disaster::engine::Phenomenon::shelter_need` (see ARCHITECTURE.md, "Which shelters an alert names").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Need {
-    /// Flee from this hazard now: a 指定緊急避難場所 designated for it.
+    /// Flee from this hazard now: a 指定緊急避難場所 designated for it (may be outdoors: parks, grounds).
     Flee(Hazard),
-    /// Stay: a 指定避難所.
+    /// Shelter indoors: a 指定避難所 (a building), not a 福祉避難所 (those take 要配慮者 only).
     Stay,
+}
+
+impl Need {
+    /// Every need, in the order the console lists them.
+    pub fn all() -> impl Iterator<Item = Need> {
+        Hazard::ALL
+            .into_iter()
+            .map(Need::Flee)
+            .chain(std::iter::once(Need::Stay))
+    }
+
+    /// Stable ASCII name (`/shelters?hazard=…`, console forms): the hazard's slug, or `stay`.
+    pub fn slug(self) -> &'static str {
+        match self {
+            Need::Flee(h) => h.slug(),
+            Need::Stay => "stay",
+        }
+    }
+
+    /// Reads [`Need::slug`], a hazard's GSI column or label, or `stay` / `指定避難所`.
+    pub fn parse(s: &str) -> Option<Need> {
+        match s.trim() {
+            "stay" | "指定避難所" => Some(Need::Stay),
+            other => Hazard::parse(other).map(Need::Flee),
+        }
+    }
+
+    /// What residents and operators read, e.g. 「洪水」 or 「屋内の指定避難所」.
+    pub fn label_ja(self) -> &'static str {
+        match self {
+            Need::Flee(h) => h.label_ja(),
+            Need::Stay => "屋内の指定避難所",
+        }
+    }
 }
 
 impl Shelter {
     pub fn suits(&self, need: Need) -> bool {
         match need {
             Need::Flee(h) => self.kind == ShelterKind::Emergency && self.hazards.contains(h),
-            Need::Stay => self.kind == ShelterKind::Evacuation,
+            Need::Stay => self.kind == ShelterKind::Evacuation && !self.welfare,
         }
     }
+}
+
+/// Where an alert may look for shelters: no farther than `max_m` from the district, and, when
+/// `municipalities` is given, only sites of those municipalities (5-digit codes; a site whose municipality is
+/// unknown is left out).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Limits {
+    pub max_m: Option<f64>,
+    pub municipalities: Option<Vec<String>>,
+}
+
+impl Limits {
+    /// No limit (the resident map).
+    pub fn none() -> Limits {
+        Limits::default()
+    }
+
+    fn admits(&self, s: &Shelter) -> bool {
+        match &self.municipalities {
+            None => true,
+            Some(list) => s
+                .municipality
+                .as_ref()
+                .is_some_and(|m| list.iter().any(|x| x == m)),
+        }
+    }
+}
+
+/// One shelter an alert or the map names: the site, its great-circle distance and its status.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Suggestion<'a> {
+    pub shelter: &'a Shelter,
+    pub distance_m: f64,
+    /// [`ShelterStatus::Open`] (the city opened it) or [`ShelterStatus::Unknown`] (designated, not announced).
+    pub status: ShelterStatus,
 }
 
 type PointEntry = GeomWithData<[f64; 2], usize>;
@@ -157,18 +237,43 @@ impl Shelters {
         self.by_id.get(id).map(|&i| &self.list[i])
     }
 
-    /// The `n` nearest sites that suit `need` and whose status (from `status`) is open, nearest first, with
-    /// their great-circle distance in metres.
-    pub fn nearest_open(
+    /// Sets the municipality of every site that has none from `f` (the index is unaffected).
+    pub fn fill_municipalities(&mut self, f: impl Fn(&Shelter) -> Option<String>) {
+        for s in &mut self.list {
+            if s.municipality.is_none() {
+                s.municipality = f(s);
+            }
+        }
+    }
+
+    /// The shelters to name for `need` from `from` (the one rule for alerts and the resident map): at most
+    /// `n`, within `limits`, never closed or full. Those the city **opened** come first, nearest first; the
+    /// remaining places go to designated sites whose status the city has not set ([`ShelterStatus::Unknown`]),
+    /// nearest first — the caller says 「開設中」 only for the first kind.
+    pub fn suggest(
         &self,
         from: LatLon,
         need: Need,
         n: usize,
+        limits: &Limits,
         status: impl Fn(&str) -> ShelterStatus,
-    ) -> Vec<(&Shelter, f64)> {
-        self.nearest_matching(from, n, |s| {
-            s.suits(need) && status(&s.id) == ShelterStatus::Open
-        })
+    ) -> Vec<Suggestion<'_>> {
+        let max_m = limits.max_m.unwrap_or(f64::INFINITY);
+        let pick = |want: ShelterStatus, n: usize| {
+            self.nearest_within(from, n, max_m, |s| {
+                s.suits(need) && limits.admits(s) && status(&s.id) == want
+            })
+            .into_iter()
+            .map(move |(shelter, distance_m)| Suggestion {
+                shelter,
+                distance_m,
+                status: want,
+            })
+        };
+        let mut out: Vec<Suggestion<'_>> = pick(ShelterStatus::Open, n).collect();
+        let rest = n - out.len();
+        out.extend(pick(ShelterStatus::Unknown, rest));
+        out
     }
 
     /// The `n` nearest sites accepted by `keep`, nearest first (great-circle metres).
@@ -178,6 +283,19 @@ impl Shelters {
         n: usize,
         keep: impl Fn(&Shelter) -> bool,
     ) -> Vec<(&Shelter, f64)> {
+        self.nearest_within(from, n, f64::INFINITY, keep)
+    }
+
+    /// The `n` nearest sites accepted by `keep` no farther than `max_m`, nearest first (great-circle
+    /// metres). The walk stops once the planar distance passes the limit by the 5 % margin, so a limit
+    /// keeps the query local however many shelters are loaded.
+    pub fn nearest_within(
+        &self,
+        from: LatLon,
+        n: usize,
+        max_m: f64,
+        keep: impl Fn(&Shelter) -> bool,
+    ) -> Vec<(&Shelter, f64)> {
         if n == 0 {
             return Vec::new();
         }
@@ -185,6 +303,9 @@ impl Shelters {
         let mut found: Vec<(&Shelter, f64)> = Vec::new();
         for (entry, d2) in self.tree.nearest_neighbor_iter_with_distance_2(&q) {
             let planar_m = d2.sqrt() * M_PER_DEG;
+            if planar_m > max_m * 1.05 {
+                break;
+            }
             if found.len() >= n && planar_m > found[n - 1].1 * 1.05 {
                 break;
             }
@@ -192,7 +313,11 @@ impl Shelters {
             if !keep(s) {
                 continue;
             }
-            found.push((s, from.distance_m(s.at)));
+            let d = from.distance_m(s.at);
+            if d > max_m {
+                continue;
+            }
+            found.push((s, d));
             found.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.id.cmp(&b.0.id)));
         }
         found.truncate(n);
@@ -395,6 +520,7 @@ fn shelter_from_csv(rec: &csv::StringRecord, c: &Columns) -> Result<Shelter, Str
             .note
             .map(|i| get(i).trim().to_string())
             .unwrap_or_default(),
+        municipality: municipality_of_gsi_id(&id),
     })
 }
 
@@ -486,6 +612,7 @@ fn shelter_from_feature(f: geojson::Feature) -> Result<Shelter, String> {
             .map_err(|m| format!("共通ID {id}: {m}"))?,
         welfare: s("受入対象者").contains("要配慮者"),
         note: s("備考"),
+        municipality: municipality_of_gsi_id(&id),
     })
 }
 
@@ -544,36 +671,99 @@ mod tests {
             same_address_as_other_kind: false,
             welfare: false,
             note: String::new(),
+            municipality: municipality_of_gsi_id(id),
         }
     }
 
     #[test]
-    fn nearest_skips_unsuited_and_closed_sites_and_orders_by_great_circle_distance() {
+    fn suggestions_skip_unsuited_closed_and_full_sites_put_opened_ones_first_and_order_by_great_circle_distance(
+    ) {
         let s = Shelters::new(vec![
             site("near-quake-only", 43.0601, 141.3501, &[Hazard::Earthquake]),
             site("near-flood-closed", 43.0602, 141.3502, &[Hazard::Flood]),
             site("mid-flood", 43.0650, 141.3500, &[Hazard::Flood]),
-            site("far-flood", 43.0800, 141.3500, &[Hazard::Flood]),
+            site("far-flood-opened", 43.0800, 141.3500, &[Hazard::Flood]),
             site("east-flood", 43.0600, 141.3560, &[Hazard::Flood]),
         ]);
         let from = LatLon::new(43.06, 141.35).unwrap();
-        let status = |id: &str| {
-            if id == "near-flood-closed" {
-                ShelterStatus::Closed
-            } else {
-                ShelterStatus::Open
-            }
+        let status = |id: &str| match id {
+            "near-flood-closed" => ShelterStatus::Closed,
+            "far-flood-opened" => ShelterStatus::Open,
+            _ => ShelterStatus::Unknown,
         };
-        let got: Vec<&str> = s
-            .nearest_open(from, Need::Flee(Hazard::Flood), 2, status)
+        let got: Vec<(&str, ShelterStatus)> = s
+            .suggest(from, Need::Flee(Hazard::Flood), 3, &Limits::none(), status)
             .iter()
-            .map(|(s, _)| s.id.as_str())
+            .map(|x| (x.shelter.id.as_str(), x.status))
             .collect();
         // east-flood is 0.006° of longitude away (488 m at 43°N), mid-flood 0.005° of latitude (556 m):
-        // in raw degrees mid-flood would look nearer, on the globe east-flood is.
+        // in raw degrees mid-flood would look nearer, on the globe east-flood is. The opened site leads.
+        assert_eq!(
+            got,
+            vec![
+                ("far-flood-opened", ShelterStatus::Open),
+                ("east-flood", ShelterStatus::Unknown),
+                ("mid-flood", ShelterStatus::Unknown)
+            ]
+        );
+        // 1 km: the opened site 2.2 km away is out of reach.
+        let near = Limits {
+            max_m: Some(1000.0),
+            municipalities: None,
+        };
+        let got: Vec<&str> = s
+            .suggest(from, Need::Flee(Hazard::Flood), 3, &near, status)
+            .iter()
+            .map(|x| x.shelter.id.as_str())
+            .collect();
         assert_eq!(got, vec!["east-flood", "mid-flood"]);
         assert!(s
-            .nearest_open(from, Need::Flee(Hazard::Tsunami), 3, status)
+            .suggest(
+                from,
+                Need::Flee(Hazard::Tsunami),
+                3,
+                &Limits::none(),
+                status
+            )
             .is_empty());
+    }
+
+    #[test]
+    fn the_municipality_comes_from_the_gsi_id_and_limits_keep_to_it() {
+        assert_eq!(
+            municipality_of_gsi_id("E0121400001201").as_deref(),
+            Some("01214")
+        );
+        assert_eq!(municipality_of_gsi_id("shelter-7"), None);
+        let s = Shelters::new(vec![
+            site("E0151100001201", 45.33, 142.17, &[Hazard::Earthquake]),
+            site("E0121400001201", 45.331, 142.171, &[Hazard::Earthquake]),
+        ]);
+        let from = LatLon::new(45.3311, 142.1711).unwrap();
+        let only = Limits {
+            max_m: None,
+            municipalities: Some(vec!["01511".into()]),
+        };
+        let got = s.suggest(from, Need::Flee(Hazard::Earthquake), 3, &only, |_| {
+            ShelterStatus::Unknown
+        });
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].shelter.id, "E0151100001201");
+    }
+
+    #[test]
+    fn staying_indoors_means_a_designated_evacuation_shelter_but_not_a_welfare_one() {
+        let mut gym = site("E0620100003111", 38.25, 140.31, &[]);
+        gym.kind = ShelterKind::Evacuation;
+        let mut welfare = gym.clone();
+        welfare.id = "E0620100004111".into();
+        welfare.welfare = true;
+        let park = site("E0620100001201", 38.25, 140.31, &[Hazard::Earthquake]);
+        assert!(gym.suits(Need::Stay));
+        assert!(!welfare.suits(Need::Stay));
+        assert!(!park.suits(Need::Stay));
+        for n in Need::all() {
+            assert_eq!(Need::parse(n.slug()), Some(n));
+        }
     }
 }

@@ -1,7 +1,11 @@
 //! The resident shelter page: `GET /shelters` (map + list, opened from alerts and the rich menu) and
-//! `GET /api/shelters?district=&hazard=` (open shelters suited to the hazard, nearest to the district's
-//! centre first). The page's script and style are `/assets/shelters.{js,css}` (the CSP allows no inline
-//! code); Leaflet is served under `/assets/leaflet/` from the same npm directory as the plow map.
+//! `GET /api/shelters?district=&hazard=` (shelters suited to the need — a hazard slug or `stay` for indoor
+//! 指定避難所 — from the district's centre, by [`super::Shelters::suggest`]: those the city opened first, then
+//! designated ones whose status it has not announced, never closed or full). Without a district the origin
+//! is `lat`/`lon` (the page asks the browser for the reader's position) or else the city's centre — the
+//! link in messages to friends who never registered a district and in the rich menu; without a hazard (the
+//! rich menu), 地震 sites. The page's script and style are `/assets/shelters.{js,css}` (the CSP allows no
+//! inline code); Leaflet is served under `/assets/leaflet/` from the same npm directory as the plow map.
 
 use std::sync::Arc;
 
@@ -13,9 +17,9 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::shelter::Need;
-use super::status::ShelterStatus;
-use super::{Hazard, PlaceData};
+use super::shelter::{Limits, Need};
+use super::status::{status_of, ShelterStatus};
+use super::{LatLon, PlaceData};
 use crate::store::Store;
 
 const PAGE: &str = include_str!("../../templates/web/shelters.html");
@@ -90,21 +94,21 @@ async fn api(store: &Store, place: Option<Arc<PlaceData>>, q: ShelterQuery) -> R
     };
     // Opened from the menu there is no hazard: 地震 sites are the ones nearly every place has.
     let hazard_text = q.hazard.trim();
-    let Some(hazard) = (if hazard_text.is_empty() {
-        Some(Hazard::Earthquake)
+    let Some(need) = (if hazard_text.is_empty() {
+        Some(Need::Flee(super::Hazard::Earthquake))
     } else {
-        Hazard::parse(hazard_text)
+        Need::parse(hazard_text)
     }) else {
         return error(
             StatusCode::BAD_REQUEST,
             format!(
-                "hazard「{}」は不明です（例: flood, landslide, earthquake）",
+                "hazard「{}」は不明です（例: flood, landslide, earthquake, stay）",
                 q.hazard
             ),
         );
     };
     // From the district; else from where the resident is; else from the middle of the city.
-    let (origin, name, id) = if !q.district.trim().is_empty() {
+    let (origin, name, id, origin_kind) = if !q.district.trim().is_empty() {
         let Some(district) = place.districts.get(q.district.trim()) else {
             return error(
                 StatusCode::NOT_FOUND,
@@ -115,26 +119,13 @@ async fn api(store: &Store, place: Option<Arc<PlaceData>>, q: ShelterQuery) -> R
             district.label_point,
             district.name.clone(),
             Some(district.id.clone()),
+            "district",
         )
-    } else if let Some(here) = q
-        .lat
-        .zip(q.lon)
-        .and_then(|(la, lo)| super::LatLon::new(la, lo))
-    {
-        (here, "現在地".to_string(), None)
+    } else if let Some(here) = q.lat.zip(q.lon).and_then(|(la, lo)| LatLon::new(la, lo)) {
+        (here, "現在地".to_string(), None, "position")
     } else {
-        let all = place.districts.all();
-        if all.is_empty() {
-            return error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "地区データがありません".into(),
-            );
-        }
-        let n = all.len() as f64;
-        let lat = all.iter().map(|d| d.label_point.lat).sum::<f64>() / n;
-        let lon = all.iter().map(|d| d.label_point.lon).sum::<f64>() / n;
-        match super::LatLon::new(lat, lon) {
-            Some(c) => (c, "市の中心".to_string(), None),
+        match place.districts.centre() {
+            Some(c) => (c, "市の中心".to_string(), None, "city"),
             None => {
                 return error(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -156,17 +147,18 @@ async fn api(store: &Store, place: Option<Arc<PlaceData>>, q: ShelterQuery) -> R
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
     let found = place
         .shelters
-        .nearest_open(origin, Need::Flee(hazard), limit, |id| {
-            statuses.get(id).copied().unwrap_or(ShelterStatus::Open)
+        .suggest(origin, need, limit, &Limits::none(), |id| {
+            status_of(&statuses, id)
         });
     Json(json!({
         "district": { "id": id, "name": name },
-        "origin": { "lat": origin.lat, "lon": origin.lon },
-        "hazard": hazard.slug(),
-        "hazard_label": hazard.label_ja(),
-        "shelters": found.iter().map(|(s, m)| json!({
-            "id": s.id, "name": s.name, "address": s.address,
-            "lat": s.at.lat, "lon": s.at.lon, "distance_m": m.round(),
+        "origin": { "lat": origin.lat, "lon": origin.lon, "kind": origin_kind },
+        "hazard": need.slug(),
+        "hazard_label": need.label_ja(),
+        "shelters": found.iter().map(|s| json!({
+            "id": s.shelter.id, "name": s.shelter.name, "address": s.shelter.address,
+            "lat": s.shelter.at.lat, "lon": s.shelter.at.lon, "distance_m": s.distance_m.round(),
+            "opened": s.status == ShelterStatus::Open,
         })).collect::<Vec<_>>(),
     }))
     .into_response()

@@ -146,6 +146,9 @@ pub struct Audience {
     pub districts: Vec<String>,
     /// Only residents who opted in to レベル3 alerts.
     pub level3_opt_in_only: bool,
+    /// Also the active friends who never registered a district. A resident has one district or none, so
+    /// they never overlap with the districts' residents.
+    pub unregistered: bool,
 }
 
 /// Calls `f` with every user id of the audience, in index order (district, opt-in, user id), without
@@ -173,6 +176,20 @@ pub fn for_each_audience_id(
             total += 1;
         }
     }
+    if audience.unregistered {
+        // `district_id IS NULL` is an equality the partial index answers like a district.
+        let sql = if audience.level3_opt_in_only {
+            "SELECT user_id FROM residents WHERE active = 1 AND district_id IS NULL AND opt_level3 = 1"
+        } else {
+            "SELECT user_id FROM residents WHERE active = 1 AND district_id IS NULL"
+        };
+        let mut stmt = conn.prepare_cached(sql)?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            f(row.get_ref(0)?.as_str()?)?;
+            total += 1;
+        }
+    }
     Ok(total)
 }
 
@@ -186,6 +203,19 @@ pub fn audience_is_empty(conn: &Connection, audience: &Audience) -> anyhow::Resu
     let mut stmt = conn.prepare_cached(sql)?;
     for d in &audience.districts {
         if stmt.query_row([d], |r| r.get::<_, bool>(0))? {
+            return Ok(false);
+        }
+    }
+    if audience.unregistered {
+        let sql = if audience.level3_opt_in_only {
+            "SELECT EXISTS (SELECT 1 FROM residents WHERE active = 1 AND district_id IS NULL AND opt_level3 = 1)"
+        } else {
+            "SELECT EXISTS (SELECT 1 FROM residents WHERE active = 1 AND district_id IS NULL)"
+        };
+        if conn
+            .prepare_cached(sql)?
+            .query_row([], |r| r.get::<_, bool>(0))?
+        {
             return Ok(false);
         }
     }
@@ -494,7 +524,7 @@ mod tests {
             .unwrap();
         let d1 = Audience {
             districts: vec!["d1".into()],
-            level3_opt_in_only: false,
+            ..Default::default()
         };
         let mut got = store.read_blocking(|c| audience(c, &d1)).unwrap();
         got.sort();
@@ -502,6 +532,7 @@ mod tests {
         let l3 = Audience {
             districts: vec!["d1".into(), "d2".into(), "d1".into()],
             level3_opt_in_only: true,
+            ..Default::default()
         };
         assert_eq!(
             store.read_blocking(|c| audience(c, &l3)).unwrap(),
@@ -510,7 +541,7 @@ mod tests {
         let mut sizes = Vec::new();
         let all = Audience {
             districts: vec!["d1".into(), "d2".into()],
-            level3_opt_in_only: false,
+            ..Default::default()
         };
         let total = store
             .read_blocking(|c| {
@@ -530,6 +561,47 @@ mod tests {
                 active_with_district: 9,
                 inactive: 1
             }
+        );
+        // Friends without a district: only the active one, and never a registered resident.
+        let none = Audience {
+            unregistered: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            store.read_blocking(|c| audience(c, &none)).unwrap(),
+            vec![user(99)]
+        );
+        assert!(!store
+            .read_blocking(|c| audience_is_empty(c, &none))
+            .unwrap());
+        let both = Audience {
+            districts: vec!["d2".into()],
+            unregistered: true,
+            ..Default::default()
+        };
+        let mut got = store.read_blocking(|c| audience(c, &both)).unwrap();
+        got.sort();
+        assert_eq!(got, vec![user(6), user(7), user(8), user(9), user(99)]);
+    }
+
+    #[test]
+    fn the_unregistered_audience_is_read_from_the_partial_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).unwrap();
+        let plan: String = store
+            .read_blocking(|c| {
+                let mut st = c.prepare(
+                    "EXPLAIN QUERY PLAN SELECT user_id FROM residents WHERE active = 1 AND district_id IS NULL",
+                )?;
+                let rows = st
+                    .query_map([], |r| r.get::<_, String>(3))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(rows.join("; "))
+            })
+            .unwrap();
+        assert!(
+            plan.contains("USING COVERING INDEX residents_audience (district_id=?)"),
+            "{plan}"
         );
     }
 

@@ -20,7 +20,7 @@
     if (!res.ok) { msg.textContent = res.body.error || "避難場所を読み込めませんでした。"; return; }
     var d = res.body;
     document.getElementById("title").textContent = d.district.name + (d.district.id ? " 付近" : "から近い") + "の避難場所";
-    document.getElementById("subtitle").textContent = d.hazard_label + "に対応した開設中の避難場所（近い順）";
+    document.getElementById("subtitle").textContent = d.hazard_label + "に対応した避難場所（開設中を先に、近い順）";
     var map = L.map("map").setView([d.origin.lat, d.origin.lon], 14);
     // 地理院タイル when online; the markers below are drawn whether or not the tiles load.
     L.tileLayer("https://cyberjapandata.gsi.go.jp/xyz/std/{z}/{x}/{y}.png", {
@@ -30,15 +30,24 @@
       .addTo(map).bindPopup(d.district.name);
     var list = document.getElementById("list");
     var bounds = [[d.origin.lat, d.origin.lon]];
-    if (d.shelters.length === 0) { msg.textContent = "近くに開設中の避難場所が見つかりません。市の案内をご確認ください。"; }
+    if (d.shelters.length === 0) {
+      msg.textContent = "近くに該当する避難場所が見つかりません。市の案内をご確認ください。";
+    } else if (d.shelters.some(function (s) { return !s.opened; })) {
+      // Only shelters the city opened are called open; the others are designated, status not announced.
+      msg.textContent = "「開設中」の表示がない避難場所は、開設状況を市の発表でご確認ください。";
+    }
     d.shelters.forEach(function (s) {
       var km = (s.distance_m / 1000).toFixed(1);
-      L.marker([s.lat, s.lon]).addTo(map).bindPopup(s.name + "（約" + km + "km）");
+      L.marker([s.lat, s.lon]).addTo(map).bindPopup(s.name + (s.opened ? "（開設中）" : "") + "（約" + km + "km）");
       bounds.push([s.lat, s.lon]);
       var li = document.createElement("li");
       li.className = "shelter";
       li.dataset.id = s.id;
       var name = document.createElement("div"); name.className = "name"; name.textContent = s.name;
+      if (s.opened) {
+        var tag = document.createElement("span"); tag.className = "opened"; tag.textContent = "開設中";
+        name.appendChild(tag);
+      }
       var meta = document.createElement("div"); meta.className = "meta";
       meta.textContent = s.address + "　約" + km + "km　";
       var a = document.createElement("a");

@@ -1,5 +1,5 @@
 // The dashboard as the crisis office sees it on a 1280×900 screen with a real city's data (札幌市: 5,899 districts,
-// 349 shelters, the demo's warnings over 石狩・空知・後志, deliveries in progress): the page stays short, the mode,
+// 349 shelters of which the city opened 40, the demo's warnings over 石狩・空知・後志, deliveries in progress): the page stays short, the mode,
 // the counts, the warnings and the deliveries are on the first screen, and the shelter list is folded until
 // opened. Env: SONAE_OPERATOR, SONAE_PASSWORD, SONAE_MAX_HEIGHT (px), SONAE_OPEN_SHELTERS (count expected).
 import { assert, login, newPage, run, screenshot } from './lib.mjs';

@@ -333,8 +333,34 @@ fn the_dashboard_with_a_real_citys_data_fits_a_screen_in_chromium() {
             repo("deploy/demo/sapporo-01100-shitei-kinkyu-hinanbasho.csv").display()
         ),
     );
+    // The city has opened 40 of the 349 shelters (a shelter without a status is not open).
+    let opened: Vec<String> = sonae::place::PlaceData::load(&sonae::place::PlaceConfig {
+        districts: repo("deploy/demo/sapporo-districts.geojson"),
+        shelters: vec![repo(
+            "deploy/demo/sapporo-01100-shitei-kinkyu-hinanbasho.csv",
+        )],
+        ..Default::default()
+    })
+    .unwrap()
+    .shelters
+    .all()
+    .iter()
+    .take(40)
+    .map(|s| s.id.clone())
+    .collect();
     {
         let store = sonae::store::Store::open(&dir.path().join("sonae.db")).unwrap();
+        store
+            .write_blocking(|tx| {
+                sonae::place::status::set_status_bulk_tx(
+                    tx,
+                    &opened,
+                    sonae::place::status::ShelterStatus::Open,
+                    "test",
+                    &serde_json::json!({}),
+                )
+            })
+            .unwrap();
         // The demo scenario's first telegrams as the active-warning state.
         let parse = sonae::jma::daemon_parser().unwrap();
         let table = sonae::jma::daemon_code_table();
@@ -383,9 +409,96 @@ fn the_dashboard_with_a_real_citys_data_fits_a_screen_in_chromium() {
             ("SONAE_OPERATOR", "tanaka"),
             ("SONAE_PASSWORD", PASSWORD),
             ("SONAE_MAX_HEIGHT", "2500"),
-            ("SONAE_OPEN_SHELTERS", "349"),
+            ("SONAE_OPEN_SHELTERS", "40"),
         ],
     );
     print!("{out}");
     assert!(out.contains("[dashboard] ok"), "{out}");
+}
+
+#[test]
+fn an_operator_opens_every_flood_shelter_of_a_ward_at_once_in_chromium() {
+    let repo = |p: &str| Path::new(env!("CARGO_MANIFEST_DIR")).join(p);
+    let dir = tempfile::tempdir().unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let place = sonae::place::PlaceConfig {
+        districts: repo("deploy/demo/sapporo-districts.geojson"),
+        shelters: vec![repo(
+            "deploy/demo/sapporo-01100-shitei-kinkyu-hinanbasho.csv",
+        )],
+        ..Default::default()
+    };
+    let config = write_config(
+        dir.path(),
+        addr,
+        &format!(
+            "\n[place]\ncity_name = \"札幌市\"\ndistricts = \"{}\"\nshelters = [\"{}\"]\n\n[plow]\nleaflet_dir = \"{}\"\n",
+            place.districts.display(),
+            place.shelters[0].display(),
+            repo("templates/web/node_modules/leaflet/dist").display()
+        ),
+    );
+    add_user(&config, "sato", "operator");
+    // The 洪水 shelters of 中央区 and a district of it, from the same data the daemon loads.
+    let data = sonae::place::PlaceData::load(&place).unwrap();
+    let in_ward = |s: &sonae::place::Shelter| {
+        data.districts
+            .locate(s.at)
+            .is_some_and(|d| d.group.as_deref() == Some("中央区"))
+    };
+    let expected = data
+        .shelters
+        .all()
+        .iter()
+        .filter(|s| s.suits(sonae::place::Need::Flee(sonae::place::Hazard::Flood)) && in_ward(s))
+        .count();
+    assert!(expected > 3, "{expected}");
+    let district = data
+        .districts
+        .all()
+        .iter()
+        .find(|d| d.group.as_deref() == Some("中央区"))
+        .unwrap()
+        .id
+        .clone();
+    let daemon = Daemon::start(&config, addr);
+    let out = run_script(
+        "shelters_bulk.mjs",
+        &daemon,
+        &[
+            ("SONAE_OPERATOR", "sato"),
+            ("SONAE_PASSWORD", PASSWORD),
+            ("SONAE_WARD", "中央区"),
+            ("SONAE_DISTRICT", &district),
+            ("SONAE_EXPECT", &expected.to_string()),
+        ],
+    );
+    assert!(out.contains("[shelters_bulk] ok"), "{out}");
+    // In the database: exactly those shelters open, one audit row naming the operator.
+    let store = sonae::store::Store::open(&dir.path().join("sonae.db")).unwrap();
+    let statuses = store
+        .read_blocking(sonae::place::status::load_statuses)
+        .unwrap();
+    assert_eq!(statuses.len(), expected);
+    assert!(statuses
+        .values()
+        .all(|s| *s == sonae::place::status::ShelterStatus::Open));
+    let audit: Vec<(String, String)> = store
+        .read_blocking(|c| {
+            let mut st = c.prepare(
+                "SELECT actor, detail FROM audit_log WHERE action = 'shelter.status.bulk'",
+            )?;
+            let v = st
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(v)
+        })
+        .unwrap();
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0].0, "sato");
+    assert!(
+        audit[0].1.contains("\"area\":\"group:中央区\""),
+        "{}",
+        audit[0].1
+    );
 }

@@ -77,6 +77,8 @@ impl Console {
                 area: "中央地区".into(),
                 status: ShelterStatus::Closed,
                 hazards: vec!["洪水".into(), "土砂災害".into()],
+                needs: vec!["flood".into(), "landslide".into()],
+                areas: vec!["all".into(), "district:chuo".into()],
             },
             ShelterRow {
                 id: "06201-002".into(),
@@ -84,6 +86,8 @@ impl Console {
                 area: "東部地区".into(),
                 status: ShelterStatus::Open,
                 hazards: vec!["地震".into()],
+                needs: vec!["earthquake".into()],
+                areas: vec!["all".into(), "district:tobu".into()],
             },
         ]);
         let providers = Providers {
@@ -853,6 +857,42 @@ async fn shelters_open_and_problems_resolve_from_the_console_with_audit() {
     assert_eq!(p.status, 303);
     let problems = b.get("/console/problems").await;
     assert!(problems.body.contains("未対応の問題はありません"));
+
+    // Bulk per hazard: every flood shelter in the district closes; bad forms change nothing.
+    let page = b.get("/console/shelters").await;
+    assert!(page.body.contains("まとめて変更") && page.body.contains("市内全域"));
+    for (need, area, status, code) in [
+        ("meteor", "all", "closed", 400),
+        ("flood", "district:nowhere", "closed", 404),
+        ("flood", "all", "burning", 400),
+        ("flood", "district:tobu", "closed", 400), // no flood shelter there
+    ] {
+        let form = [
+            ("csrf", csrf.as_str()),
+            ("need", need),
+            ("area", area),
+            ("status", status),
+        ];
+        let p = b.post("/console/shelters/bulk", &form).await;
+        assert_eq!(p.status, code, "{need} {area} {status}: {}", p.body);
+        assert!(p.body.contains("何も変更していません"), "{}", p.body);
+    }
+    assert_eq!(c.shelters.snapshot()[0].status, ShelterStatus::Open);
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("need", "flood"),
+        ("area", "district:chuo"),
+        ("status", "closed"),
+    ];
+    let p = b.post("/console/shelters/bulk", &form).await;
+    assert_eq!(p.status, 303);
+    let rows = c.shelters.snapshot();
+    assert_eq!(rows[0].status, ShelterStatus::Closed);
+    assert_eq!(
+        rows[1].status,
+        ShelterStatus::Open,
+        "an earthquake site stays"
+    );
 
     // The shelter source audits its own change (the in-memory board here audits nothing); the console does
     // not write a second row.

@@ -145,10 +145,15 @@ fn cycle(
                 name: "第一小学校".into(),
                 distance_m: 420.0,
                 map_url: "https://maps.gsi.go.jp/#17/38.25/140.33/".into(),
+                opened: true,
             }]
         },
-        |_| HazardLinks::default(),
+        |_, _| HazardLinks::default(),
         |d, a| {
+            // This city's friends have all registered a district.
+            let Some(d) = d else {
+                return Ok(Recipients::nobody());
+            };
             Ok(c.residents[&d.id]
                 .iter()
                 .filter(|(_, opted)| a == Audience::Everyone || *opted)
@@ -325,8 +330,8 @@ fn run_cycle_blocking(
     public_url: &str,
     input: EngineInput<'_>,
     mut shelters_for: impl FnMut(&DistrictRef, Phenomenon) -> Vec<compose::ShelterRef>,
-    mut links_for: impl FnMut(&str) -> compose::HazardLinks,
-    mut recipients_for: impl FnMut(&DistrictRef, Audience) -> anyhow::Result<Recipients>,
+    mut links_for: impl FnMut(&str, Option<&DistrictRef>) -> compose::HazardLinks,
+    mut recipients_for: impl FnMut(Option<&DistrictRef>, Audience) -> anyhow::Result<Recipients>,
 ) -> anyhow::Result<(Decision, Vec<Enqueued>)> {
     let memory = store.read_blocking(load_state)?;
     let decision = decide(config, &memory, input);
@@ -337,6 +342,7 @@ fn run_cycle_blocking(
             step,
             public_url,
             &config.drill_audience,
+            config.shelter_max_km,
             &mut shelters_for,
             &mut links_for,
             &mut recipients_for,

@@ -20,4 +20,5 @@ mod network;
 mod ops;
 mod place;
 mod plow;
+mod reach;
 mod shelters;

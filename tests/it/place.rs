@@ -7,7 +7,7 @@ use std::process::Command;
 
 use serde_json::Value;
 use sonae::place::status::ShelterStatus;
-use sonae::place::{Hazard, LatLon, Need, ShelterKind, Shelters};
+use sonae::place::{Hazard, LatLon, Limits, Need, Shelter, ShelterKind, Shelters};
 use sonae::resident::flow::{self, Effect};
 
 use crate::helpers::{free_port, write_config, SONAE};
@@ -26,6 +26,20 @@ const YAMAGATA_CSV: &str = "geo/shelters/yamagata-06201-shitei-kinkyu-hinanbasho
 fn load(paths: &[&str]) -> (Shelters, Vec<(PathBuf, sonae::place::LoadReport)>) {
     let paths: Vec<PathBuf> = paths.iter().map(|p| shared(p)).collect();
     Shelters::load_files(&paths).expect("files readable")
+}
+
+/// `Shelters::suggest` without limits, as (site, metres).
+fn nearest(
+    s: &Shelters,
+    from: LatLon,
+    need: Need,
+    n: usize,
+    status: impl Fn(&str) -> ShelterStatus,
+) -> Vec<(&Shelter, f64)> {
+    s.suggest(from, need, n, &Limits::none(), status)
+        .into_iter()
+        .map(|x| (x.shelter, x.distance_m))
+        .collect()
 }
 
 fn count(s: &Shelters, h: Hazard) -> usize {
@@ -189,25 +203,25 @@ fn every_sapporo_shelter_lies_in_a_district_of_the_ward_named_in_its_address() {
 fn the_nearest_open_shelters_suited_to_the_hazard_match_the_surveyed_distances() {
     let (_, s) = demo();
     let from = LatLon::new(43.0600, 141.3500).unwrap();
-    let open = |_: &str| ShelterStatus::Open;
-    let flood = s.nearest_open(from, Need::Flee(Hazard::Flood), 3, open);
+    let open = |_: &str| ShelterStatus::Unknown;
+    let flood = nearest(&s, from, Need::Flee(Hazard::Flood), 3, open);
     assert_eq!(flood[0].0.name, "資生館小学校");
     assert!((flood[0].1 - 519.0).abs() < 5.0, "{}", flood[0].1);
     assert_eq!(flood[1].0.name, "中央中学校");
     assert!((flood[1].1 - 1_162.0).abs() < 5.0, "{}", flood[1].1);
     assert!(flood[1].1 <= flood[2].1);
-    let slide = s.nearest_open(from, Need::Flee(Hazard::Landslide), 1, open);
+    let slide = nearest(&s, from, Need::Flee(Hazard::Landslide), 1, open);
     assert_eq!(slide[0].0.name, "山鼻小学校");
     assert!((slide[0].1 - 2_115.0).abs() < 5.0, "{}", slide[0].1);
     // 資生館小学校 full: the next suited site moves up; a closed one is skipped too.
     let status = |id: &str| match id {
         "E0110000241202" => ShelterStatus::Full,
-        _ => ShelterStatus::Open,
+        _ => ShelterStatus::Unknown,
     };
-    let flood = s.nearest_open(from, Need::Flee(Hazard::Flood), 1, status);
+    let flood = nearest(&s, from, Need::Flee(Hazard::Flood), 1, status);
     assert_eq!(flood[0].0.name, "中央中学校");
     // No 指定避難所 file exists for 札幌市.
-    assert!(s.nearest_open(from, Need::Stay, 3, open).is_empty());
+    assert!(nearest(&s, from, Need::Stay, 3, open).is_empty());
     // The brute-force answer agrees with the index for every hazard.
     for h in Hazard::ALL {
         let mut all: Vec<(f64, &str)> = s
@@ -217,8 +231,7 @@ fn the_nearest_open_shelters_suited_to_the_hazard_match_the_surveyed_distances()
             .map(|x| (from.distance_m(x.at), x.id.as_str()))
             .collect();
         all.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let got: Vec<&str> = s
-            .nearest_open(from, Need::Flee(h), 5, open)
+        let got: Vec<&str> = nearest(&s, from, Need::Flee(h), 5, open)
             .iter()
             .map(|x| x.0.id.as_str())
             .collect();
@@ -238,12 +251,12 @@ fn a_flood_alert_in_yamagata_never_offers_a_park() {
     let any = y.nearest_matching(from, 1, |s| s.kind == ShelterKind::Emergency);
     assert_eq!(any[0].0.name, "第四小学校（グラウンド）");
     assert!((any[0].1 - 370.0).abs() < 10.0, "{}", any[0].1);
-    let flood = y.nearest_open(from, Need::Flee(Hazard::Flood), 85, open);
+    let flood = nearest(&y, from, Need::Flee(Hazard::Flood), 85, open);
     assert_eq!(flood.len(), 85);
     assert_eq!(flood[0].0.name, "第四小学校（体育館）");
     assert!((flood[0].1 - 433.0).abs() < 10.0, "{}", flood[0].1);
     assert!(flood.iter().all(|(s, _)| !s.name.contains("公園")));
-    let stay = y.nearest_open(from, Need::Stay, 3, open);
+    let stay = nearest(&y, from, Need::Stay, 3, open);
     assert_eq!(stay.len(), 3);
     assert!(stay.iter().all(|(s, _)| s.kind == ShelterKind::Evacuation));
 }
@@ -607,7 +620,7 @@ fn shelter_status_is_set_from_the_cli_listed_and_audited() {
         "kikikanri-1",
     ]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("資生館小学校: open → full"), "{out}");
+    assert!(out.contains("資生館小学校: unknown → full"), "{out}");
     let (code, out, _) = run(&["shelter", "status", "--config", c, "E0110000241202", "full"]);
     assert_eq!(code, 0);
     assert!(out.contains("already full"), "{out}");
@@ -653,7 +666,7 @@ fn shelter_status_is_set_from_the_cli_listed_and_audited() {
         .unwrap();
     assert_eq!(actor, "kikikanri-1");
     assert!(
-        detail.contains("\"from\":\"open\"") && detail.contains("\"to\":\"full\""),
+        detail.contains("\"from\":\"unknown\"") && detail.contains("\"to\":\"full\""),
         "{detail}"
     );
 }
@@ -724,6 +737,7 @@ fn a_residents_import_with_one_bad_row_imports_nothing_and_a_good_one_imports_ev
     let aud = sonae::resident::Audience {
         districts: vec!["01101-0001".into()],
         level3_opt_in_only: false,
+        unregistered: false,
     };
     let got = store
         .read_blocking(|c| sonae::resident::audience(c, &aud))
@@ -822,6 +836,7 @@ async fn a_resident_follows_registers_by_location_unfollows_and_comes_back_with_
     let aud = sonae::resident::Audience {
         districts: vec![district.clone()],
         level3_opt_in_only: false,
+        unregistered: false,
     };
     let who = |store: &sonae::store::Store| {
         let aud = aud.clone();

@@ -84,6 +84,25 @@ fn the_shelter_api_lists_open_suited_shelters_nearest_first_and_refuses_bad_quer
     let (code, script) = get_full(&d.url("/assets/shelters.js")).unwrap();
     assert_eq!(code, 200);
     assert!(script.contains("/api/shelters"));
+
+    // Nobody opened anything: designated sites are listed, none is called open.
+    assert!(shelters.iter().all(|s| s["opened"] == false), "{v}");
+    // Indoor 指定避難所 for 大雪・暴風雪・暴風: 札幌市 has no 指定避難所 file, so none — never a park instead.
+    let stay = shelters_json(&d, &id, "stay");
+    assert_eq!(stay["hazard_label"], "屋内の指定避難所");
+    assert_eq!(stay["shelters"].as_array().unwrap().len(), 0, "{stay}");
+    // Without a district (the link in messages to friends who never registered one): the reader's position
+    // when the page sends it, else the city's centre.
+    let (code, body) = get_full(&d.url("/api/shelters?hazard=flood")).unwrap();
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.contains("\"kind\":\"city\"") && body.contains("市の中心"),
+        "{body}"
+    );
+    let (code, body) =
+        get_full(&d.url("/api/shelters?hazard=flood&lat=43.0597&lon=141.3468")).unwrap();
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"kind\":\"position\""), "{body}");
 }
 
 #[test]

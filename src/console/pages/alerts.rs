@@ -353,7 +353,15 @@ async fn preview_messages(
     };
     let district = x.districts.first().and_then(|d| place.districts.get(d));
     let shelters = district
-        .map(|d| manual::shelters_for(&place, &d.id, x.hazard, &status))
+        .map(|d| {
+            manual::shelters_for(
+                &place,
+                &d.id,
+                x.hazard,
+                &status,
+                st.ctx.alerts.shelter_reach,
+            )
+        })
         .unwrap_or_default();
     let hazard_map = district
         .map(|d| {

@@ -136,6 +136,8 @@ struct ShelterSummary {
     open: usize,
     full: usize,
     closed: usize,
+    /// No status set: designated, not announced as open.
+    unknown: usize,
 }
 
 /// Everything the dashboard and `/api/status` show, gathered once.
@@ -199,10 +201,12 @@ async fn gather(st: &ConsoleState, mode: &ModeState) -> anyhow::Result<Status> {
             open: count(ShelterStatus::Open),
             full: count(ShelterStatus::Full),
             closed: count(ShelterStatus::Closed),
+            unknown: count(ShelterStatus::Unknown),
         },
+        // Opened by the city (and full): a shelter without a status is not open.
         open_shelters: shelters
             .iter()
-            .filter(|s| s.status != ShelterStatus::Closed)
+            .filter(|s| matches!(s.status, ShelterStatus::Open | ShelterStatus::Full))
             .cloned()
             .collect(),
         open_problems,
