@@ -88,7 +88,7 @@ async fn every_rich_menu_button_and_an_unknown_question_get_a_useful_answer() {
     wait_reply(&sb, user, 0, "follow").await;
 
     let mut walked = 0;
-    for menu in ["normal-a", "normal-b", "emergency"] {
+    for menu in ["normal-a", "normal-b", "emergency", "emergency-snow"] {
         let t: Value = serde_json::from_str(
             &std::fs::read_to_string(repo.join(format!("templates/richmenus/{menu}.json")))
                 .unwrap(),
@@ -152,7 +152,7 @@ async fn every_rich_menu_button_and_an_unknown_question_get_a_useful_answer() {
             }
         }
     }
-    assert_eq!(walked, 22, "the three menus have 22 areas");
+    assert_eq!(walked, 28, "the four menus have 28 areas");
 
     // A question nobody understands gets the list of what the account can do.
     let before = replies(&sb, user).len();
