@@ -26,9 +26,10 @@ fn main() -> anyhow::Result<()> {
                 )
             })
             .collect(),
+        encoding: sonae::text::CsvEncoding::Utf8,
     };
     let t = Instant::now();
-    store.write_blocking(|tx| import_tx(tx, &rows, "bench", "generated"))?;
+    store.write_blocking(|tx| import_tx(tx, &rows, "bench", "generated", |_| {}))?;
     let import_s = t.elapsed().as_secs_f64();
     println!(
         "import {RESIDENTS} residents in one transaction: {import_s:.2} s ({:.0} rows/s)",

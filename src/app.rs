@@ -69,29 +69,17 @@ impl Application {
     /// a [`ConfigError`], exit 2), opens the store (applying migrations), binds both listeners. Nothing runs
     /// until [`Application::run_until_stopped`].
     pub async fn build(config: Config, secrets: Secrets) -> anyhow::Result<Application> {
-        Application::build_accepting(config, secrets, |_| false).await
-    }
-
-    /// [`Application::build`], letting the refusals `accept` returns true for pass (the demo runs from a
-    /// checkout where npm may not have fetched Leaflet: its maps then show without it).
-    pub async fn build_accepting(
-        config: Config,
-        secrets: Secrets,
-        accept: impl Fn(&str) -> bool,
-    ) -> anyhow::Result<Application> {
         let checked = {
             let config = config.clone();
             tokio::task::spawn_blocking(move || crate::config::preflight::run(&config))
                 .await
                 .context("checking the configuration panicked")?
         };
-        let problems: Vec<String> = checked
-            .problems
-            .into_iter()
-            .filter(|p| !accept(p))
-            .collect();
-        if !problems.is_empty() {
-            return Err(ConfigError { problems }.into());
+        if !checked.problems.is_empty() {
+            return Err(ConfigError {
+                problems: checked.problems,
+            }
+            .into());
         }
         for w in &checked.warnings {
             tracing::warn!(warning = %w, "configuration needs attention");
@@ -399,7 +387,6 @@ fn routers(ctx: &Context, mut services: crate::services::Registry) -> (Router, R
         .merge(crate::place::web::routes(
             ctx.infra.store.clone(),
             ctx.place.clone(),
-            &ctx.config.plow.leaflet_dir,
         ))
         .merge(crate::cap::routes(crate::cap::Deps {
             store: ctx.infra.store.clone(),
@@ -407,6 +394,7 @@ fn routers(ctx: &Context, mut services: crate::services::Registry) -> (Router, R
             public_url: ctx.config.server.public_url.clone(),
             city: ctx.config.place.city_name.clone(),
         }))
+        .merge(crate::assets::routes())
         .merge(services.take_routes())
         .merge(console.public);
     let admin = Router::new()

@@ -3,6 +3,9 @@
 //! It prints its own progress on stdout — each start-up step, then what happens while it runs (warnings in
 //! force, mode changes, alerts and their delivery) — and logs only warnings and errors of its own; the
 //! embedded MQTT broker's log is off (`RUST_LOG` overrides both).
+//!
+//! Plows need an MQTT broker: the embedded one in a build with the cargo feature `embedded-broker` (what
+//! `scripts/demo` builds), else an installed mosquitto started as a child, else the demo runs without them.
 
 use std::path::PathBuf;
 
@@ -25,35 +28,63 @@ pub struct DemoArgs {
 const DEMO_ROADS: &str = include_str!("../deploy/demo/sapporo-central-authorized-roads.geojson");
 const DEMO_WARDS: &str = include_str!("../deploy/demo/sapporo-wards.geojson");
 
-/// Plows in the demo: the embedded broker on a free local port, 札幌市's central road network and wards,
-/// and Leaflet from this checkout's `templates/web/node_modules`. Returns the broker address.
+/// The MQTT broker the demo's plows publish to.
+enum DemoBroker {
+    /// rumqttd in process (a build with the cargo feature `embedded-broker`, as `scripts/demo` makes).
+    Embedded(std::net::SocketAddr),
+    /// An installed mosquitto, started as a child on a free port and stopped with the demo.
+    Mosquitto(crate::plow::broker::ChildMosquitto),
+}
+
+impl DemoBroker {
+    fn addr(&self) -> std::net::SocketAddr {
+        match self {
+            DemoBroker::Embedded(a) => *a,
+            DemoBroker::Mosquitto(m) => m.listen,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            DemoBroker::Embedded(a) => format!("embedded MQTT broker {a}"),
+            DemoBroker::Mosquitto(m) => format!("mosquitto {}", m.listen),
+        }
+    }
+}
+
+/// Plows in the demo, when a broker is at hand: the embedded one if this build has it, else an installed
+/// mosquitto; 札幌市's central road network and wards. Without either the demo runs without plows.
 fn configure_plow_demo(
     config: &mut Config,
     data_dir: &std::path::Path,
-) -> anyhow::Result<std::net::SocketAddr> {
+) -> anyhow::Result<Option<DemoBroker>> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let broker = if crate::plow::broker::EMBEDDED {
+        DemoBroker::Embedded(addr)
+    } else if let Some(program) = crate::plow::broker::find_mosquitto() {
+        DemoBroker::Mosquitto(crate::plow::broker::ChildMosquitto::start(
+            &program, addr, data_dir,
+        )?)
+    } else {
+        return Ok(None);
+    };
     let roads = data_dir.join("demo-roads.geojson");
     let wards = data_dir.join("demo-wards.geojson");
     std::fs::write(&roads, DEMO_ROADS)?;
     std::fs::write(&wards, DEMO_WARDS)?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let broker: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
     let p = &mut config.plow;
     p.enabled = true;
-    p.embedded_broker = true;
-    p.embedded_broker_listen = broker;
+    p.embedded_broker = matches!(broker, DemoBroker::Embedded(_));
+    p.embedded_broker_listen = addr;
     p.broker_host = "127.0.0.1".into();
     p.broker_port = port;
     p.roads_file = Some(roads);
     p.districts_file = Some(wards);
     p.service_area = [141.33, 43.045, 141.38, 43.075];
-    p.leaflet_dir = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/templates/web/node_modules/leaflet/dist"
-    )
-    .into();
-    Ok(broker)
+    Ok(Some(broker))
 }
 
 /// Simulated residents registered in the demo city (a few thousand, spread over its districts).
@@ -182,14 +213,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     config.line.api_data_base = sandbox.url();
 
     step("  loading 札幌市's districts and shelters, opening the database …");
-    let leaflet_missing = !config.plow.leaflet_dir.join("leaflet.js").is_file();
-    if leaflet_missing {
-        step("  note: Leaflet is not in templates/web/node_modules (run scripts/demo, which fetches it with npm); the maps show without it");
-    }
-    let app = crate::app::Application::build_accepting(config, secrets, |problem| {
-        leaflet_missing && problem.starts_with("plow.leaflet_dir:")
-    })
-    .await?;
+    let app = crate::app::Application::build(config, secrets).await?;
     let addr = app.local_addr();
     let admin = app.admin_addr();
     if let Some(place) = &app.context().place {
@@ -216,10 +240,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .coverage
         .as_ref()
         .map(|c| c.lock().unwrap_or_else(|p| p.into_inner()).net.clone());
-    if let Some(roads) = roads {
+    if let (Some(roads), Some(broker)) = (roads, &broker) {
         // The fleet connects with retries, so it may start before the embedded broker listens.
         step("  starting 4 demo plows on 札幌市 roads …");
-        crate::plow::replay::spawn_demo_fleet(broker, roads, ctx.infra.shutdown.clone());
+        crate::plow::replay::spawn_demo_fleet(broker.addr(), roads, ctx.infra.shutdown.clone());
     }
     let (console_user, console_password) =
         crate::console::users::demo_account(&app.context().infra.store)?;
@@ -232,9 +256,15 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     step(format!(
         "  shelters       : http://{addr}/shelters?district=ID&hazard=flood"
     ));
-    step(format!(
-        "  plow map       : http://{addr}/plows   (demo fleet on 札幌市 roads, MQTT {broker})"
-    ));
+    step(match &broker {
+        Some(b) => format!(
+            "  plow map       : http://{addr}/plows   (demo fleet on 札幌市 roads, {})",
+            b.describe()
+        ),
+        None => "  plow map       : off — no MQTT broker: install mosquitto (apt install mosquitto) or build \
+                 with `--features embedded-broker` (scripts/demo does)"
+            .to_string(),
+    });
     step(format!(
         "  plow dispatch  : http://{addr}/console/plows  (console login above)"
     ));
@@ -250,7 +280,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     ctx.infra
         .tasks
         .spawn(narrate(ctx.infra.store.clone(), ctx.infra.shutdown.clone()));
-    app.run_until_stopped(crate::app::stop_signal()).await
+    let result = app.run_until_stopped(crate::app::stop_signal()).await;
+    // A child mosquitto stops with the demo.
+    drop(broker);
+    result
 }
 
 /// Prints what happens while the demo runs, every 2 s: warnings coming into force and lifted, mode changes,

@@ -12,11 +12,13 @@
 //! | features | [`disaster`] (policy, pure engine, composition, cycle), [`plow`] (ingest, coverage, maps, notices), [`cap`] (CAP 1.2 feed of the alerts sent) |
 //! | adapters | [`line`] (client, webhook, event routing, rich menus), [`services`] (resident-services registry), [`resident`] (residents, topics, registration), [`delivery`] (the durable outbox and its sender) |
 //! | domain | [`mode`], [`jma`] (feeds, state; parser in `jma-xml`), [`place`] (districts, shelters, links) |
-//! | foundation | [`infra`], [`scheduler`], [`store`], [`telemetry`], [`metrics`], [`health`], [`secret`], [`ids`], [`systemd`] |
+//! | foundation | [`infra`], [`scheduler`], [`store`], [`telemetry`], [`metrics`], [`health`], [`secret`], [`ids`], [`systemd`], [`backoff`] (the one retry-wait rule), [`jst`] (Japan time), [`assets`] (embedded Leaflet), [`text`] (Japanese text: CSV encodings, name matching) |
 //!
 //! See ARCHITECTURE.md for how the parts fit together.
 
 pub mod app;
+pub mod assets;
+pub mod backoff;
 pub mod cap;
 pub mod cli;
 pub mod config;
@@ -28,6 +30,7 @@ pub mod health;
 pub mod ids;
 pub mod infra;
 pub mod jma;
+pub mod jst;
 pub mod line;
 pub mod metrics;
 pub mod mode;
@@ -40,3 +43,4 @@ pub mod services;
 pub mod store;
 pub mod systemd;
 pub mod telemetry;
+pub mod text;

@@ -11,8 +11,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
-use super::{config_error, runtime_error, DEFAULT_CONFIG, EXIT_RUNTIME};
-use crate::config::Config;
+use super::{load_config, runtime_error, EXIT_RUNTIME};
 use crate::console::seal;
 
 #[derive(Debug, clap::Subcommand)]
@@ -20,21 +19,19 @@ pub enum AuditCommand {
     /// Check the audit log's SHA-256 hash chain: exit 0 with a summary when it is whole, 1 naming the first
     /// row that was edited, deleted or slipped in.
     Verify {
-        #[arg(long, default_value = DEFAULT_CONFIG)]
-        config: PathBuf,
         /// Check this database file instead of the one named in the configuration.
         #[arg(long)]
         db: Option<PathBuf>,
     },
 }
 
-pub fn run(cmd: AuditCommand) -> ExitCode {
-    let AuditCommand::Verify { config, db } = cmd;
+pub fn run(config: &Path, cmd: AuditCommand) -> ExitCode {
+    let AuditCommand::Verify { db } = cmd;
     let path = match db {
         Some(p) => p,
-        None => match Config::from_file(&config) {
+        None => match load_config(config) {
             Ok(c) => c.store.path,
-            Err(e) => return config_error(e),
+            Err(code) => return code,
         },
     };
     match verify_file(&path) {

@@ -1,12 +1,13 @@
 //! CLI commands for places and residents: `sonae shelter …`, `sonae residents …`, `sonae demo-data …`.
 //! Exit codes as everywhere: 0 ok, 1 runtime failure (including a rejected data file), 2 usage or config error.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Subcommand;
 
-use super::{DEFAULT_CONFIG, EXIT_RUNTIME, EXIT_USAGE};
+use super::output::{print_json, Format, FormatArg};
+use super::{EXIT_RUNTIME, EXIT_USAGE};
 use crate::config::Config;
 use crate::place::status::{self, ShelterStatus, StatusChange};
 use crate::place::{Hazard, PlaceData};
@@ -16,8 +17,6 @@ use crate::store::Store;
 pub enum ShelterCommand {
     /// Set a shelter's status (open, closed or full). The change is audited.
     Status {
-        #[arg(long, default_value = DEFAULT_CONFIG)]
-        config: PathBuf,
         /// GSI 共通ID of the shelter, e.g. E0110000241202.
         shelter_id: String,
         /// open | closed | full
@@ -26,37 +25,40 @@ pub enum ShelterCommand {
         #[arg(long)]
         actor: Option<String>,
     },
-    /// List the configured shelters with their status (tab-separated).
+    /// List the configured shelters with their status (a tab-separated table, or JSON).
     List {
-        #[arg(long, default_value = DEFAULT_CONFIG)]
-        config: PathBuf,
         /// Only sites designated for this hazard (flood, landslide, storm_surge, earthquake, tsunami,
         /// large_fire, inland_flood, volcano, or the Japanese name).
         #[arg(long)]
         hazard: Option<String>,
-        /// Only sites with this status.
+        /// Only sites with this status (open, closed or full).
         #[arg(long)]
         status: Option<String>,
+        #[command(flatten)]
+        format: FormatArg,
     },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum ResidentsCommand {
-    /// Import residents from a CSV with columns user_id,district (header optional). Every row is checked
-    /// first; if any row is bad, all bad rows are listed with their line numbers and nothing is imported.
+    /// Import residents from a CSV with columns user_id,district (header optional; UTF-8 or Shift_JIS; the
+    /// district as its id or its name). Every row is checked first; if any row is bad, all bad rows are
+    /// listed with their line numbers and nothing is imported.
     Import {
-        #[arg(long, default_value = DEFAULT_CONFIG)]
-        config: PathBuf,
         /// The CSV file.
         csv: PathBuf,
+        /// Who imports (written to the audit log). Defaults to `cli:$USER`.
         #[arg(long)]
         actor: Option<String>,
+        /// Check every row and report what would be imported, without writing anything.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        format: FormatArg,
     },
-    /// Write every resident as CSV to standard output (user_id,district,active,opt_level3,registered_at).
-    Export {
-        #[arg(long, default_value = DEFAULT_CONFIG)]
-        config: PathBuf,
-    },
+    /// Write every resident as CSV to standard output (user_id,district,active,opt_level3,registered_at),
+    /// UTF-8 with a byte-order mark so Excel opens it.
+    Export,
 }
 
 #[derive(Debug, Subcommand)]
@@ -67,6 +69,7 @@ pub enum DemoDataCommand {
         /// The shared materials directory (with geo/districts and geo/shelters).
         #[arg(long, default_value = "../shared")]
         shared: PathBuf,
+        /// Where to write the demo city's files.
         #[arg(long, default_value = "deploy/demo")]
         out: PathBuf,
     },
@@ -82,13 +85,8 @@ fn actor(given: Option<String>) -> String {
 }
 
 /// Loads the config, the place files and opens the store; prints errors and returns the exit code on failure.
-fn open(config: &std::path::Path) -> Result<(Config, PlaceData, Store), ExitCode> {
-    let cfg = Config::from_file(config).map_err(|e| {
-        for p in &e.problems {
-            eprintln!("error: {p}");
-        }
-        ExitCode::from(EXIT_USAGE)
-    })?;
+fn open(config: &Path) -> Result<(Config, PlaceData, Store), ExitCode> {
+    let cfg = super::load_config(config)?;
     let data = PlaceData::load(&cfg.place).map_err(|e| {
         eprintln!("error: {e}");
         ExitCode::from(EXIT_USAGE)
@@ -103,10 +101,9 @@ fn open(config: &std::path::Path) -> Result<(Config, PlaceData, Store), ExitCode
     Ok((cfg, data, store))
 }
 
-pub fn shelter(cmd: ShelterCommand) -> ExitCode {
+pub fn shelter(config: &Path, cmd: ShelterCommand) -> ExitCode {
     match cmd {
         ShelterCommand::Status {
-            config,
             shelter_id,
             status: wanted,
             actor: who,
@@ -118,7 +115,7 @@ pub fn shelter(cmd: ShelterCommand) -> ExitCode {
                     return ExitCode::from(EXIT_USAGE);
                 }
             };
-            let (_, data, store) = match open(&config) {
+            let (_, data, store) = match open(config) {
                 Ok(x) => x,
                 Err(code) => return code,
             };
@@ -145,9 +142,9 @@ pub fn shelter(cmd: ShelterCommand) -> ExitCode {
             }
         }
         ShelterCommand::List {
-            config,
             hazard,
             status: only,
+            format,
         } => {
             let hazard = match hazard.as_deref().map(|h| (h, Hazard::parse(h))) {
                 None => None,
@@ -165,7 +162,7 @@ pub fn shelter(cmd: ShelterCommand) -> ExitCode {
                     return ExitCode::from(EXIT_USAGE);
                 }
             };
-            let (_, data, store) = match open(&config) {
+            let (_, data, store) = match open(config) {
                 Ok(x) => x,
                 Err(code) => return code,
             };
@@ -176,12 +173,33 @@ pub fn shelter(cmd: ShelterCommand) -> ExitCode {
                     return ExitCode::from(EXIT_RUNTIME);
                 }
             };
-            println!("id\tstatus\tkind\tname\thazards\tlat\tlon");
-            for s in data.shelters.all() {
+            let rows = data.shelters.all().iter().filter_map(|s| {
                 let st = status::status_of(&statuses, &s.id);
-                if only.is_some_and(|o| o != st) || hazard.is_some_and(|h| !s.hazards.contains(h)) {
-                    continue;
-                }
+                let wanted =
+                    only.is_none_or(|o| o == st) && hazard.is_none_or(|h| s.hazards.contains(h));
+                wanted.then_some((s, st))
+            });
+            if format.format == Format::Json {
+                let list: Vec<serde_json::Value> = rows
+                    .map(|(s, st)| {
+                        serde_json::json!({
+                            "id": s.id,
+                            "status": st.to_string(),
+                            "kind": s.kind.label_ja(),
+                            "name": s.name,
+                            "hazards": s.hazards.iter().map(|h| h.label_ja()).collect::<Vec<_>>(),
+                            "lat": s.at.lat,
+                            "lon": s.at.lon,
+                        })
+                    })
+                    .collect();
+                return match print_json(&list) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => super::runtime_error(e),
+                };
+            }
+            println!("id\tstatus\tkind\tname\thazards\tlat\tlon");
+            for (s, st) in rows {
                 let hz: Vec<&str> = s.hazards.iter().map(|h| h.label_ja()).collect();
                 println!(
                     "{}\t{}\t{}\t{}\t{}\t{:.6}\t{:.6}",
@@ -199,12 +217,13 @@ pub fn shelter(cmd: ShelterCommand) -> ExitCode {
     }
 }
 
-pub fn residents(cmd: ResidentsCommand) -> ExitCode {
+pub fn residents(config: &Path, cmd: ResidentsCommand) -> ExitCode {
     match cmd {
         ResidentsCommand::Import {
-            config,
             csv,
             actor: who,
+            dry_run,
+            format,
         } => {
             let bytes = match std::fs::read(&csv) {
                 Ok(b) => b,
@@ -213,49 +232,77 @@ pub fn residents(cmd: ResidentsCommand) -> ExitCode {
                     return ExitCode::from(EXIT_USAGE);
                 }
             };
-            let (_, data, store) = match open(&config) {
+            let (_, data, store) = match open(config) {
                 Ok(x) => x,
                 Err(code) => return code,
             };
+            let file = csv.display().to_string();
             let rows = match crate::resident::check_import(&bytes, &data.districts) {
                 Ok(r) => r,
                 Err(errors) => {
                     for (line, m) in &errors {
-                        eprintln!("{}:{line}: {m}", csv.display());
+                        match line {
+                            0 => eprintln!("{file}: {m}"),
+                            l => eprintln!("{file}:{l}: {m}"),
+                        }
                     }
                     eprintln!(
-                        "error: {} bad row(s) in {}; nothing was imported. Fix the rows and run the import again.",
+                        "error: {} bad row(s) in {file}; nothing was imported. Fix the rows and run the import again.",
                         errors.len(),
-                        csv.display()
                     );
                     return ExitCode::from(EXIT_RUNTIME);
                 }
             };
-            let who = actor(who);
-            let file = csv.display().to_string();
-            match store.write_blocking(|tx| crate::resident::import_tx(tx, &rows, &who, &file)) {
-                Ok((created, updated)) => {
-                    println!(
-                        "imported {} resident(s) from {file}: {created} new, {updated} updated",
-                        rows.rows.len()
-                    );
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("error: {e:#}; nothing was imported");
-                    ExitCode::from(EXIT_RUNTIME)
-                }
-            }
-        }
-        ResidentsCommand::Export { config } => {
-            let cfg = match Config::from_file(&config) {
+            eprintln!("{file}: read as {}", rows.encoding.label());
+            let n = rows.rows.len();
+            let outcome = if dry_run {
+                store
+                    .read_blocking(|c| crate::resident::count_known(c, &rows))
+                    .map(|known| (n - known, known))
+            } else {
+                let who = actor(who);
+                let bar = super::progress::bar(n as u64, format!("importing {file}"));
+                let r = store.write_blocking(|tx| {
+                    crate::resident::import_tx(tx, &rows, &who, &file, |done| {
+                        bar.set_position(done as u64)
+                    })
+                });
+                bar.finish_and_clear();
+                r
+            };
+            let (created, updated) = match outcome {
                 Ok(c) => c,
                 Err(e) => {
-                    for p in &e.problems {
-                        eprintln!("error: {p}");
-                    }
-                    return ExitCode::from(EXIT_USAGE);
+                    eprintln!("error: {e:#}; nothing was imported");
+                    return ExitCode::from(EXIT_RUNTIME);
                 }
+            };
+            match format.format {
+                Format::Json => {
+                    if let Err(e) = print_json(&serde_json::json!({
+                        "file": file,
+                        "encoding": rows.encoding.label(),
+                        "dry_run": dry_run,
+                        "rows": n,
+                        "new": created,
+                        "updated": updated,
+                    })) {
+                        return super::runtime_error(e);
+                    }
+                }
+                Format::Table if dry_run => println!(
+                    "dry run: would import {n} resident(s) from {file}: {created} new, {updated} updated; nothing was written"
+                ),
+                Format::Table => println!(
+                    "imported {n} resident(s) from {file}: {created} new, {updated} updated"
+                ),
+            }
+            ExitCode::SUCCESS
+        }
+        ResidentsCommand::Export => {
+            let cfg = match super::load_config(config) {
+                Ok(c) => c,
+                Err(code) => return code,
             };
             let store = match Store::open_current(&cfg.store.path) {
                 Ok(s) => s,

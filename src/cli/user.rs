@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use chrono::Utc;
 
-use super::{DEFAULT_CONFIG, EXIT_RUNTIME, EXIT_USAGE};
+use super::output::{print_json, Format, FormatArg};
+use super::{EXIT_RUNTIME, EXIT_USAGE};
 use crate::console::users::{
     add_user, disable_user, hash_password, list_users, AddUserError, Role, UserName,
     MIN_PASSWORD_CHARS,
@@ -18,8 +19,6 @@ pub enum UserCommand {
     /// Create a console account. The password is read from standard input (one line) or, on a terminal,
     /// prompted twice without echo.
     Add {
-        #[arg(long, default_value = DEFAULT_CONFIG)]
-        config: std::path::PathBuf,
         /// Login name (letters, digits, '.', '_', '-').
         name: String,
         /// operator: 閲覧・避難所・問題対応; approver: also manual hold/release of disaster mode; admin: everything.
@@ -28,13 +27,12 @@ pub enum UserCommand {
     },
     /// List console accounts.
     List {
-        #[arg(long, default_value = DEFAULT_CONFIG)]
-        config: std::path::PathBuf,
+        #[command(flatten)]
+        format: FormatArg,
     },
     /// Disable an account and end its sessions.
     Disable {
-        #[arg(long, default_value = DEFAULT_CONFIG)]
-        config: std::path::PathBuf,
+        /// Login name of the account to disable.
         name: String,
     },
 }
@@ -58,12 +56,7 @@ fn read_password() -> anyhow::Result<String> {
 }
 
 fn open_store(config: &std::path::Path) -> Result<Store, ExitCode> {
-    let cfg = crate::config::Config::from_file(config).map_err(|e| {
-        for p in &e.problems {
-            eprintln!("error: {p}");
-        }
-        ExitCode::from(EXIT_USAGE)
-    })?;
+    let cfg = super::load_config(config)?;
     Store::open_current(&cfg.store.path).map_err(|e| {
         eprintln!("error: {e:#}");
         ExitCode::from(EXIT_RUNTIME)
@@ -71,7 +64,7 @@ fn open_store(config: &std::path::Path) -> Result<Store, ExitCode> {
 }
 
 /// Runs a `sonae user` command. Exit codes: 0 ok, 1 runtime failure, 2 usage (bad name, short password).
-pub fn run(cmd: UserCommand) -> ExitCode {
+pub fn run(config: &std::path::Path, cmd: UserCommand) -> ExitCode {
     let usage = |m: String| {
         eprintln!("error: {m}");
         ExitCode::from(EXIT_USAGE)
@@ -87,12 +80,12 @@ pub fn run(cmd: UserCommand) -> ExitCode {
         )
     };
     match cmd {
-        UserCommand::Add { config, name, role } => {
+        UserCommand::Add { name, role } => {
             let name = match UserName::parse(&name) {
                 Ok(n) => n,
                 Err(m) => return usage(m),
             };
-            let store = match open_store(&config) {
+            let store = match open_store(config) {
                 Ok(s) => s,
                 Err(c) => return c,
             };
@@ -123,12 +116,30 @@ pub fn run(cmd: UserCommand) -> ExitCode {
                 Ok(Err(AddUserError::Other(e))) | Err(e) => runtime(e),
             }
         }
-        UserCommand::List { config } => {
-            let store = match open_store(&config) {
+        UserCommand::List { format } => {
+            let store = match open_store(config) {
                 Ok(s) => s,
                 Err(c) => return c,
             };
             match store.read_blocking(list_users) {
+                Ok(users) if format.format == Format::Json => {
+                    let list: Vec<serde_json::Value> = users
+                        .iter()
+                        .map(|u| {
+                            serde_json::json!({
+                                "name": u.name,
+                                "role": u.role.as_str(),
+                                "disabled": u.disabled,
+                                "created_at": u.created_at,
+                                "last_login_at": u.last_login_at,
+                            })
+                        })
+                        .collect();
+                    match print_json(&list) {
+                        Ok(()) => ExitCode::SUCCESS,
+                        Err(e) => runtime(e),
+                    }
+                }
                 Ok(users) => {
                     println!("{:<24} {:<9} {:<9} last login", "name", "role", "state");
                     for u in users {
@@ -145,8 +156,8 @@ pub fn run(cmd: UserCommand) -> ExitCode {
                 Err(e) => runtime(e),
             }
         }
-        UserCommand::Disable { config, name } => {
-            let store = match open_store(&config) {
+        UserCommand::Disable { name } => {
+            let store = match open_store(config) {
                 Ok(s) => s,
                 Err(c) => return c,
             };

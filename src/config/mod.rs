@@ -3,7 +3,7 @@
 //! * Unknown keys are errors (`deny_unknown_fields` everywhere), reported with their dotted path.
 //! * Every error names the key, the bad value and the fix.
 //! * Secrets are never written in the file: each is a [`SecretSource`] (`file` or `env`).
-//! * What depends on the machine rather than the file (place data, Leaflet, public URL vs. real LINE) is
+//! * What depends on the machine rather than the file (place data, public URL vs. real LINE) is
 //!   checked by [`preflight`], shared by `sonae check` and the daemon's start.
 //! * `sonae config default` prints [`DEFAULT_TOML`], the fully commented default; a test checks that it
 //!   parses to exactly [`Config::default`] and that `deploy/sonae.example.toml` is identical to it.
@@ -191,6 +191,9 @@ impl Config {
         let mut out = Vec::new();
         if self.console.session_key.is_some() {
             out.push("console.session_key: no longer used (console sessions are random tokens stored only as hashes, nothing is signed); delete the key, and the session-key credential".into());
+        }
+        if self.plow.leaflet_dir.is_some() {
+            out.push("plow.leaflet_dir: no longer used (Leaflet 1.9.4 is built into sonae and served at /assets/leaflet/); delete the key".into());
         }
         if !self.place.enabled {
             out.push("place.enabled = false: no districts or shelters are loaded, so there are no disaster alerts, no registration by district and no shelter map; set it to true with the city's data for production".into());

@@ -5,15 +5,11 @@
 //! Refused (each names the key and the fix, like the configuration's own errors; exit 2):
 //! * place data (`place.enabled = true`, the default): a districts or shelter file that is missing,
 //!   unreadable or not GeoJSON/CSV, or that yields no district or no shelter at all;
-//! * Leaflet missing from `plow.leaflet_dir` while a map is served (`/shelters` with place data, `/plows`
-//!   with plows enabled);
 //! * `server.public_url` on this machine (`127.0.0.1`, `localhost`, `::1`, `0.0.0.0`) while `line.api_base`
 //!   is LINE's real API: those links go to residents' phones.
 //!
 //! Warned about (the daemon logs them at start): rows of the place files that were left out, retired keys,
 //! `place.enabled = false`.
-
-use std::path::Path;
 
 use super::Config;
 use crate::place::{Districts, PlaceConfig, PlaceData, Shelters};
@@ -38,9 +34,6 @@ pub fn run(config: &Config) -> Preflight {
     };
     if config.place.enabled {
         out.place = load_place(&config.place, &mut out);
-    }
-    if config.place.enabled || config.plow.enabled {
-        check_leaflet(&config.plow.leaflet_dir, &mut out.problems);
     }
     check_public_url(config, &mut out.problems);
     out
@@ -134,18 +127,6 @@ fn left_out(warnings: &mut Vec<String>, key: &str, lines: &[String]) {
             "{key}: {} rows or features were left out (first: {first}); the daemon lists each as a problem",
             lines.len()
         ));
-    }
-}
-
-fn check_leaflet(dir: &Path, problems: &mut Vec<String>) {
-    for file in ["leaflet.js", "leaflet.css"] {
-        if let Err(e) = std::fs::File::open(dir.join(file)) {
-            problems.push(format!(
-                "plow.leaflet_dir: cannot read {file} in \"{}\" ({e}); the maps /shelters and /plows need Leaflet 1.9 there (`npm ci` in the release's templates/web puts it in templates/web/node_modules/leaflet/dist)",
-                dir.display()
-            ));
-            return;
-        }
     }
 }
 

@@ -9,8 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, Utc};
-use chrono_tz::Asia::Tokyo;
+use chrono::DateTime;
 use minijinja::Environment;
 
 /// The built-in copies: (file name, contents).
@@ -116,11 +115,7 @@ pub fn load(dir: &Path, name: &str) -> Option<String> {
 /// Formats an RFC 3339 time as Japan time, `2026-11-22 09:05`; anything else is shown as given.
 pub fn jst(value: &str) -> String {
     match DateTime::parse_from_rfc3339(value) {
-        Ok(t) => t
-            .with_timezone(&Utc)
-            .with_timezone(&Tokyo)
-            .format("%Y-%m-%d %H:%M")
-            .to_string(),
+        Ok(t) => crate::jst::to_jst(&t).format("%Y-%m-%d %H:%M").to_string(),
         Err(_) => value.to_string(),
     }
 }

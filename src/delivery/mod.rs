@@ -17,8 +17,10 @@
 //!    have landed, and LINE forgets keys after 24 h).
 //! 5. **Exactly once per recipient per alert.** `delivery_alerts.step_key` is unique (the same decision
 //!    twice inserts nothing), and a recipient appears in at most one batch of an alert.
-//! 6. **Rate limit blocks, never drops.** A token bucket at LINE's multicast limit (200 req/s) gates every
-//!    request; a 429 empties it and pauses the whole dispatcher, not just one batch.
+//! 6. **Rate limit blocks, never drops.** One token bucket (`line::limits::TokenBucket`) at
+//!    `multicast_per_sec` (LINE's limit, 200 req/s, by default) gates every request — the only bucket a
+//!    multicast passes, the LINE client does not pace multicasts again; a 429 empties it and pauses the whole
+//!    dispatcher, not just one batch.
 //! 7. **Priority.** Batches are claimed by `priority DESC, id`, so disaster alerts overtake normal traffic.
 //!
 //! # States
@@ -31,7 +33,6 @@
 //! start: in_flight --------------------------------------> pending (same retry key)
 //! ```
 
-pub mod bucket;
 pub mod line_sender;
 pub mod sender;
 
@@ -42,7 +43,6 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use bucket::TokenBucket;
 pub use line_sender::{spawn_sender, LineSender, Outbox};
 pub use sender::{run_sender, SendOutcome, Sender};
 

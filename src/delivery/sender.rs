@@ -1,7 +1,8 @@
 //! The sender task: claims batches, sends them through a [`Sender`], records outcomes. See the module docs
 //! of [`crate::delivery`] for the invariants it keeps.
 //!
-//! Shape: one claim loop (token bucket, concurrency permits, global pause after 429) spawns one task per
+//! Shape: one claim loop (the channel's one multicast token bucket, concurrency permits, global pause after
+//! 429) spawns one task per
 //! request; outcomes go through a bounded channel to one recorder that writes up to 256 outcomes per
 //! transaction (one fsync per group instead of per request: at 200 req/s that is the difference between
 //! 400 and a few dozen commits per second).
@@ -12,7 +13,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use rand::Rng;
 use rusqlite::{params, Transaction};
 use serde_json::Value;
 use tokio::sync::{mpsc, Notify, Semaphore};
@@ -20,8 +20,9 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{DeliveryConfig, TokenBucket};
+use super::DeliveryConfig;
 use crate::health::{Health, Status};
+use crate::line::limits::TokenBucket;
 use crate::metrics::Metrics;
 use crate::store::Store;
 
@@ -110,13 +111,15 @@ struct Done {
     outcome: SendOutcome,
 }
 
-/// Full-jitter backoff: uniform in `[0, min(cap, base · 2^(attempt-1))]` ms.
+/// The retry wait in ms after `attempt` failures: [`crate::backoff::full_jitter`] with the configured base
+/// and cap.
 pub fn backoff_ms(cfg: &DeliveryConfig, attempt: u32) -> u64 {
-    let exp = cfg
-        .backoff_base_ms
-        .saturating_mul(1u64 << attempt.saturating_sub(1).min(20))
-        .min(cfg.backoff_cap_ms);
-    rand::thread_rng().gen_range(0..=exp)
+    crate::backoff::full_jitter(
+        attempt,
+        Duration::from_millis(cfg.backoff_base_ms),
+        Duration::from_millis(cfg.backoff_cap_ms),
+    )
+    .as_millis() as u64
 }
 
 /// Runs until `shutdown`; then stops claiming, lets requests already sent finish and records their outcomes.
@@ -155,8 +158,9 @@ pub async fn run_sender<S: Sender>(
     }
     health.set("delivery", Status::Ok, "配信待ちを処理しています");
 
-    let rate = f64::from(cfg.multicast_per_sec);
-    let mut bucket = TokenBucket::new(rate, rate);
+    // The one multicast bucket (the LINE client does not pace multicasts again): one second's worth of
+    // tokens at `multicast_per_sec`, LINE's 200/s at most.
+    let mut bucket = multicast_bucket(&cfg);
     let permits = Arc::new(Semaphore::new(cfg.concurrency));
     let pause: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
     let rate_limited_in_row = Arc::new(AtomicU32::new(0));
@@ -186,7 +190,7 @@ pub async fn run_sender<S: Sender>(
             );
             // A 429 pauses everything; the bucket is emptied as LINE's is.
             if let Some(until) = paused_until(&pause) {
-                bucket.drain();
+                bucket.drain(Instant::now());
                 // Cancel-safety: sleeping holds nothing; on shutdown nothing is lost.
                 tokio::select! {
                     _ = tokio::time::sleep_until(until) => {}
@@ -285,17 +289,19 @@ pub async fn run_sender<S: Sender>(
                         .context("permits closed")?,
                 };
                 if let Some(until) = paused_until(&pause) {
-                    bucket.drain();
+                    bucket.drain(Instant::now());
                     tokio::select! {
                         _ = tokio::time::sleep_until(until) => {}
                         // The rest of this claim stays in_flight; the next start re-sends it with its keys.
                         _ = shutdown.cancelled() => break 'claim,
                     }
                 }
-                // Rate limit: block, never drop. Cancel-safety: `acquire` takes a token only when it returns.
-                tokio::select! {
-                    _ = bucket.acquire() => {}
-                    _ = shutdown.cancelled() => break 'claim,
+                // Rate limit: block, never drop. Cancel-safety: a token is taken only when one is there.
+                while let Err(wait) = bucket.take(Instant::now()) {
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = shutdown.cancelled() => break 'claim,
+                    }
                 }
                 let sender = sender.clone();
                 let out = out_tx.clone();
@@ -349,6 +355,13 @@ pub async fn run_sender<S: Sender>(
     };
     let (res, ()) = tokio::join!(claim_loop, recorder);
     res
+}
+
+/// The outbox's multicast bucket: `multicast_per_sec` tokens refilling at that rate (a configured rate above
+/// LINE's 200/s is refused by validation; benchmarks may set more to measure the outbox alone).
+fn multicast_bucket(cfg: &DeliveryConfig) -> TokenBucket {
+    let rate = cfg.multicast_per_sec.max(1);
+    TokenBucket::new(rate, Duration::from_secs(1) / rate, Instant::now())
 }
 
 fn paused_until(pause: &Mutex<Option<Instant>>) -> Option<Instant> {

@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -741,8 +741,7 @@ fn is_hex_colour(c: &str) -> bool {
 
 /// 「11月22日 14時05分」 in JST.
 pub fn jst(t: DateTime<Utc>) -> String {
-    let tz = FixedOffset::east_opt(9 * 3600).expect("JST offset is valid");
-    t.with_timezone(&tz)
+    crate::jst::to_jst(&t)
         .format("%-m月%-d日 %-H時%M分")
         .to_string()
 }

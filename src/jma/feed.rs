@@ -51,14 +51,12 @@ impl Clock for SystemClock {
     }
 }
 
-/// Full-jitter exponential backoff: a uniform delay in `[0, min(max, base · 2^(failures-1))]`, at least one
-/// second. `unit` is a uniform random number in `[0, 1)`. With the defaults (5 s, 600 s): ≤ 5 s, ≤ 10 s,
-/// ≤ 20 s, … capped at 10 minutes after 8 failures.
+/// The wait after `failures` failed polls: [`crate::backoff`] (full jitter, `base · 2^(failures-1)` capped at
+/// `max`), at least one second. `unit` is a uniform random number in `[0, 1)`. With the defaults (5 s, 600 s):
+/// ≤ 5 s, ≤ 10 s, ≤ 20 s, … capped at 10 minutes after 8 failures.
 pub fn backoff_delay(failures: u32, base: Duration, max: Duration, unit: f64) -> Duration {
-    let exp = failures.saturating_sub(1).min(30);
-    let ceiling = base.saturating_mul(1u32 << exp).min(max);
-    let d = ceiling.mul_f64(unit.clamp(0.0, 1.0));
-    d.max(Duration::from_secs(1))
+    crate::backoff::at(failures, base, max, unit)
+        .max(Duration::from_secs(1))
         .min(max.max(Duration::from_secs(1)))
 }
 

@@ -7,8 +7,8 @@
 //!   `x-line-accepted-request-id`; that is [`SendOutcome::AlreadyAccepted`], a success. Retries therefore reuse
 //!   the key, and a key must not be retried after 24 h (the outbox's job).
 //! * **What is retried.** Network errors, timeouts and 5xx are retried here with the same key and full-jitter
-//!   exponential backoff (`sleep = random(0, min(cap, base·2^attempt))`, base 500 ms, cap 30 s, 5 attempts by
-//!   default). Other 4xx are never retried and come back with LINE's error body. Reply has no retry key, so a
+//!   exponential backoff ([`crate::backoff`]: `sleep = random(0, min(cap, base·2^(attempt-1)))`, base 500 ms,
+//!   cap 30 s, 5 attempts by default). Other 4xx are never retried and come back with LINE's error body. Reply has no retry key, so a
 //!   reply is retried only when the connection was never made (a reply token is single-use anyway). Creating a
 //!   rich menu is not idempotent either and is likewise retried only on connect errors.
 //! * **429.** "The API rate limit has been exceeded" empties our bucket for that class and backs off (LINE
@@ -16,7 +16,8 @@
 //!   stops ([`SendOutcome::QuotaExhausted`] without a network call) until [`LineClient::clear_quota_stop`] or
 //!   until `quota_probe_interval` has passed (then one request probes), and the operator is alarmed: health
 //!   `line` Degraded plus a stored problem.
-//! * Requests are paced by [`RateLimiter`] at LINE's documented limits before they leave.
+//! * Requests are paced by [`RateLimiter`] at LINE's documented limits before they leave; multicasts by the
+//!   outbox, their only sender, so each request passes exactly one token bucket.
 //! * Message limits ([`limits::check_messages`]) are checked before sending: a violation is a
 //!   [`ClientError::Limit`], never a request.
 //! * Expected conditions are values ([`SendOutcome`]); [`ClientError`] is for "could not do it".
@@ -27,7 +28,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use rand::Rng;
 use reqwest::header::{HeaderMap, CONTENT_TYPE};
 use reqwest::Method;
 use serde::de::DeserializeOwned;
@@ -180,14 +180,10 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// Full-jitter backoff before attempt `attempt + 1` (`attempt` starts at 1).
+    /// The wait before attempt `attempt + 1` (`attempt` starts at 1): [`crate::backoff::full_jitter`], so
+    /// 0.5 s, 1 s, 2 s … at most `max_backoff` with the defaults.
     pub fn backoff(&self, attempt: u32) -> Duration {
-        let exp = self
-            .base_backoff
-            .saturating_mul(1u32.checked_shl(attempt.min(20)).unwrap_or(u32::MAX));
-        let ceiling = exp.min(self.max_backoff);
-        let ms = ceiling.as_millis() as u64;
-        Duration::from_millis(rand::thread_rng().gen_range(0..=ms))
+        crate::backoff::full_jitter(attempt, self.base_backoff, self.max_backoff)
     }
 }
 
@@ -693,37 +689,15 @@ impl LineClient {
             .await)
     }
 
-    /// `POST /v2/bot/message/multicast` to 1–500 users, retrying network errors, timeouts, 5xx and
-    /// rate-limit 429s with the same key.
-    pub async fn multicast(
-        &self,
-        to: &[LineUserId],
-        messages: Vec<Message>,
-        key: RetryKey,
-    ) -> Result<SendOutcome, LimitError> {
-        self.multicast_with(to, messages, key, RetryMode::Always)
-            .await
-    }
-
-    /// One multicast attempt: a rate-limit 429 is [`SendOutcome::RateLimited`], a 5xx or network error
-    /// [`SendOutcome::GaveUp`] after one attempt. The outbox sends this way, so retrying and backing off
-    /// have one owner (the outbox's dispatcher) instead of two stacked layers.
+    /// One `POST /v2/bot/message/multicast` attempt to 1–500 users: a rate-limit 429 is
+    /// [`SendOutcome::RateLimited`], a 5xx or network error [`SendOutcome::GaveUp`]. Multicasts go through
+    /// the outbox only, which owns retrying and backing off, and paces them with the one multicast bucket
+    /// (this client does not take a second token; see [`limits`]).
     pub async fn multicast_once(
         &self,
         to: &[LineUserId],
         messages: Vec<Message>,
         key: RetryKey,
-    ) -> Result<SendOutcome, LimitError> {
-        self.multicast_with(to, messages, key, RetryMode::Once)
-            .await
-    }
-
-    async fn multicast_with(
-        &self,
-        to: &[LineUserId],
-        messages: Vec<Message>,
-        key: RetryKey,
-        mode: RetryMode,
     ) -> Result<SendOutcome, LimitError> {
         limits::check_recipients(to.len())?;
         limits::check_messages(&messages)?;
@@ -739,7 +713,7 @@ impl LineClient {
                 body,
                 key,
                 "multicast",
-                mode,
+                RetryMode::Once,
             )
             .await)
     }
@@ -1274,7 +1248,7 @@ mod tests {
     fn full_jitter_backoff_stays_below_the_exponential_ceiling_and_the_cap() {
         let p = RetryPolicy::default();
         for attempt in 1..12 {
-            let ceiling = (p.base_backoff * 2u32.pow(attempt)).min(p.max_backoff);
+            let ceiling = (p.base_backoff * 2u32.pow(attempt - 1)).min(p.max_backoff);
             for _ in 0..50 {
                 assert!(p.backoff(attempt) <= ceiling);
             }

@@ -3,14 +3,17 @@
 //! # Rate limits
 //! LINE limits each channel per endpoint with a token bucket (ref `#rate-limits`; tips article 2026-09-10:
 //! "a 60/h endpoint refills one request per minute; right after a 429 the bucket is empty"). We keep one
-//! bucket per [`RateClass`] with the same capacity and refill rate, so in normal operation LINE never has to
-//! answer 429. Endpoints LINE limits separately at 2,000/s but that we group into one class
-//! ([`RateClass::RichMenu`]) share one bucket: stricter than LINE, never looser.
+//! [`TokenBucket`] per [`RateClass`] with the same capacity and refill rate, so in normal operation LINE never
+//! has to answer 429. Endpoints LINE limits separately at 2,000/s but that we group into one class
+//! ([`RateClass::RichMenu`]) share one bucket: stricter than LINE, never looser. Every request passes through
+//! exactly one bucket: the client's [`RateLimiter`] holds them all except multicast's, which the outbox's
+//! dispatcher holds (`delivery::sender`; it is the only sender of multicasts and paces them at
+//! `delivery.multicast_per_sec`, at most LINE's 200/s).
 //!
 //! | class | LINE's limit | bucket |
 //! | --- | --- | --- |
 //! | push, reply, profile, content | 2,000/s each | 2,000 tokens, 2,000/s |
-//! | multicast | 200/s | 200 tokens, 200/s |
+//! | multicast | 200/s | in the outbox: `delivery.multicast_per_sec` tokens and per second (≤ 200) |
 //! | broadcast | 60/h | 60 tokens, 1/min |
 //! | rich menu create, delete, alias delete | 100/h each | 100 tokens, 1 per 36 s |
 //! | rich-menu batch control | 3/h | 3 tokens, 1 per 20 min (the 3/h budget is also tracked in SQLite, see `richmenu`) |
@@ -66,6 +69,12 @@ impl RateClass {
         RateClass::BatchProgress,
     ];
 
+    /// Whether the client's [`RateLimiter`] paces this class. Multicast is paced by the outbox's
+    /// dispatcher instead, so a multicast passes one bucket, not two.
+    pub fn paced_by_client(self) -> bool {
+        self != RateClass::Multicast
+    }
+
     /// `(capacity, refill period per token)` at LINE's documented limit.
     pub fn limit(self) -> (u32, Duration) {
         const HOUR: u64 = 3600;
@@ -104,7 +113,8 @@ impl RateClass {
     }
 }
 
-/// A token bucket. Pure: every method takes `now`.
+/// A token bucket, the one type for every bucket Sonae keeps (the client's per class, the outbox's for
+/// multicast). Pure: every method takes `now` (tokio's clock, so tests pause time).
 #[derive(Clone, Debug)]
 pub struct TokenBucket {
     capacity: f64,
@@ -154,7 +164,7 @@ impl TokenBucket {
     }
 }
 
-/// The buckets of every [`RateClass`].
+/// The buckets of every [`RateClass`] the client paces ([`RateClass::paced_by_client`]).
 #[derive(Debug)]
 pub struct RateLimiter {
     buckets: Mutex<HashMap<RateClass, TokenBucket>>,
@@ -180,6 +190,7 @@ impl RateLimiter {
         let now = Instant::now();
         let buckets = RateClass::ALL
             .iter()
+            .filter(|c| c.paced_by_client())
             .map(|&c| {
                 let (cap, per) = c.limit();
                 (c, TokenBucket::new(cap, per, now))
@@ -192,12 +203,14 @@ impl RateLimiter {
 
     fn try_take(&self, class: RateClass) -> Result<(), Duration> {
         let mut b = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        b.get_mut(&class)
-            .expect("every class has a bucket")
-            .take(Instant::now())
+        match b.get_mut(&class) {
+            Some(bucket) => bucket.take(Instant::now()),
+            None => Ok(()),
+        }
     }
 
-    /// Waits for a token of `class`, at most `max_wait`.
+    /// Waits for a token of `class`, at most `max_wait`. A class the client does not pace (multicast)
+    /// passes at once.
     pub async fn acquire(&self, class: RateClass, max_wait: Duration) -> Result<(), WouldExceed> {
         let start = Instant::now();
         loop {
@@ -216,12 +229,12 @@ impl RateLimiter {
         }
     }
 
-    /// Empties a bucket after LINE answered 429 for it.
+    /// Empties a bucket after LINE answered 429 for it (the outbox empties its multicast bucket itself).
     pub fn drain(&self, class: RateClass) {
         let mut b = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        b.get_mut(&class)
-            .expect("every class has a bucket")
-            .drain(Instant::now());
+        if let Some(bucket) = b.get_mut(&class) {
+            bucket.drain(Instant::now());
+        }
     }
 }
 
@@ -395,20 +408,29 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn the_limiter_paces_multicast_at_200_per_second() {
+    async fn the_limiter_paces_push_at_2000_per_second_and_leaves_multicast_to_the_outbox() {
         let l = RateLimiter::new();
         let start = Instant::now();
-        for _ in 0..400 {
-            l.acquire(RateClass::Multicast, Duration::from_secs(10))
+        for _ in 0..4000 {
+            l.acquire(RateClass::Push, Duration::from_secs(10))
                 .await
                 .unwrap();
         }
-        // 200 from the full bucket, then 200 more at 5 ms each.
+        // 2,000 from the full bucket, then 2,000 more at 0.5 ms each.
         let took = start.elapsed();
         assert!(
             took >= Duration::from_millis(995) && took <= Duration::from_millis(1005),
             "{took:?}"
         );
+        // Multicast's one bucket is the outbox's: the client does not take a second token.
+        let start = Instant::now();
+        for _ in 0..1000 {
+            l.acquire(RateClass::Multicast, Duration::ZERO)
+                .await
+                .unwrap();
+        }
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        l.drain(RateClass::Multicast);
     }
 
     #[tokio::test(start_paused = true)]

@@ -51,6 +51,8 @@ type BoxEntry = GeomWithData<Rectangle<[f64; 2]>, usize>;
 pub struct Districts {
     list: Vec<District>,
     by_id: HashMap<String, usize>,
+    /// [`crate::text::name_key`] of each name and of each "group name" → districts, in file order.
+    by_name: HashMap<String, Vec<usize>>,
     tree: RTree<BoxEntry>,
 }
 
@@ -114,9 +116,20 @@ impl Districts {
     /// by id).
     pub fn new(list: Vec<District>) -> Districts {
         let mut by_id = HashMap::with_capacity(list.len());
+        let mut by_name: HashMap<String, Vec<usize>> = HashMap::with_capacity(list.len() * 2);
         let mut boxes = Vec::with_capacity(list.len());
         for (i, d) in list.iter().enumerate() {
             by_id.entry(d.id.clone()).or_insert(i);
+            let mut keys = vec![crate::text::name_key(&d.name)];
+            if let Some(g) = &d.group {
+                keys.push(crate::text::name_key(&format!("{g}{}", d.name)));
+            }
+            for k in keys {
+                let v = by_name.entry(k).or_default();
+                if v.last() != Some(&i) {
+                    v.push(i);
+                }
+            }
             if let Some(r) = d.geometry.bounding_rect() {
                 boxes.push(GeomWithData::new(
                     Rectangle::from_corners([r.min().x, r.min().y], [r.max().x, r.max().y]),
@@ -127,6 +140,7 @@ impl Districts {
         Districts {
             list,
             by_id,
+            by_name,
             tree: RTree::bulk_load(boxes),
         }
     }
@@ -145,6 +159,15 @@ impl Districts {
 
     pub fn get(&self, id: &str) -> Option<&District> {
         self.by_id.get(id).map(|&i| &self.list[i])
+    }
+
+    /// Districts whose name, or group and name (`中央区 大通西一丁目`), is `name` as people write it
+    /// ([`crate::text::name_key`]: 大通西1丁目 = 大通西一丁目, 霞が関 = 霞ヶ関, ｶﾀｶﾅ = かたかな), in file order.
+    pub fn named(&self, name: &str) -> Vec<&District> {
+        self.by_name
+            .get(&crate::text::name_key(name))
+            .map(|v| v.iter().map(|&i| &self.list[i]).collect())
+            .unwrap_or_default()
     }
 
     /// The district containing the point. A point exactly on a shared border belongs to the district that

@@ -170,6 +170,8 @@ impl FromIterator<Hazard> for HazardSet {
 pub struct LoadReport {
     pub loaded: usize,
     pub errors: Vec<(u64, String)>,
+    /// The encoding a CSV file was read in (UTF-8 or Shift_JIS, [`crate::text::decode_csv`]).
+    pub encoding: Option<crate::text::CsvEncoding>,
 }
 
 impl LoadReport {

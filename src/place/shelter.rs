@@ -200,6 +200,9 @@ impl Shelters {
         let mut reports = Vec::new();
         for path in paths {
             let (list, mut report) = load_file(path)?;
+            if let Some(enc) = report.encoding {
+                tracing::info!(file = %path.display(), encoding = enc.label(), "read shelter CSV");
+            }
             for (line, s) in list {
                 if let Some(prev) = seen.get(&s.id) {
                     report.loaded -= 1;
@@ -360,10 +363,12 @@ struct Columns {
     note: Option<usize>,
 }
 
-/// Parses GSI's 指定緊急避難場所 CSV (national file with 都道府県名及び市町村名, or per-municipality without it).
-/// Returns the sites with the line each record starts on. `Err` only when the header is not GSI's.
+/// Parses GSI's 指定緊急避難場所 CSV (national file with 都道府県名及び市町村名, or per-municipality without it),
+/// in UTF-8 or Shift_JIS (CP932). Returns the sites with the line each record starts on. `Err` when the file
+/// is in neither encoding or the header is not GSI's.
 pub fn parse_gsi_csv(bytes: &[u8]) -> Result<(Vec<(u64, Shelter)>, LoadReport), String> {
-    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
+    let decoded = crate::text::decode_csv(bytes)?;
+    let bytes = decoded.text.as_bytes();
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
@@ -371,7 +376,7 @@ pub fn parse_gsi_csv(bytes: &[u8]) -> Result<(Vec<(u64, Shelter)>, LoadReport), 
     let lines = crate::place::LineIndex::new(bytes);
     let headers = rdr
         .headers()
-        .map_err(|e| format!("cannot read the header line: {e} (files must be UTF-8; convert Shift_JIS with `iconv -f CP932 -t UTF-8`)"))?
+        .map_err(|e| format!("cannot read the header line: {e}"))?
         .clone();
     let find = |name: &str| headers.iter().position(|h| h.trim() == name);
     let need = |name: &str| {
@@ -393,7 +398,10 @@ pub fn parse_gsi_csv(bytes: &[u8]) -> Result<(Vec<(u64, Shelter)>, LoadReport), 
         lon: need("経度")?,
         note: find("備考"),
     };
-    let mut report = LoadReport::default();
+    let mut report = LoadReport {
+        encoding: Some(decoded.encoding),
+        ..LoadReport::default()
+    };
     let mut out = Vec::new();
     let mut seen: HashMap<String, u64> = HashMap::new();
     let mut rec = csv::StringRecord::new();
@@ -426,14 +434,11 @@ pub fn parse_gsi_csv(bytes: &[u8]) -> Result<(Vec<(u64, Shelter)>, LoadReport), 
             }
             Err(e) => {
                 let line = lines.line_of_error(&e).unwrap_or(line_before + 1);
-                let msg = match e.kind() {
-                    csv::ErrorKind::Utf8 { .. } => "the row is not UTF-8 (convert Shift_JIS files with `iconv -f CP932 -t UTF-8`)".to_string(),
-                    _ => format!("unreadable CSV row: {e}"),
-                };
-                report.errors.push((line, msg));
-                if !matches!(e.kind(), csv::ErrorKind::Utf8 { .. }) {
-                    break;
-                }
+                // The text is decoded already, so this is the CSV structure (an unclosed quote).
+                report
+                    .errors
+                    .push((line, format!("unreadable CSV row: {e}")));
+                break;
             }
         }
     }

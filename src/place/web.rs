@@ -5,7 +5,7 @@
 //! is `lat`/`lon` (the page asks the browser for the reader's position) or else the city's centre — the
 //! link in messages to friends who never registered a district and in the rich menu; without a hazard (the
 //! rich menu), 地震 sites. The page's script and style are `/assets/shelters.{js,css}` (the CSP allows no
-//! inline code); Leaflet is served under `/assets/leaflet/` from the same npm directory as the plow map.
+//! inline code); Leaflet comes from [`crate::assets`] at `/assets/leaflet/`, like the plow map's.
 
 use std::sync::Arc;
 
@@ -41,14 +41,8 @@ pub struct ShelterQuery {
     pub lon: Option<f64>,
 }
 
-/// Routes over the daemon's one loaded place data (none: the API answers 503 with the reason). Leaflet is
-/// served from `leaflet_dir`.
-pub fn routes(
-    store: Store,
-    place: Option<Arc<PlaceData>>,
-    leaflet_dir: &std::path::Path,
-) -> Router {
-    let leaflet = tower_http::services::ServeDir::new(leaflet_dir);
+/// Routes over the daemon's one loaded place data (none: the API answers 503 with the reason).
+pub fn routes(store: Store, place: Option<Arc<PlaceData>>) -> Router {
     Router::new()
         .route("/shelters", get(|| async { Html(PAGE) }))
         .route(
@@ -66,7 +60,6 @@ pub fn routes(
                 async move { api(&store, place, q).await }
             }),
         )
-        .nest_service("/assets/leaflet", leaflet)
 }
 
 /// A page's script or style, built into the binary (the CSP allows no inline code).

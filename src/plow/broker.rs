@@ -1,28 +1,35 @@
-//! The embedded MQTT broker (rumqttd), for a small city that runs nothing but Sonae, and for `sonae demo`.
+//! MQTT brokers Sonae starts itself, only for `sonae demo` and small trials: the embedded rumqttd (cargo
+//! feature `embedded-broker`, off by default: rumqttd is unmaintained upstream and brings ~80 crates), or a
+//! child `mosquitto` on a free loopback port. Production runs mosquitto as its own service (README, "Snow
+//! plows") with TLS and points `plow.broker_host`/`broker_port` at it.
 //!
 //! rumqttd runs its router and listener on its own threads with their own single-threaded runtimes;
-//! [`rumqttd::Broker::start`] blocks for the broker's lifetime, so it gets a dedicated OS thread that lives
+//! `rumqttd::Broker::start` blocks for the broker's lifetime, so it gets a dedicated OS thread that lives
 //! until the process exits (the broker has no stop call; on SIGTERM the daemon exits after draining its own
-//! tasks, which ends the thread with the process). Production should point at a managed broker (mosquitto)
-//! with TLS; the embedded one listens without TLS and, when `plow.username`/`plow.password` are set, requires
-//! those credentials.
+//! tasks, which ends the thread with the process). The embedded one listens without TLS and, when
+//! `plow.username`/`plow.password` are set, requires those credentials.
 
-use std::collections::HashMap;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
-/// Longest accepted publish on the embedded broker (a position is ~150 bytes).
-const MAX_PAYLOAD: usize = 20 * 1024;
+/// Whether this build has the embedded broker (cargo feature `embedded-broker`).
+pub const EMBEDDED: bool = cfg!(feature = "embedded-broker");
 
 /// Starts rumqttd on `listen` and waits (up to 5 s) until it accepts TCP connections.
+#[cfg(feature = "embedded-broker")]
 pub fn start_embedded(
     listen: SocketAddr,
     credentials: Option<(String, String)>,
 ) -> anyhow::Result<()> {
+    use std::collections::HashMap;
+    /// Longest accepted publish on the embedded broker (a position is ~150 bytes).
+    const MAX_PAYLOAD: usize = 20 * 1024;
     // rumqttd reports a failed bind only in its log; check first so a taken port is a clear start-up error.
-    TcpListener::bind(listen).with_context(|| {
+    std::net::TcpListener::bind(listen).with_context(|| {
         format!("plow.embedded_broker_listen: cannot listen on {listen}; choose a free port")
     })?;
     let auth = credentials.map(|(u, p)| HashMap::from([(u, p)]));
@@ -62,15 +69,88 @@ pub fn start_embedded(
             }
         })
         .context("starting the embedded broker thread")?;
+    wait_listening(listen, "the embedded MQTT broker")?;
+    tracing::info!(%listen, "embedded MQTT broker listening");
+    Ok(())
+}
+
+/// Without the feature there is no embedded broker; configuration validation refuses
+/// `plow.embedded_broker = true` before this is reached.
+#[cfg(not(feature = "embedded-broker"))]
+pub fn start_embedded(
+    _listen: SocketAddr,
+    _credentials: Option<(String, String)>,
+) -> anyhow::Result<()> {
+    bail!("plow.embedded_broker: this sonae is built without the embedded MQTT broker (cargo feature `embedded-broker`)")
+}
+
+fn wait_listening(addr: SocketAddr, what: &str) -> anyhow::Result<()> {
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(5) {
-        if is_listening(listen) {
-            tracing::info!(%listen, "embedded MQTT broker listening");
+        if is_listening(addr) {
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    bail!("the embedded MQTT broker did not start listening on {listen} within 5 s")
+    bail!("{what} did not start listening on {addr} within 5 s")
+}
+
+/// The mosquitto program, if installed (Debian puts it in /usr/sbin, which is not on every user's PATH).
+pub fn find_mosquitto() -> Option<PathBuf> {
+    let candidates = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/sbin")]);
+    candidates
+        .map(|d| d.join("mosquitto"))
+        .find(|p| p.is_file())
+}
+
+/// A `mosquitto` child process on a loopback port, for the demo: anonymous, no persistence, its
+/// configuration in `dir`. Stopped when dropped.
+#[derive(Debug)]
+pub struct ChildMosquitto {
+    child: Child,
+    pub listen: SocketAddr,
+}
+
+impl ChildMosquitto {
+    pub fn start(program: &Path, listen: SocketAddr, dir: &Path) -> anyhow::Result<ChildMosquitto> {
+        let conf = dir.join("mosquitto.conf");
+        // As root mosquitto drops to the `mosquitto` user unless told to stay (it then could not read `dir`).
+        let as_root = std::fs::metadata("/proc/self")
+            .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+            .unwrap_or(false);
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {} {}\nallow_anonymous true\npersistence false\n{}",
+                listen.port(),
+                listen.ip(),
+                if as_root { "user root\n" } else { "" }
+            ),
+        )
+        .with_context(|| format!("writing {}", conf.display()))?;
+        let child = Command::new(program)
+            .arg("-c")
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {}", program.display()))?;
+        let m = ChildMosquitto { child, listen };
+        wait_listening(listen, "mosquitto")?;
+        Ok(m)
+    }
+}
+
+impl Drop for ChildMosquitto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// Whether something listens on `addr`, asked without connecting to it: rumqttd logs an ERROR for every
@@ -121,6 +201,7 @@ pub fn listening_in(table: &str, addr: SocketAddr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::TcpListener;
 
     /// Host-order hex of an IPv4 address, as the kernel prints it.
     fn hex4(ip: [u8; 4]) -> String {

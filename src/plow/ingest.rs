@@ -13,7 +13,7 @@
 //!   position is not an alert.
 //! * **Resubscribe on every ConnAck.** After a broker restart without persistence the session is gone; the
 //!   subscriptions are sent again on each ConnAck, so nothing depends on the broker remembering them.
-//! * **Reconnect with backoff** 0.5 s doubling to 10 s; the `plow` health component is degraded while
+//! * **Reconnect with backoff** ([`crate::backoff`], full jitter) 0.5 s doubling to 10 s; the `plow` health component is degraded while
 //!   disconnected.
 //! * **Never crash on garbage.** Every rejection is counted on `sonae_plow_rejected_total{reason}`, logged at
 //!   most once a minute per reason and recorded as an operator problem at most once per 10 minutes per reason.
@@ -467,7 +467,7 @@ async fn mqtt_loop(
         .map(|t| SubscribeFilter::new(t.clone(), QoS::AtLeastOnce))
         .collect();
     let broker = format!("{}:{}", plow.config.broker_host, plow.config.broker_port);
-    let mut backoff = Duration::from_millis(500);
+    let mut failures = 0u32;
     let mut log_limit: RateLimiter<&'static str> = RateLimiter::new(LOG_EVERY_MS);
     health.set("plow", Status::Degraded, "MQTTブローカーに接続中");
     loop {
@@ -479,7 +479,7 @@ async fn mqtt_loop(
         };
         match event {
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
-                backoff = Duration::from_millis(500);
+                failures = 0;
                 plow.connected
                     .store(true, std::sync::atomic::Ordering::Relaxed);
                 metrics.set(
@@ -519,6 +519,12 @@ async fn mqtt_loop(
                     &[],
                 );
                 health.set("plow", Status::Degraded, "MQTTブローカーに接続できません");
+                failures = failures.saturating_add(1);
+                let backoff = crate::backoff::full_jitter(
+                    failures,
+                    Duration::from_millis(500),
+                    Duration::from_secs(10),
+                );
                 if let Some(suppressed) = log_limit.allow(&"conn", now_ms()) {
                     tracing::warn!(%broker, error = %crate::telemetry::chain(&e), retry_in_ms = backoff.as_millis() as u64, suppressed_since_last = suppressed, "MQTT connection lost; reconnecting");
                 }
@@ -527,7 +533,6 @@ async fn mqtt_loop(
                     _ = shutdown.cancelled() => break,
                     _ = tokio::time::sleep(backoff) => {}
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(10));
             }
         }
     }
@@ -614,6 +619,7 @@ mod tests {
         assert!(matches!(o.transport(), Transport::Tls(_)));
     }
 
+    #[cfg(feature = "embedded-broker")]
     #[test]
     fn the_embedded_broker_reports_a_taken_port_by_its_config_key() {
         let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

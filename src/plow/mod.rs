@@ -79,9 +79,10 @@ pub struct PlowConfig {
     pub match_distance_m: f64,
     /// Allowed difference between the vehicle's heading and the segment's direction (either way), degrees.
     pub match_heading_deg: f64,
-    /// Directory holding Leaflet (`leaflet.js`, `leaflet.css`, `images/`), served at `/plows/assets/leaflet/`.
-    pub leaflet_dir: PathBuf,
-    /// Run an MQTT broker (rumqttd) inside the daemon.
+    /// Retired: Leaflet is compiled into sonae (`assets`). Still accepted so an old file loads; warned about.
+    pub leaflet_dir: Option<serde::de::IgnoredAny>,
+    /// Run an MQTT broker (rumqttd) inside the daemon. Only in a build with the cargo feature
+    /// `embedded-broker` (the demo's); production runs mosquitto.
     pub embedded_broker: bool,
     /// Where the embedded broker listens.
     pub embedded_broker_listen: SocketAddr,
@@ -123,7 +124,7 @@ impl Default for PlowConfig {
             district_name_property: "name".into(),
             match_distance_m: 25.0,
             match_heading_deg: 30.0,
-            leaflet_dir: "/usr/share/sonae/web/node_modules/leaflet/dist".into(),
+            leaflet_dir: None,
             embedded_broker: false,
             embedded_broker_listen: "127.0.0.1:1883".parse().expect("valid address"),
         }
@@ -191,6 +192,14 @@ impl PlowConfig {
                 "plow.client_id: \"{}\" must be 1 to 23 characters (MQTT 3.1.1)",
                 self.client_id
             ));
+        }
+        if self.embedded_broker && !broker::EMBEDDED {
+            p.push(
+                "plow.embedded_broker: this sonae is built without the embedded MQTT broker (cargo feature \
+                 `embedded-broker`); run mosquitto (`apt install mosquitto`, see README \"Snow plows\") and point \
+                 plow.broker_host/broker_port at it, or set embedded_broker = false"
+                    .into(),
+            );
         }
         if self.username.is_some() != self.password.is_some() {
             p.push("plow.username / plow.password: set both or neither".into());

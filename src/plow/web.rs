@@ -1,4 +1,4 @@
-//! HTTP for plows: the resident map `/plows`, Leaflet under `/plows/assets/leaflet/`, and the public JSON the
+//! HTTP for plows: the resident map `/plows` (Leaflet from [`crate::assets`]), and the public JSON the
 //! map polls. While `[plow] enabled = false` the APIs answer 404 and the page explains that positions are
 //! not published (a menu link never ends on an error page).
 //!
@@ -33,7 +33,6 @@ pub struct PlowWeb {
 }
 
 pub fn routes(ctx: PlowWeb) -> Router {
-    let leaflet = tower_http::services::ServeDir::new(&ctx.plow.config.leaflet_dir);
     Router::new()
         .route("/plows", get(map_page))
         .route(
@@ -46,7 +45,6 @@ pub fn routes(ctx: PlowWeb) -> Router {
             "/plows/assets/plows.css",
             get(|| async { crate::place::web::asset("text/css; charset=utf-8", MAP_STYLE) }),
         )
-        .nest_service("/plows/assets/leaflet", leaflet)
         .route("/api/plows/vehicles", get(vehicles))
         .route("/api/plows/trails", get(trails))
         .route("/api/plows/roads", get(roads))

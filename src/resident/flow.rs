@@ -7,7 +7,8 @@
 //! * **pick from a list**: groups (wards) as quick-reply buttons, then town names grouped by their base name
 //!   (`大通西一丁目`…`大通西二十八丁目` → `大通西`), then the district — each level a paged Flex carousel of
 //!   at most 4 bubbles × 10 buttons (40 per page; 中央区's 79 base names take 2 pages), with 前へ/次へ as
-//!   quick replies. Typing a town name (e.g. `大通西3丁目`) also finds it.
+//!   quick replies. Typing a town name (e.g. `大通西3丁目`) also finds it; names are compared with
+//!   [`crate::text::name_key`] (3 = 三, ケ = ヶ = が, full and half width, hiragana and katakana alike).
 //!
 //! Postback data (≤ 300 chars) in the one grammar ([`crate::line::events::postback_data`]):
 //! `action=register` (the rich menu's 「地区の登録」; starts over), `…&step=start&page=P`,
@@ -18,6 +19,7 @@ use serde_json::{json, Value};
 
 use crate::line::events::{postback_data, Postback};
 use crate::place::{District, Districts, LatLon};
+use crate::text::name_key;
 
 fn reg(fields: &[(&str, &str)]) -> String {
     let mut all = vec![("action", ACTION)];
@@ -471,20 +473,16 @@ pub fn on_text(districts: &Districts, text: &str) -> Option<Reply> {
     if matches!(t, "地区登録" | "地区変更" | "登録" | "地区") {
         return Some(start(districts));
     }
-    let wanted = normalize_town(t);
+    let wanted = name_key(t);
     if wanted.chars().count() < 2 {
         return None;
     }
-    let exact: Vec<&District> = districts
-        .all()
-        .iter()
-        .filter(|d| normalize_town(&d.name) == wanted || normalize_town(&display_name(d)) == wanted)
-        .collect();
+    let exact = districts.named(t);
     let hits: Vec<&District> = if exact.is_empty() {
         districts
             .all()
             .iter()
-            .filter(|d| normalize_town(&display_name(d)).contains(&wanted))
+            .filter(|d| name_key(&display_name(d)).contains(&wanted))
             .collect()
     } else {
         exact
@@ -510,57 +508,6 @@ pub fn on_text(districts: &Districts, text: &str) -> Option<Reply> {
     }
 }
 
-/// Makes typed town names comparable: full-width and Arabic numbers become kanji numbers
-/// (`北1条西3丁目` → `北一条西三丁目`), spaces are dropped.
-pub fn normalize_town(s: &str) -> String {
-    let mut out = String::new();
-    let mut digits = String::new();
-    let flush = |digits: &mut String, out: &mut String| {
-        if let Ok(n) = digits.parse::<u32>() {
-            out.push_str(&kanji_number(n));
-        } else {
-            out.push_str(digits);
-        }
-        digits.clear();
-    };
-    for c in s.chars() {
-        let c = match c {
-            '０'..='９' => char::from_u32(c as u32 - '０' as u32 + '0' as u32).unwrap_or(c),
-            'ヶ' | 'ｹ' => 'ケ',
-            other => other,
-        };
-        if c.is_ascii_digit() {
-            digits.push(c);
-            continue;
-        }
-        flush(&mut digits, &mut out);
-        if !c.is_whitespace() && c != '　' {
-            out.push(c);
-        }
-    }
-    flush(&mut digits, &mut out);
-    out
-}
-
-fn kanji_number(n: u32) -> String {
-    const D: [&str; 10] = ["〇", "一", "二", "三", "四", "五", "六", "七", "八", "九"];
-    if n >= 100 {
-        return n.to_string();
-    }
-    let (tens, ones) = (n / 10, n % 10);
-    let mut s = String::new();
-    if tens > 1 {
-        s.push_str(D[tens as usize]);
-    }
-    if tens > 0 {
-        s.push('十');
-    }
-    if ones > 0 || n == 0 {
-        s.push_str(D[ones as usize]);
-    }
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -573,16 +520,6 @@ mod tests {
         assert_eq!(base_name("南郷通一丁目北"), "南郷通一丁目北");
         assert_eq!(base_name("丁目"), "丁目");
         assert_eq!(base_name("円山西町"), "円山西町");
-    }
-
-    #[test]
-    fn typed_numbers_become_kanji_numbers() {
-        assert_eq!(normalize_town("北1条西3丁目"), "北一条西三丁目");
-        assert_eq!(normalize_town("大通西２８丁目"), "大通西二十八丁目");
-        assert_eq!(normalize_town("南 10 条"), "南十条");
-        assert_eq!(normalize_town("旭ヶ丘"), "旭ケ丘");
-        assert_eq!(kanji_number(20), "二十");
-        assert_eq!(kanji_number(11), "十一");
     }
 
     #[test]

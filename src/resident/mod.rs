@@ -339,13 +339,19 @@ pub async fn apply_effect(
 /// A checked import file.
 #[derive(Debug, PartialEq, Eq)]
 pub struct ImportRows {
+    /// User and district id (a district given by name is resolved to its id).
     pub rows: Vec<(LineUserId, String)>,
+    /// The encoding the file was read in.
+    pub encoding: crate::text::CsvEncoding,
 }
 
-/// Checks an import CSV (`user_id,district`, header optional, UTF-8). `Err` lists every bad row as
-/// `(line, message)`; a file with any bad row imports nothing.
+/// Checks an import CSV (`user_id,district`, header optional; UTF-8 or Shift_JIS, [`crate::text::decode_csv`]).
+/// `district` is a district id or a district name as people write it (`大通西1丁目`, `中央区 大通西一丁目`;
+/// [`Districts::named`]) that names exactly one district. `Err` lists every bad row as `(line, message)`
+/// (line 0: the file as a whole); a file with any bad row imports nothing.
 pub fn check_import(bytes: &[u8], districts: &Districts) -> Result<ImportRows, Vec<(u64, String)>> {
-    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
+    let decoded = crate::text::decode_csv(bytes).map_err(|m| vec![(0, m)])?;
+    let bytes = decoded.text.as_bytes();
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -391,43 +397,78 @@ pub fn check_import(bytes: &[u8], districts: &Districts) -> Result<ImportRows, V
                     ));
                     continue;
                 };
-                if districts.get(raw_district).is_none() {
-                    errors.push((
-                        line,
-                        format!("district \"{raw_district}\" is not a district id of the configured districts file"),
-                    ));
-                    continue;
-                }
+                let district = match districts.get(raw_district) {
+                    Some(d) => d.id.clone(),
+                    None => match districts.named(raw_district).as_slice() {
+                        [d] => d.id.clone(),
+                        [] => {
+                            errors.push((
+                                line,
+                                format!("district \"{raw_district}\" is neither a district id nor a district name of the configured districts file"),
+                            ));
+                            continue;
+                        }
+                        many => {
+                            let ids: Vec<&str> =
+                                many.iter().take(5).map(|d| d.id.as_str()).collect();
+                            errors.push((
+                                line,
+                                format!(
+                                    "district \"{raw_district}\" names {} districts ({}…); write the district id or the ward and the name",
+                                    many.len(),
+                                    ids.join(", ")
+                                ),
+                            ));
+                            continue;
+                        }
+                    },
+                };
                 if let Some(prev) = seen.get(user.as_str()) {
                     errors.push((line, format!("user {user} repeats line {prev}")));
                     continue;
                 }
                 seen.insert(user.as_str().to_string(), line);
-                rows.push((user, raw_district.to_string()));
+                rows.push((user, district));
             }
             Err(e) => {
                 let line = lines.line_of_error(&e).unwrap_or(line_before + 1);
+                // The text is decoded already, so this is the CSV structure (an unclosed quote).
                 errors.push((line, format!("unreadable CSV row: {e}")));
-                if !matches!(e.kind(), csv::ErrorKind::Utf8 { .. }) {
-                    break;
-                }
+                break;
             }
         }
     }
     if errors.is_empty() {
-        Ok(ImportRows { rows })
+        Ok(ImportRows {
+            rows,
+            encoding: decoded.encoding,
+        })
     } else {
         Err(errors)
     }
 }
 
+/// How many users of checked rows are already residents (a dry run's "updated" count).
+pub fn count_known(conn: &Connection, rows: &ImportRows) -> anyhow::Result<usize> {
+    let mut exists = conn.prepare_cached("SELECT 1 FROM residents WHERE user_id = ?1")?;
+    let mut n = 0;
+    for (user, _) in &rows.rows {
+        if exists.exists([user.as_str()])? {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
 /// Writes checked rows in the caller's transaction: new users are created active, known users get the
-/// district and become active. Audited once (`residents.import`) with the counts. Returns (created, updated).
+/// district and become active. Audited once (`residents.import`) with the counts. `progress` is told the
+/// number of rows written so far (every 1,000 and at the end). Returns (created, updated).
 pub fn import_tx(
     tx: &Transaction<'_>,
     rows: &ImportRows,
     actor: &str,
     file: &str,
+    mut progress: impl FnMut(usize),
 ) -> anyhow::Result<(usize, usize)> {
     let t = now();
     let mut created = 0;
@@ -446,6 +487,10 @@ pub fn import_tx(
             created += 1;
         }
         upsert.execute(rusqlite::params![user.as_str(), district, t])?;
+        let done = created + updated;
+        if done % 1000 == 0 || done == rows.rows.len() {
+            progress(done);
+        }
     }
     Store::audit(
         tx,
@@ -457,8 +502,10 @@ pub fn import_tx(
 }
 
 /// Writes every resident as CSV (`user_id,district,active,opt_level3,registered_at`; the first two columns
-/// are the import format, so an export can be imported elsewhere). Returns the number of rows.
-pub fn export(conn: &Connection, out: impl Write) -> anyhow::Result<usize> {
+/// are the import format, so an export can be imported elsewhere), UTF-8 starting with a byte-order mark so
+/// Excel opens it as UTF-8. Returns the number of rows.
+pub fn export(conn: &Connection, mut out: impl Write) -> anyhow::Result<usize> {
+    out.write_all(crate::text::UTF8_BOM)?;
     let mut w = csv::Writer::from_writer(out);
     w.write_record([
         "user_id",
@@ -678,6 +725,48 @@ mod tests {
     }
 
     #[test]
+    fn a_district_is_found_by_its_name_as_written_and_an_ambiguous_name_is_refused() {
+        let gj = r#"{"type":"FeatureCollection","features":[
+          {"type":"Feature","properties":{"id":"a","name":"桜ケ丘一丁目","group":"北区","jma_code":"0620100"},
+           "geometry":{"type":"Polygon","coordinates":[[[140.0,38.0],[140.1,38.0],[140.1,38.1],[140.0,38.0]]]}},
+          {"type":"Feature","properties":{"id":"b","name":"本町","group":"北区","jma_code":"0620100"},
+           "geometry":{"type":"Polygon","coordinates":[[[140.1,38.0],[140.2,38.0],[140.2,38.1],[140.1,38.0]]]}},
+          {"type":"Feature","properties":{"id":"c","name":"本町","group":"南区","jma_code":"0620100"},
+           "geometry":{"type":"Polygon","coordinates":[[[140.2,38.0],[140.3,38.0],[140.3,38.1],[140.2,38.0]]]}}]}"#;
+        let d = Districts::from_geojson_str(gj).unwrap().0;
+        let csv = format!(
+            "{},さくらが丘1丁目\n{},桜ヶ丘１丁目\n{},南区 本町\n",
+            user(1).as_str(),
+            user(2).as_str(),
+            user(3).as_str()
+        );
+        let errs = check_import(csv.as_bytes(), &d).unwrap_err();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(
+            errs[0]
+                .1
+                .contains("neither a district id nor a district name"),
+            "{errs:?}"
+        );
+        let csv = format!(
+            "{},桜ヶ丘１丁目\n{},南区 本町\n{},本町\n",
+            user(2).as_str(),
+            user(3).as_str(),
+            user(4).as_str()
+        );
+        let errs = check_import(csv.as_bytes(), &d).unwrap_err();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].0, 3);
+        assert!(errs[0].1.contains("names 2 districts (b, c"), "{errs:?}");
+        let ok = check_import(&csv.as_bytes()[..csv.rfind("U").unwrap()], &d).unwrap();
+        assert_eq!(
+            ok.rows.iter().map(|(_, d)| d.as_str()).collect::<Vec<_>>(),
+            vec!["a", "c"]
+        );
+        assert_eq!(ok.encoding, crate::text::CsvEncoding::Utf8);
+    }
+
+    #[test]
     fn import_then_export_round_trips() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("s.db")).unwrap();
@@ -691,12 +780,15 @@ mod tests {
         let csv = format!("{},d1\n{},d2\n", user(1).as_str(), user(2).as_str());
         let rows = check_import(csv.as_bytes(), &districts()).unwrap();
         let (created, updated) = store
-            .write_blocking(|tx| import_tx(tx, &rows, "cli", "x.csv"))
+            .write_blocking(|tx| import_tx(tx, &rows, "cli", "x.csv", |_| {}))
             .unwrap();
         assert_eq!((created, updated), (1, 1));
         let mut out = Vec::new();
         store.read_blocking(|c| export(c, &mut out)).unwrap();
         let text = String::from_utf8(out).unwrap();
+        let text = text
+            .strip_prefix('\u{feff}')
+            .expect("the export starts with a BOM for Excel");
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "user_id,district,active,opt_level3,registered_at");
         assert!(lines[1].starts_with(&format!("{},d1,1,0,", user(1).as_str())));

@@ -129,13 +129,12 @@ async fn city(n: u128) -> City {
     let dir = tempfile::tempdir().unwrap();
     let staff = user(0x57aff);
     let extra = format!(
-        "api_base = \"{u}\"\napi_data_base = \"{u}\"\n\n[place]\ncity_name = \"札幌市\"\ndistricts = \"{d}\"\nshelters = [\"{s}\"]\n\n[disaster]\ndrill_audience = [\"{staff}\"]\n\n[plow]\nleaflet_dir = \"{leaflet}\"\n",
+        "api_base = \"{u}\"\napi_data_base = \"{u}\"\n\n[place]\ncity_name = \"札幌市\"\ndistricts = \"{d}\"\nshelters = [\"{s}\"]\n\n[disaster]\ndrill_audience = [\"{staff}\"]\n",
         u = sandbox.url(),
         d = repo.join("deploy/demo/sapporo-districts.geojson").display(),
         s = repo
             .join("deploy/demo/sapporo-01100-shitei-kinkyu-hinanbasho.csv")
             .display(),
-        leaflet = repo.join("templates/web/node_modules/leaflet/dist").display(),
     );
     let config = write_config(dir.path(), addr, &extra);
     add_user(&config, "sato", "drafter");

@@ -30,6 +30,10 @@ fn every_command_has_help() {
         vec!["config", "default", "--help"],
         vec!["demo", "--help"],
         vec!["db", "backup", "--help"],
+        vec!["residents", "import", "--help"],
+        vec!["completions", "--help"],
+        vec!["man", "--help"],
+        vec!["line-sandbox", "--help"],
     ] {
         let out = Command::new(SONAE).args(&args).output().unwrap();
         assert!(out.status.success(), "{args:?}");
@@ -38,6 +42,226 @@ fn every_command_has_help() {
             "{args:?}"
         );
     }
+}
+
+#[test]
+fn help_lists_production_commands_first_and_developer_commands_apart() {
+    let out = Command::new(SONAE).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        !help.contains('\x1b'),
+        "no colour codes when not on a terminal"
+    );
+    let (production, developer) = help
+        .split_once("Developer and demo commands:")
+        .expect("a section for developer commands");
+    for c in [
+        "run",
+        "check",
+        "db",
+        "user",
+        "richmenu",
+        "residents",
+        "completions",
+        "man",
+    ] {
+        assert!(
+            production.contains(&format!("\n  {c} ")),
+            "{c} in:\n{production}"
+        );
+    }
+    for c in ["demo", "demo-data", "line-sandbox"] {
+        assert!(
+            developer.contains(&format!("\n  {c} ")),
+            "{c} in:\n{developer}"
+        );
+        assert!(
+            !production.contains(&format!("\n  {c} ")),
+            "{c} listed twice"
+        );
+    }
+    assert!(production.contains("-c, --config <FILE>") && production.contains("SONAE_CONFIG"));
+}
+
+#[test]
+fn version_names_the_git_commit_it_was_built_from() {
+    let out = Command::new(SONAE).arg("--version").output().unwrap();
+    assert!(out.status.success());
+    let version = String::from_utf8(out.stdout).unwrap();
+    let head = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    assert_eq!(
+        version.trim(),
+        format!("sonae {} (commit {head})", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn the_config_file_comes_from_c_or_sonae_config_before_or_after_the_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "127.0.0.1:1".parse().unwrap(), "");
+    let ok = |cmd: &mut Command| {
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let said = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            said.starts_with(&format!("{}: ok", cfg.display())),
+            "{said}"
+        );
+    };
+    ok(Command::new(SONAE).arg("-c").arg(&cfg).arg("check"));
+    ok(Command::new(SONAE).args(["check", "--config"]).arg(&cfg));
+    ok(Command::new(SONAE).arg("check").env("SONAE_CONFIG", &cfg));
+    // The option wins over the environment; a missing file is a configuration error (2) naming it.
+    let out = Command::new(SONAE)
+        .args(["check", "-c", "/nonexistent/sonae.toml"])
+        .env("SONAE_CONFIG", &cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/sonae.toml"));
+}
+
+#[test]
+fn bash_completes_commands_and_options_from_the_generated_script() {
+    let out = Command::new(SONAE)
+        .args(["completions", "bash"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("sonae.bash");
+    std::fs::write(&script, &out.stdout).unwrap();
+    // What bash does on TAB: call the completion function with the words typed so far.
+    let complete = |words: &str| {
+        let w: Vec<&str> = words.split(' ').collect();
+        let (cur, prev) = (w[w.len() - 1], w[w.len() - 2]);
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "source {}; COMP_WORDS=({words}); COMP_CWORD={}; COMP_LINE='{words}'; \
+                 COMP_POINT=${{#COMP_LINE}}; _sonae sonae '{cur}' '{prev}'; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+                script.display(),
+                w.len() - 1
+            ))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let got = complete("sonae resi");
+    assert_eq!(got.trim(), "residents");
+    let got = complete("sonae residents import --d");
+    assert!(got.lines().any(|l| l == "--dry-run"), "{got}");
+    for shell in ["zsh", "fish"] {
+        let out = Command::new(SONAE)
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("line-sandbox"),
+            "{shell}"
+        );
+    }
+}
+
+#[test]
+fn the_manual_page_documents_every_command() {
+    let out = Command::new(SONAE).arg("man").output().unwrap();
+    assert!(out.status.success());
+    let page = String::from_utf8(out.stdout).unwrap();
+    assert!(page.contains(".TH sonae 1"));
+    assert!(
+        page.contains("\\-\\-config") && page.contains("SONAE_CONFIG"),
+        "{page}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(SONAE)
+        .args(["man", "--out-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for page in [
+        "sonae.1",
+        "sonae-residents-import.1",
+        "sonae-line-sandbox.1",
+        "sonae-db-backup.1",
+    ] {
+        let text = std::fs::read_to_string(dir.path().join(page)).unwrap();
+        assert!(text.contains(".SH NAME"), "{page}");
+    }
+    let import = std::fs::read_to_string(dir.path().join("sonae-residents-import.1")).unwrap();
+    assert!(import.contains("dry\\-run"), "{import}");
+}
+
+/// `cargo tree` of the sonae package: every crate its build compiles, by name and version.
+fn dependency_tree(features: &[&str]) -> std::collections::BTreeSet<String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args([
+            "tree",
+            "--locked",
+            "--offline",
+            "-p",
+            "sonae",
+            "-e",
+            "normal,build",
+        ])
+        .args(["--prefix", "none", "--format", "{p}"])
+        .args(features)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| l.trim_end_matches(" (*)").to_string())
+        .collect()
+}
+
+#[test]
+fn the_default_build_has_no_embedded_mqtt_broker_and_the_feature_brings_it() {
+    let default = dependency_tree(&[]);
+    let demo = dependency_tree(&["--features", "embedded-broker"]);
+    let has = |tree: &std::collections::BTreeSet<String>, name: &str| {
+        tree.iter().any(|p| p.starts_with(&format!("{name} v")))
+    };
+    assert!(!has(&default, "rumqttd"), "rumqttd is off by default");
+    assert!(has(&default, "rumqttc"), "the MQTT client stays");
+    assert!(has(&demo, "rumqttd"), "the feature adds the broker");
+    // One JST helper (no time-zone database); the LINE spec is embedded as JSON (no YAML parser).
+    assert!(!has(&default, "chrono-tz") && !has(&default, "serde_yaml"));
+    println!(
+        "dependency tree of sonae: {} crates by default, {} with --features embedded-broker",
+        default.len(),
+        demo.len()
+    );
 }
 
 #[test]

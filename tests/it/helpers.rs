@@ -18,19 +18,12 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// Leaflet from this checkout (`scripts/install-test-deps` fetches it with npm): the daemon refuses to serve
-/// its maps without it.
-pub const LEAFLET_DIR: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/templates/web/node_modules/leaflet/dist"
-);
-
 /// A LINE API base nobody answers (the discard port): tests never reach the real LINE, and a daemon whose
 /// `server.public_url` is on loopback is not refused for pointing residents at this machine.
 pub const NO_LINE: &str = "http://127.0.0.1:9";
 
 /// What every in-process daemon of the tests needs on top of `Config::default()`: both listeners on free
-/// loopback ports, LINE nowhere (a test points it at its stand-in), the checkout's Leaflet, and no place data
+/// loopback ports, LINE nowhere (a test points it at its stand-in), and no place data
 /// (`place.enabled = false`, the documented opt-out) unless the test gives its own.
 pub fn test_config(db: &Path) -> sonae::config::Config {
     let mut c = sonae::config::Config::default();
@@ -40,7 +33,6 @@ pub fn test_config(db: &Path) -> sonae::config::Config {
     c.line.api_base = NO_LINE.into();
     c.line.api_data_base = NO_LINE.into();
     c.place.enabled = false;
-    c.plow.leaflet_dir = LEAFLET_DIR.into();
     c.jma.feeds = Vec::new();
     c
 }
@@ -48,7 +40,7 @@ pub fn test_config(db: &Path) -> sonae::config::Config {
 /// Writes secret files and a config for the real binary into `dir`; `extra` is appended to the config (right
 /// after the `[line]` keys, so it may add LINE keys before its own sections). The admin listener gets a free
 /// port ([`admin_of`] reads it back). Unless `extra` says otherwise: LINE is [`NO_LINE`], no JMA feed is
-/// polled, there is no place data (`place.enabled = false`), and Leaflet is the checkout's.
+/// polled, and there is no place data (`place.enabled = false`).
 pub fn write_config(dir: &Path, listen: SocketAddr, extra: &str) -> PathBuf {
     let secret = |name: &str, value: &str| {
         let p = dir.join(name);
@@ -63,14 +55,6 @@ pub fn write_config(dir: &Path, listen: SocketAddr, extra: &str) -> PathBuf {
         line_defaults.push_str(&format!("api_data_base = \"{NO_LINE}\"\n"));
     }
     let mut extra = extra.to_string();
-    if !extra.contains("leaflet_dir") {
-        let line = format!("leaflet_dir = \"{LEAFLET_DIR}\"\n");
-        if extra.contains("[plow]\n") {
-            extra = extra.replacen("[plow]\n", &format!("[plow]\n{line}"), 1);
-        } else {
-            extra.push_str(&format!("\n[plow]\n{line}"));
-        }
-    }
     if !extra.contains("[place]") {
         extra.push_str("\n[place]\nenabled = false\n");
     }

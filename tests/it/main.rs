@@ -4,6 +4,7 @@ mod audit;
 mod browser;
 mod console;
 mod crash;
+mod demo;
 mod disaster_e2e;
 mod disaster_engine;
 mod feed_replay;

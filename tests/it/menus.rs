@@ -54,10 +54,9 @@ async fn every_rich_menu_button_and_an_unknown_question_get_a_useful_answer() {
     let dir = tempfile::tempdir().unwrap();
     let text = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n[store]\npath = \"{db}\"\n[line]\napi_base = \"{u}\"\napi_data_base = \"{u}\"\n\
-         [place]\ncity_name = \"札幌市\"\ndistricts = \"{d}\"\nshelters = [\"{s}\"]\n[jma]\nfeeds = []\n[plow]\nleaflet_dir = \"{l}\"\n",
+         [place]\ncity_name = \"札幌市\"\ndistricts = \"{d}\"\nshelters = [\"{s}\"]\n[jma]\nfeeds = []\n",
         db = dir.path().join("sonae.db").display(),
         u = sb.url(),
-        l = crate::helpers::LEAFLET_DIR,
         d = repo.join("deploy/demo/sapporo-districts.geojson").display(),
         s = repo
             .join("deploy/demo/sapporo-01100-shitei-kinkyu-hinanbasho.csv")

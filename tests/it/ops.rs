@@ -61,7 +61,6 @@ fn check_and_the_daemon_refuse_the_shipped_defaults_naming_each_key_and_its_fix(
         "error: place.districts: cannot read \"/etc/sonae/districts.geojson\"",
         "or set place.enabled = false to run without districts and shelters",
         "error: place.shelters: cannot read \"/etc/sonae/shelters.csv\"",
-        "error: plow.leaflet_dir: cannot read leaflet.js in \"/usr/share/sonae/web/node_modules/leaflet/dist\"",
         "error: server.public_url: \"http://127.0.0.1:8080\" is this machine, but line.api_base is LINE's real API",
         "set it to the https address residents reach",
     ] {
@@ -81,7 +80,6 @@ fn check_and_the_daemon_refuse_the_shipped_defaults_naming_each_key_and_its_fix(
     for key in [
         "error: place.districts:",
         "error: place.shelters:",
-        "error: plow.leaflet_dir:",
         "error: server.public_url:",
     ] {
         assert!(run_err.contains(key), "missing {key:?} in:\n{run_err}");
@@ -92,7 +90,7 @@ fn check_and_the_daemon_refuse_the_shipped_defaults_naming_each_key_and_its_fix(
     );
 }
 
-/// A config for `check` with the demo city, the checkout's Leaflet and a public https address; `extra` is
+/// A config for `check` with the demo city and a public https address; `extra` is
 /// appended.
 fn production_like(dir: &Path, extra: &str) -> PathBuf {
     let text = format!(
@@ -106,8 +104,6 @@ channel_access_token = {{ credential = "line-channel-access-token" }}
 [place]
 districts = "{districts}"
 shelters = ["{shelters}"]
-[plow]
-leaflet_dir = "{LEAFLET_DIR}"
 {extra}
 "#,
         db = dir.join("sonae.db").display(),
@@ -135,7 +131,8 @@ fn check_accepts_a_complete_production_config_with_systemd_credentials_and_warns
     let creds = credentials(dir.path());
     let config = production_like(
         dir.path(),
-        "[console]\nsession_key = { file = \"/etc/sonae/credentials/session-key\" }\n",
+        "[console]\nsession_key = { file = \"/etc/sonae/credentials/session-key\" }\n\
+         [plow]\nleaflet_dir = \"/usr/share/sonae/web/node_modules/leaflet/dist\"\n",
     );
     let creds_env = [("CREDENTIALS_DIRECTORY", creds.to_str().unwrap())];
     let (code, stdout, err) = check_with(&config, &creds_env);
@@ -143,6 +140,12 @@ fn check_accepts_a_complete_production_config_with_systemd_credentials_and_warns
     assert!(stdout.contains(": ok (5899 districts,"), "{stdout}");
     assert!(
         err.contains("warning: console.session_key: no longer used"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "warning: plow.leaflet_dir: no longer used (Leaflet 1.9.4 is built into sonae"
+        ),
         "{err}"
     );
     assert!(

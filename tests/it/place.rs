@@ -267,8 +267,9 @@ fn a_flood_alert_in_yamagata_never_offers_a_park() {
 /// turned into `if type == k then $ref mapping[k]`, and the children's `allOf: [$ref parent]` point at a copy
 /// of the parent without the discriminator, so nested flex components and actions are checked in depth.
 fn line_validator(schema: &str) -> jsonschema::Validator {
-    let text = std::fs::read_to_string(shared("specs/line-openapi/messaging-api.yml")).unwrap();
-    let spec: Value = serde_yaml::from_str(&text).unwrap();
+    // The vendored copy of LINE's messaging-api.yml (crates/line-openapi checks it equals upstream's YAML).
+    let spec: Value =
+        sonae::line::spec::document(sonae::line::spec::Document::MessagingApi).clone();
     let mut schemas = spec["components"]["schemas"].as_object().unwrap().clone();
     let with_disc: Vec<String> = schemas
         .iter()
@@ -746,6 +747,144 @@ fn a_residents_import_with_one_bad_row_imports_nothing_and_a_good_one_imports_ev
     assert!(got
         .iter()
         .all(|u| u32::from_str_radix(&u.as_str()[1..], 16).unwrap() % 2 == 0));
+}
+
+/// Excel on Japanese Windows saves CSV as CP932: the city's own files, made here by encoding real data.
+fn cp932(text: &str) -> Vec<u8> {
+    let (bytes, _, unmappable) = encoding_rs::SHIFT_JIS.encode(text);
+    assert!(!unmappable, "the text fits CP932");
+    assert!(std::str::from_utf8(&bytes).is_err(), "really not UTF-8");
+    bytes.into_owned()
+}
+
+#[test]
+fn a_cp932_residents_file_with_district_names_as_clerks_write_them_is_imported_after_a_dry_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = demo_config(dir.path());
+    let c = cfg.to_str().unwrap();
+    let user = |n: u32| format!("U{n:032x}");
+    // District names the way a clerk types them (Arabic or full-width numbers, ヶ for ケ, ノ for の, ward and
+    // town with a full-width space), and one row by id.
+    let rows = [
+        (user(1), "旭ヶ丘1丁目", "01101-0001"),
+        (user(2), "中央区　大通西１丁目", "01101-0007"),
+        (user(3), "宮ノ森1条10丁目", "01101-0931"),
+        (user(4), "01101-0925", "01101-0925"),
+    ];
+    let mut text = String::from("user_id,district\r\n");
+    for (u, d, _) in &rows {
+        text.push_str(&format!("{u},{d}\r\n"));
+    }
+    let path = dir.path().join("住民.csv");
+    std::fs::write(&path, cp932(&text)).unwrap();
+    let p = path.to_str().unwrap();
+
+    let (code, out, err) = run(&["residents", "import", "--dry-run", "-c", c, p]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("read as Shift_JIS (CP932)"), "{err}");
+    assert!(
+        out.contains("would import 4 resident(s)") && out.contains("4 new, 0 updated"),
+        "{out}"
+    );
+    let (_, exported, _) = run(&["residents", "export", "-c", c]);
+    assert_eq!(exported.lines().count(), 1, "a dry run writes nothing");
+
+    let (code, out, err) = run(&["residents", "import", "--format", "json", "-c", c, p]);
+    assert_eq!(code, 0, "{err}");
+    let summary: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(summary["encoding"], "Shift_JIS (CP932)");
+    assert_eq!(
+        (summary["rows"].as_u64(), summary["new"].as_u64()),
+        (Some(4), Some(4))
+    );
+    assert_eq!(summary["dry_run"], false);
+
+    // The export is UTF-8 with a BOM (Excel opens it as UTF-8), carries the district ids the names
+    // resolved to, and imports again (now as updates).
+    let out = Command::new(SONAE)
+        .args(["residents", "export", "--config", c])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(out.stdout.starts_with(b"\xEF\xBB\xBF"), "BOM first");
+    let text = String::from_utf8(out.stdout[3..].to_vec()).unwrap();
+    for (u, _, id) in &rows {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with(&format!("{u},{id},1,0,"))),
+            "{u} → {id} in:\n{text}"
+        );
+    }
+    let again = dir.path().join("export.csv");
+    std::fs::write(
+        &again,
+        [b"\xEF\xBB\xBF".as_slice(), text.as_bytes()].concat(),
+    )
+    .unwrap();
+    let (code, out, err) = run(&["residents", "import", "-c", c, again.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("read as UTF-8 (BOM)"), "{err}");
+    assert!(out.contains("0 new, 4 updated"), "{out}");
+
+    // A name that is no district, in CP932 too, is named in the message with its line; nothing is written.
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, cp932(&format!("{},存在しない町1丁目\r\n", user(9)))).unwrap();
+    let (code, _, err) = run(&["residents", "import", "-c", c, bad.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("bad.csv:1: district \"存在しない町1丁目\" is neither a district id nor a district name"),
+        "{err}"
+    );
+}
+
+#[test]
+fn gsi_shelters_saved_as_cp932_load_the_same_as_utf8_and_list_as_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let utf8 = std::fs::read_to_string(shared(SAPPORO_CSV)).unwrap();
+    let sjis = dir.path().join("shelters-cp932.csv");
+    std::fs::write(&sjis, cp932(&utf8)).unwrap();
+    let list = |shelters: &std::path::Path| {
+        let sub = dir.path().join(format!("d{}", free_port()));
+        std::fs::create_dir(&sub).unwrap();
+        let cfg = write_config(
+            &sub,
+            format!("127.0.0.1:{}", free_port()).parse().unwrap(),
+            &format!(
+                "\n[place]\ncity_name = \"札幌市\"\ndistricts = \"{}\"\nshelters = [\"{}\"]\n",
+                repo("deploy/demo/sapporo-districts.geojson").display(),
+                shelters.display()
+            ),
+        );
+        let (code, _, err) = run(&["db", "migrate", "-c", cfg.to_str().unwrap()]);
+        assert_eq!(code, 0, "{err}");
+        let (code, out, err) = run(&[
+            "shelter",
+            "list",
+            "--format",
+            "json",
+            "--hazard",
+            "flood",
+            "-c",
+            cfg.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{err}");
+        assert!(!err.contains("warning"), "{err}");
+        serde_json::from_str::<Value>(&out).unwrap()
+    };
+    let from_sjis = list(&sjis);
+    let from_utf8 = list(&shared(SAPPORO_CSV));
+    assert_eq!(from_sjis.as_array().map(Vec::len), Some(280));
+    assert_eq!(from_sjis, from_utf8);
+    let first = &from_sjis[0];
+    assert!(first["id"].as_str().unwrap().starts_with("E01"), "{first}");
+    assert!(first["name"].as_str().is_some_and(|n| !n.is_empty()));
+    assert!(
+        first["hazards"]
+            .as_array()
+            .unwrap()
+            .contains(&"洪水".into()),
+        "{first}"
+    );
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! Snow plows end to end: the real `sonae` binary, a real mosquitto broker (started here on a free port and
-//! restarted), the embedded rumqttd broker, real SQLite files, and headless Chromium for the map.
+//! restarted), the embedded rumqttd broker (in a build with the `embedded-broker` feature), real SQLite files,
+//! and headless Chromium for the map.
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpStream};
@@ -375,23 +376,20 @@ fn positions_published_after_a_mosquitto_restart_are_not_lost() {
 #[test]
 fn the_resident_map_renders_live_vehicle_markers_in_headless_chromium() {
     let dir = tempfile::tempdir().unwrap();
-    let broker = free_port();
+    let mq = Mosquitto::start(free_port(), dir.path());
+    let broker = mq.port;
     let manifest = env!("CARGO_MANIFEST_DIR");
     let d = plow_daemon(
         dir.path(),
         broker,
         &format!(
-            "embedded_broker = true\nembedded_broker_listen = \"127.0.0.1:{broker}\"\n\
-             service_area = [141.33, 43.045, 141.38, 43.075]\n\
-             roads_file = \"{manifest}/tests/fixtures/plow/sapporo-odori-excerpt.geojson\"\n\
-             leaflet_dir = \"{manifest}/templates/web/node_modules/leaflet/dist\"\n"
+            "service_area = [141.33, 43.045, 141.38, 43.075]\n\
+             roads_file = \"{manifest}/tests/fixtures/plow/sapporo-odori-excerpt.geojson\"\n"
         ),
     );
-    wait_for(
-        Duration::from_secs(15),
-        "MQTT connection to the embedded broker",
-        || metric(&d, "sonae_plow_mqtt_connected") == Some(1.0),
-    );
+    wait_for(Duration::from_secs(15), "MQTT connection", || {
+        metric(&d, "sonae_plow_mqtt_connected") == Some(1.0)
+    });
     let t = now() - chrono::Duration::seconds(5);
     // Two plows on 大通 (Sapporo); the map must show exactly what the API holds.
     publish(
@@ -410,12 +408,9 @@ fn the_resident_map_renders_live_vehicle_markers_in_headless_chromium() {
     wait_for(Duration::from_secs(10), "both vehicles stored", || {
         vehicle(&d, "T-1").is_some() && vehicle(&d, "sapporo/t2").is_some()
     });
-    let (code, js) = get_full(&d.url("/plows/assets/leaflet/leaflet.js")).unwrap();
-    assert_eq!(
-        code, 200,
-        "Leaflet is served from templates/web/node_modules"
-    );
-    assert!(js.contains("Leaflet"));
+    let (code, js) = get_full(&d.url("/assets/leaflet/leaflet.js")).unwrap();
+    assert_eq!(code, 200, "Leaflet is served from the binary");
+    assert!(js.contains("Leaflet 1.9.4"));
 
     let profile = tempfile::tempdir().unwrap();
     let dom = chromium_dump_dom(&d.url("/plows"), profile.path());
@@ -588,7 +583,8 @@ fn add_operator(config: &Path, name: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dispatcher_starts_a_storm_in_the_console_and_sees_coverage_grow_per_district() {
     let dir = tempfile::tempdir().unwrap();
-    let broker = free_port();
+    let mq = Mosquitto::start(free_port(), dir.path());
+    let broker = mq.port;
     let manifest = env!("CARGO_MANIFEST_DIR");
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let config = write_config(
@@ -596,7 +592,6 @@ async fn the_dispatcher_starts_a_storm_in_the_console_and_sees_coverage_grow_per
         addr,
         &format!(
             "[plow]\nenabled = true\nbroker_host = \"127.0.0.1\"\nbroker_port = {broker}\nclient_id = \"sonae-it-{broker}\"\n\
-             embedded_broker = true\nembedded_broker_listen = \"127.0.0.1:{broker}\"\n\
              service_area = [141.33, 43.045, 141.38, 43.075]\n\
              roads_file = \"{manifest}/tests/fixtures/plow/sapporo-odori-excerpt.geojson\"\n\
              districts_file = \"{manifest}/deploy/demo/sapporo-wards.geojson\"\n"
@@ -1033,6 +1028,34 @@ async fn outbox_empty(store: &sonae::store::Store) -> bool {
         == 0
 }
 
+#[cfg(not(feature = "embedded-broker"))]
+#[test]
+fn a_build_without_the_embedded_broker_refuses_it_in_check_and_points_at_mosquitto() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        "127.0.0.1:1".parse().unwrap(),
+        "[plow]\nenabled = true\nembedded_broker = true\n",
+    );
+    for cmd in ["check", "run"] {
+        let out = Command::new(SONAE)
+            .arg(cmd)
+            .arg("-c")
+            .arg(&config)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{cmd}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(
+                "plow.embedded_broker: this sonae is built without the embedded MQTT broker"
+            ) && err.contains("apt install mosquitto"),
+            "{cmd}: {err}"
+        );
+    }
+}
+
+#[cfg(feature = "embedded-broker")]
 #[test]
 fn the_embedded_broker_readiness_probe_leaves_no_error_in_the_log() {
     let dir = tempfile::tempdir().unwrap();

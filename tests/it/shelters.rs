@@ -8,7 +8,7 @@ fn repo(p: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(p)
 }
 
-/// The real daemon with the 札幌市 demo districts and GSI shelters (and Leaflet for the page), plus the id of
+/// The real daemon with the 札幌市 demo districts and GSI shelters (Leaflet is in the binary), plus the id of
 /// the first district.
 fn sapporo_daemon(dir: &std::path::Path) -> (Daemon, String) {
     let addr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
@@ -16,10 +16,9 @@ fn sapporo_daemon(dir: &std::path::Path) -> (Daemon, String) {
         dir,
         addr,
         &format!(
-            "\n[jma]\nfeeds = []\n\n[place]\ncity_name = \"札幌市\"\ndistricts = \"{}\"\nshelters = [\"{}\"]\n\n[plow]\nleaflet_dir = \"{}\"\n",
+            "\n[jma]\nfeeds = []\n\n[place]\ncity_name = \"札幌市\"\ndistricts = \"{}\"\nshelters = [\"{}\"]\n",
             repo("deploy/demo/sapporo-districts.geojson").display(),
             repo("deploy/demo/sapporo-01100-shitei-kinkyu-hinanbasho.csv").display(),
-            repo("templates/web/node_modules/leaflet/dist").display()
         ),
     );
     let districts: serde_json::Value = serde_json::from_str(
