@@ -60,7 +60,6 @@ async fn run(residents: u64) -> anyhow::Result<()> {
     let mut config = sonae::config::Config::default();
     config.server.listen = "127.0.0.1:0".parse()?;
     config.server.admin_listen = "127.0.0.1:0".parse()?;
-    config.plow.leaflet_dir = repo("templates/web/node_modules/leaflet/dist");
     config.store.path = db.clone();
     config.line.api_base = sandbox.url();
     config.line.api_data_base = sandbox.url();
