@@ -1231,6 +1231,22 @@ mod tests {
         (dir, store)
     }
 
+    /// Drafted by sato, submitted, approved by suzuki at `t0`.
+    fn approved(store: &Store, d: &Draft, t0: DateTime<Utc>) -> i64 {
+        let id = store
+            .write_blocking(|tx| create_draft(tx, d, "sato", t0))
+            .unwrap();
+        store
+            .write_blocking(|tx| submit(tx, id, "sato", false))
+            .unwrap()
+            .unwrap();
+        store
+            .write_blocking(|tx| approve(tx, id, "suzuki", t0))
+            .unwrap()
+            .unwrap();
+        id
+    }
+
     fn draft(place: &PlaceData, districts: &[usize]) -> Draft {
         let all = place.districts.all();
         Draft {
@@ -1373,17 +1389,7 @@ mod tests {
         };
         let t0 = Utc::now();
         let d = draft(&place, &[0]);
-        let id = store
-            .write_blocking(|tx| create_draft(tx, &d, "sato", t0))
-            .unwrap();
-        store
-            .write_blocking(|tx| submit(tx, id, "sato", false))
-            .unwrap()
-            .unwrap();
-        store
-            .write_blocking(|tx| approve(tx, id, "suzuki", t0))
-            .unwrap()
-            .unwrap();
+        let id = approved(&store, &d, t0);
         let t1 = t0 + chrono::Duration::seconds(11);
         store
             .write_blocking(|tx| dispatch_due(tx, &s, false, t1))
@@ -1515,17 +1521,7 @@ mod tests {
             .write_blocking(|tx| set_drill(tx, true, "suzuki", t0))
             .unwrap();
         let d = draft(&place, &[0]);
-        let id = store
-            .write_blocking(|tx| create_draft(tx, &d, "sato", t0))
-            .unwrap();
-        store
-            .write_blocking(|tx| submit(tx, id, "sato", false))
-            .unwrap()
-            .unwrap();
-        store
-            .write_blocking(|tx| approve(tx, id, "suzuki", t0))
-            .unwrap()
-            .unwrap();
+        let id = approved(&store, &d, t0);
         store
             .write_blocking(|tx| set_drill(tx, false, "suzuki", t0))
             .unwrap();
@@ -1560,17 +1556,7 @@ mod tests {
         };
         let t0 = Utc::now();
         let d = draft(&place, &[0, 1]);
-        let id = store
-            .write_blocking(|tx| create_draft(tx, &d, "sato", t0))
-            .unwrap();
-        store
-            .write_blocking(|tx| submit(tx, id, "sato", false))
-            .unwrap()
-            .unwrap();
-        store
-            .write_blocking(|tx| approve(tx, id, "suzuki", t0))
-            .unwrap()
-            .unwrap();
+        let id = approved(&store, &d, t0);
         store
             .write_blocking(|tx| dispatch_due(tx, &s, true, t0 + chrono::Duration::seconds(11)))
             .unwrap();
